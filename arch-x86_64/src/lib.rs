@@ -1,0 +1,14 @@
+//! x86_64 hardware layer of Xenolith.
+//!
+//! Pure logic (table parsers, page-table entry formats) builds and is tested on the host; code
+//! that touches the machine is compiled only for the bare-metal target.
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod acpi;
+pub mod layout;
+pub mod serial;
+pub mod cpu;
+pub mod gdt;
+pub mod trap;

@@ -1,0 +1,37 @@
+//! Xen error numbers (`xen/include/public/errno.h`). Hypercalls return `-errno`.
+
+/// A Xen error number. Hypercalls return its negation in `rax`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(transparent)]
+pub struct Errno(pub i32);
+
+macro_rules! errnos {
+    ($($name:ident = $val:expr),* $(,)?) => {
+        impl Errno {
+            $(#[doc = concat!("`", stringify!($name), "`")] pub const $name: Errno = Errno($val);)*
+
+            /// The symbolic name, as Xen's headers spell it.
+            pub const fn name(self) -> &'static str {
+                match self.0 { $($val => stringify!($name),)* _ => "E?" }
+            }
+        }
+    };
+}
+
+errnos! {
+    EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, EIO = 5, ENXIO = 6, E2BIG = 7, ENOEXEC = 8,
+    EBADF = 9, ECHILD = 10, EAGAIN = 11, ENOMEM = 12, EACCES = 13, EFAULT = 14, EBUSY = 16,
+    EEXIST = 17, EXDEV = 18, ENODEV = 19, EISDIR = 21, EINVAL = 22, ENFILE = 23, EMFILE = 24,
+    ENOSPC = 28, EROFS = 30, EMLINK = 31, EDOM = 33, ERANGE = 34, EDEADLK = 35,
+    ENAMETOOLONG = 36, ENOLCK = 37, ENOSYS = 38, ENOTEMPTY = 39, ENODATA = 61, ETIME = 62,
+    EBADMSG = 74, EOVERFLOW = 75, EILSEQ = 84, ERESTART = 85, ENOTSOCK = 88, EOPNOTSUPP = 95,
+    EADDRINUSE = 98, EADDRNOTAVAIL = 99, ENOBUFS = 105, EISCONN = 106, ENOTCONN = 107,
+    ETIMEDOUT = 110, ECONNREFUSED = 111,
+}
+
+impl Errno {
+    /// The value a hypercall returns in `rax` for this error.
+    pub const fn to_ret(self) -> i64 {
+        -(self.0 as i64)
+    }
+}
