@@ -3,6 +3,8 @@
 //! Pure logic (table parsers, page-table entry formats) builds and is tested on the host; code
 //! that touches the machine is compiled only for the bare-metal target.
 #![cfg_attr(not(test), no_std)]
+#[cfg(test)]
+extern crate std;
 
 extern crate alloc;
 
@@ -12,3 +14,9 @@ pub mod serial;
 pub mod cpu;
 pub mod gdt;
 pub mod trap;
+pub mod paging;
+pub mod vga;
+pub mod apic;
+pub mod percpu;
+pub mod pit;
+pub mod smp;

@@ -188,7 +188,7 @@ xenolith_boot_pd_xen:                         /* the image: 64 MiB from its load
     .section .text.xenolith_entry64, "ax"
     .global xenolith_entry64
 xenolith_entry64:
-    lea xenolith_bsp_stack_top(%rip), %rsp
+    lea (xenolith_bsp_stack_top - 256)(%rip), %rsp  /* below the CpuInfo (arch percpu.rs) */
     xor %ebp, %ebp                            /* terminates frame-pointer stack traces */
     mov %edi, %edi                            /* zero-extend the 32-bit arguments */
     mov %esi, %esi
@@ -196,6 +196,10 @@ xenolith_entry64:
     call xenolith_start
     ud2
 
+    /* The BSP's stack block: 64 KiB, 64 KiB-aligned like every CPU's (arch percpu.rs). The
+     * linker script does the 64 KiB alignment: a section alignment above the page size would
+     * raise the segment's alignment and break the constant p_offset - p_paddr the multiboot1
+     * address kludge needs. */
     .section .bss.xenolith_bsp_stack, "aw", @nobits
     .balign 4096
     .global xenolith_bsp_stack_bottom

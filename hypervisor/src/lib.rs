@@ -3,8 +3,21 @@
 //! Pure logic is host-testable (`cargo test -p xenolith --lib`); code that needs the machine is
 //! compiled only for the bare-metal target.
 #![cfg_attr(not(test), no_std)]
+#[cfg(test)]
+extern crate std;
 
 extern crate alloc;
 
+pub mod console;
 pub mod mm;
 pub mod options;
+#[cfg(target_os = "none")]
+pub mod setup;
+#[cfg(target_os = "none")]
+pub mod shutdown;
+#[cfg(target_os = "none")]
+pub mod smpboot;
+#[cfg(target_os = "none")]
+pub mod time;
+#[cfg(target_os = "none")]
+pub mod traps;

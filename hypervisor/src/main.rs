@@ -1,4 +1,4 @@
-//! The Xenolith hypervisor image (bare-metal entry point).
+//! The Xenolith hypervisor image (bare-metal entry point: see `xenolith::setup`).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(not(target_os = "none"))]
@@ -6,26 +6,18 @@ fn main() {}
 
 #[cfg(target_os = "none")]
 mod kernel {
+    // The entry path (global_asm) lives in the boot crate and the Rust entry in the library:
+    // both must be linked in even though nothing here names them.
+    use xenolith as _;
     use xenolith_boot as _;
-    use xenolith_arch::serial::{COM1_BASE, LineConfig, Uart};
-
-    /// Called by `xenolith_entry64` on the BSP boot stack.
-    #[unsafe(no_mangle)]
-    extern "C" fn xenolith_start(magic: u32, info: u32) -> ! {
-        xenolith::mm::heap::init();
-        let u = Uart::new(COM1_BASE);
-        u.init(&LineConfig::default());
-        for b in b"(XEN) hello from xenolith\r\n" {
-            u.write_byte(*b);
-        }
-        let _ = (magic, info);
-        loop {
-            x86_64::instructions::hlt();
-        }
-    }
 
     #[panic_handler]
-    fn panic(_: &core::panic::PanicInfo) -> ! {
-        loop {}
+    fn panic(info: &core::panic::PanicInfo) -> ! {
+        xenolith::console::print_fatal(format_args!(
+            "\n****************************************\nPanic on CPU {}:\n{}\n****************************************\n",
+            xenolith_arch::percpu::current().cpu,
+            info
+        ));
+        xenolith::shutdown::fatal_stop()
     }
 }

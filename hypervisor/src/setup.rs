@@ -1,0 +1,337 @@
+//! The boot sequence on the BSP: from the loader's hand-off to an idle, fully brought-up machine.
+
+use crate::console::{self, ConsoleConfig};
+use crate::mm::physmem::{DirectMemory, IdentityMemory};
+use crate::mm::{frames, paging, regions};
+use crate::options::{self, Baud, Options, Parity};
+use crate::traps::{SPURIOUS_VECTOR, TIMER_VECTOR};
+use crate::{printk, printk_lvl, shutdown, smpboot, time};
+use alloc::string::String;
+use alloc::vec::Vec;
+use xenolith_arch::acpi::{self, AcpiTables};
+use xenolith_arch::cpu::{self, Features};
+use xenolith_arch::layout::{IMAGE_LOAD_BASE, image_virt_to_phys, phys_to_virt};
+use xenolith_arch::serial::LineConfig;
+use xenolith_arch::apic;
+use xenolith_boot::{BootInfo, MemoryKind};
+
+unsafe extern "C" {
+    static xenolith_bsp_stack_bottom: u8;
+    static __xenolith_image_end: u8;
+}
+
+const MIB: u64 = 1 << 20;
+
+/// Called by `xenolith_entry64` on the BSP boot stack with the loader's magic and info address.
+#[unsafe(no_mangle)]
+extern "C" fn xenolith_start(magic: u32, info: u32) -> ! {
+    crate::mm::heap::init();
+    let bsp_block = core::ptr::addr_of!(xenolith_bsp_stack_bottom) as u64;
+    let features = Features::detect();
+    smpboot::init_bsp(bsp_block, features.initial_apic_id);
+
+    let boot = match xenolith_boot::info::parse(magic, u64::from(info), &IdentityMemory) {
+        Ok(b) => b,
+        Err(e) => {
+            printk!("Cannot parse the boot information (magic {magic:#x}): {e}\n");
+            shutdown::fatal_stop();
+        }
+    };
+    let cmdline = options::cook_cmdline(&boot.cmdline, boot.loader_name.as_deref());
+    let (opts, diags) = options::parse(cmdline);
+    shutdown::set_noreboot(opts.noreboot);
+    console::configure(&console_config(&opts));
+
+    printk!("Xenolith version {} (Xen {}.{} ABI)\n", env!("CARGO_PKG_VERSION"),
+        xen_abi::version::XEN_MAJOR, xen_abi::version::XEN_MINOR);
+    printk!("Bootloader: {}\n", boot.loader_name.as_deref().unwrap_or("unknown"));
+    printk!("Command line: {cmdline}\n");
+    printk!("Boot protocol: {}\n", match boot.protocol {
+        xenolith_boot::Protocol::Multiboot1 => "multiboot1",
+        xenolith_boot::Protocol::Multiboot2 => "multiboot2",
+    });
+    for d in &diags {
+        printk!("{d}\n");
+    }
+    printk!("Xen-e820 RAM map:\n");
+    for r in &boot.memory_map {
+        printk!("{}\n", xenolith_boot::info::format_ram_map_line(r));
+    }
+
+    init_frames(&boot);
+    init_paging(&boot, &features);
+
+    let acpi = init_acpi(&boot);
+    let cpus = init_apic(&features, acpi.as_ref());
+    init_time();
+
+    let trampoline = trampoline_page(&boot);
+    let bsp_apic = apic::id();
+    printk!("CPU0: APIC id {bsp_apic} online\n");
+    let online = match trampoline {
+        Some(pa) => smpboot::bring_up(&cpus, bsp_apic, pa, features.nx),
+        None => {
+            printk!("SMP: no free page below 1 MiB for the AP trampoline\n");
+            1
+        }
+    };
+    printk!("Brought up {online} CPUs\n");
+
+    report_dom0(&opts, &boot, online);
+    run_selftests(&opts);
+    printk!("Xenolith boot complete\n");
+    loop {
+        cpu::idle_halt();
+    }
+}
+
+/// The console setup the options ask for.
+fn console_config(o: &Options) -> ConsoleConfig {
+    let line = |s: &options::SerialConfig| LineConfig {
+        baud: match s.baud {
+            Baud::Auto => 0,
+            Baud::Rate(r) => r,
+        },
+        data_bits: s.data_bits,
+        parity: match s.parity {
+            Parity::None => b'n',
+            Parity::Odd => b'o',
+            Parity::Even => b'e',
+            Parity::Mark => b'm',
+            Parity::Space => b's',
+        },
+        stop_bits: s.stop_bits,
+    };
+    let port = |p: options::ComPort, cfg: &Option<options::SerialConfig>| {
+        let cfg = cfg.unwrap_or_else(|| options::SerialConfig::xen_default(p, Baud::Auto));
+        (cfg.io_base as u16, line(&cfg))
+    };
+    let mut serial = [None, None];
+    match o.console.serial {
+        Some(p @ options::ComPort::Com1) => serial[0] = Some(port(p, &o.com1)),
+        Some(p @ options::ComPort::Com2) => serial[1] = Some(port(p, &o.com2)),
+        None => {}
+    }
+    ConsoleConfig {
+        serial,
+        vga: o.console.vga,
+        conring_size: o.effective_conring_size(1),
+        levels: o.loglvl,
+    }
+}
+
+/// Hands usable RAM, minus what the image, modules, boot data and low 1 MiB occupy, to the
+/// frame allocator, and prints its per-order picture.
+fn init_frames(boot: &BootInfo) {
+    let usable: Vec<(u64, u64)> = boot
+        .memory_map
+        .iter()
+        .filter(|r| r.kind == MemoryKind::Usable)
+        .map(|r| (r.base, r.end()))
+        .collect();
+    let image_end = image_virt_to_phys(core::ptr::addr_of!(__xenolith_image_end) as u64);
+    let mut reserved = alloc::vec![(0, MIB), (IMAGE_LOAD_BASE, image_end)];
+    reserved.extend(boot.modules.iter().map(|m| (m.start, m.end)));
+    reserved.extend(boot.boot_data.iter().copied());
+    let free = regions::free_ranges(&usable, &reserved);
+    frames::add_ranges(&free);
+    let (free_pages, total, orders) = frames::stats();
+    printk!(
+        "Frame allocator: {} of {} pages free ({} MiB), {} ranges\n",
+        free_pages,
+        total,
+        free_pages * 4096 / MIB,
+        free.len()
+    );
+    let mut line = String::from("Free blocks by order:");
+    for (order, n) in orders.iter().enumerate().filter(|(_, n)| **n != 0) {
+        use core::fmt::Write;
+        let _ = write!(line, " {order}:{n}");
+    }
+    printk!("{line}\n");
+}
+
+/// Builds the hypervisor page tables (W^X, direct map) and switches to them.
+fn init_paging(boot: &BootInfo, f: &Features) {
+    let direct: Vec<(u64, u64)> = boot
+        .memory_map
+        .iter()
+        .filter(|r| {
+            matches!(r.kind, MemoryKind::Usable | MemoryKind::AcpiReclaimable | MemoryKind::AcpiNvs)
+        })
+        .map(|r| (r.base, r.end()))
+        .collect();
+    match paging::build_and_switch(&direct, f.nx, f.page1g) {
+        Ok(rep) => {
+            console::relocate_vga(phys_to_virt(xenolith_arch::vga::VGA_TEXT_PHYS));
+            printk!(
+                "Paging: hypervisor L4 at {:#x}; {} leaf mappings, {} writable+executable (W^X {}), NX {}\n",
+                rep.root,
+                rep.leaves,
+                rep.wx_violations,
+                if rep.wx_violations == 0 { "holds" } else { "VIOLATED" },
+                if f.nx { "on" } else { "unavailable" },
+            );
+        }
+        Err(e) => {
+            printk!("Cannot build the hypervisor page tables: {e:?}\n");
+            shutdown::fatal_stop();
+        }
+    }
+}
+
+/// Finds and parses the ACPI tables (RSDP from multiboot2 if given, else the BIOS areas).
+fn init_acpi(boot: &BootInfo) -> Option<AcpiTables> {
+    let mem = DirectMemory { limit: paging::direct_map_limit() };
+    let parsed = match &boot.rsdp {
+        Some(copy) => acpi::parse_from_rsdp_copy(&mem, copy),
+        None => match acpi::rsdp::find_rsdp(&mem) {
+            Some(pa) => acpi::parse(&mem, pa),
+            None => {
+                printk!("ACPI: no RSDP found; assuming one CPU\n");
+                return None;
+            }
+        },
+    };
+    match parsed {
+        Ok(t) => {
+            printk!("ACPI: {:?} at {:#x}, {} tables\n", t.root.kind, t.root.address, t.root.entries.len());
+            for e in &t.root.entries {
+                printk!("ACPI: {} {:#x}\n", e.signature, e.address);
+            }
+            for e in &t.errors {
+                printk!("ACPI: table {} at {:#x} ignored: {}\n", e.signature, e.address, e.error);
+            }
+            if let Some(f) = &t.fadt {
+                if f.reset_supported()
+                    && let Some(port) = f.reset_register.and_then(|r| r.io_port())
+                {
+                    shutdown::set_acpi_reset(port, f.reset_value);
+                }
+            }
+            Some(t)
+        }
+        Err(e) => {
+            printk!("ACPI: unusable tables ({e}); assuming one CPU\n");
+            None
+        }
+    }
+}
+
+/// Enables the BSP's local APIC (x2APIC when available), masks the PIC and IO-APICs; returns the
+/// APIC ids of the usable CPUs.
+fn init_apic(f: &Features, acpi: Option<&AcpiTables>) -> Vec<u32> {
+    let madt = acpi.and_then(|a| a.madt.as_ref());
+    let lapic_pa = madt.map_or(0xfee0_0000, |m| m.local_apic_address);
+    let mmio = if f.x2apic {
+        0
+    } else {
+        paging::ioremap(lapic_pa, 4096).unwrap_or_else(|e| {
+            printk!("Cannot map the local APIC: {e:?}\n");
+            shutdown::fatal_stop()
+        })
+    };
+    apic::set_mode(f.x2apic, mmio);
+    apic::enable_local(SPURIOUS_VECTOR);
+    apic::mask_pic();
+    printk!(
+        "Using APIC driver {} (local APIC at {lapic_pa:#x})\n",
+        if f.x2apic { "x2apic" } else { "default (xAPIC)" }
+    );
+    let mut cpus = Vec::new();
+    if let Some(m) = madt {
+        for (id, addr, gsi_base) in m.io_apics() {
+            match paging::ioremap(u64::from(addr), 4096) {
+                // SAFETY: the IO-APIC window was just mapped uncached at `va`.
+                Ok(va) => {
+                    let n = unsafe { apic::mask_ioapic(va) };
+                    printk!("IOAPIC[{id}]: at {addr:#x}, GSI {gsi_base}-{}, all {n} pins masked\n", gsi_base + n - 1);
+                }
+                Err(e) => printk!("IOAPIC[{id}]: cannot map {addr:#x}: {e:?}\n"),
+            }
+        }
+        cpus = m.usable_cpus();
+        printk!("ACPI: MADT lists {} usable CPUs\n", cpus.len());
+    }
+    if cpus.is_empty() {
+        cpus.push(apic::id());
+    }
+    cpus
+}
+
+/// Calibrates the clocks and proves the one-shot timer interrupt works.
+fn init_time() {
+    let (tsc_khz, lapic_khz) = time::calibrate();
+    printk!("Detected {}.{:03} MHz processor.\n", tsc_khz / 1000, tsc_khz % 1000);
+    printk!("LAPIC timer: {}.{:03} MHz (divide-by-16), calibrated against the PIT\n",
+        lapic_khz / 1000, lapic_khz % 1000);
+    match time::oneshot_selftest(TIMER_VECTOR, 1000) {
+        Some(us) => printk!("Timer: one-shot LAPIC interrupt (1000 us requested) after {us} us\n"),
+        None => printk!("Timer: one-shot LAPIC interrupt did not arrive within 1 s\n"),
+    }
+}
+
+/// A free page below 1 MiB for the AP trampoline: usable per the memory map and holding no
+/// boot data or module. The highest such page below the EBDA is taken.
+fn trampoline_page(boot: &BootInfo) -> Option<u32> {
+    let busy = |pa: u64| {
+        boot.boot_data.iter().chain(boot.modules.iter().map(|m| (m.start, m.end)).collect::<Vec<_>>().iter())
+            .any(|&(s, e)| pa < e && s < pa + 4096)
+    };
+    let usable = |pa: u64| {
+        boot.memory_map.iter().any(|r| {
+            r.kind == MemoryKind::Usable && r.base <= pa && pa + 4096 <= r.end()
+        })
+    };
+    (1..0x9fu64).rev().map(|n| n << 12).find(|&pa| usable(pa) && !busy(pa)).map(|pa| pa as u32)
+}
+
+/// Prints the dom0 settings and the first module (building dom0 comes with the PV runtime).
+fn report_dom0(o: &Options, boot: &BootInfo, online: u32) {
+    // Module strings start with the file name, as the hypervisor's own does (Xen cooks both).
+    let args = |m: &xenolith_boot::Module| -> String {
+        String::from(options::cook_cmdline(&m.cmdline, boot.loader_name.as_deref()))
+    };
+    let (_, total_pages, _) = frames::stats();
+    let total = total_pages * 4096;
+    let mem = o.dom0_mem.resolve(total);
+    printk!("Dom0 memory: {} MiB (dom0_mem={}; {} MiB available)\n", mem / MIB, o.dom0_mem, total / MIB);
+    printk!("Dom0 vCPUs: {} (dom0_max_vcpus={}; {} pCPUs)\n", o.dom0_max_vcpus.resolve(online), o.dom0_max_vcpus, online);
+    printk!("Dom0 vCPU pinning: {}\n", if o.dom0_vcpus_pin { "on" } else { "off" });
+    printk!("Scheduler: {} ({})\n", o.sched.name(), o.sched.opt_name());
+    match boot.modules.first() {
+        Some(m) => printk!(
+            "Dom0 kernel: module 0, {} bytes at {:#x}, command line \"{}\"\n",
+            m.end - m.start,
+            m.start,
+            args(m)
+        ),
+        None => printk!("No dom0 kernel (no multiboot module given)\n"),
+    }
+    for (i, m) in boot.modules.iter().enumerate().skip(1) {
+        printk!("Module {i}: {} bytes at {:#x}, command line \"{}\"\n", m.end - m.start, m.start, args(m));
+    }
+}
+
+/// Test-only behaviour selected with `selftest=` (documented in docs/boot-options.md).
+fn run_selftests(o: &Options) {
+    for t in &o.selftest {
+        match t.as_str() {
+            "conring" => {
+                let ring = console::ring_contents();
+                printk!("--- conring begin ---\n");
+                for line in ring.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                    printk!("{}\n", String::from_utf8_lossy(line));
+                }
+                printk!("--- conring end ---\n");
+            }
+            "fault" => {
+                printk!("selftest: writing to unmapped address 0xdeadbeef000\n");
+                // SAFETY: deliberately faulting is the point of this test option; the address
+                // is canonical and unmapped, so the write raises #PF and the fatal path runs.
+                unsafe { core::ptr::write_volatile(0xdead_beef_000 as *mut u64, 1) };
+            }
+            other => printk_lvl!(Warning, "selftest: unknown test \"{other}\" ignored\n"),
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Bringing up the application processors listed in the MADT.
+
+use crate::mm::{frames, paging};
+use crate::printk;
+use crate::traps::SPURIOUS_VECTOR;
+use alloc::boxed::Box;
+use core::sync::atomic::{AtomicU32, Ordering};
+use xenolith_arch::gdt::{CpuTables, IST_DF, IST_MCE, IST_NMI};
+use xenolith_arch::layout::phys_to_virt;
+use xenolith_arch::percpu::{self, CpuInfo, STACK_ORDER};
+use xenolith_arch::smp::{ApParams, Trampoline, start_ap};
+use xenolith_arch::{apic, trap};
+
+/// Most CPUs the hypervisor drives (Xen's default `NR_CPUS` is larger; this is ample here).
+pub const NR_CPUS: usize = 256;
+
+/// CPUs that have completed start-up (the BSP included).
+static ONLINE: AtomicU32 = AtomicU32::new(1);
+
+/// Builds a CPU's descriptor tables for the stack block at `base` and records them in its
+/// `CpuInfo`.
+fn new_cpu(cpu: u32, apic_id: u32, base: u64) -> &'static mut CpuTables {
+    let ist = [IST_DF, IST_NMI, IST_MCE].map(|n| percpu::ist_top(base, n));
+    let tables = Box::leak(Box::new(CpuTables::new(cpu, ist)));
+    let info = CpuInfo { cpu, apic_id, stack_base: base, tables: &*tables as *const _ as u64 };
+    // SAFETY: `base` is the CPU's own aligned stack block, not yet in use by anyone else
+    // (the BSP's block is in use by the BSP itself, which is the caller in that case, and
+    // `CpuInfo` sits above its live stack frames).
+    unsafe { percpu::init_block(base, info) };
+    tables
+}
+
+/// Sets up the BSP's per-CPU state and descriptor tables on the boot stack block.
+pub fn init_bsp(bsp_stack_base: u64, apic_id: u32) {
+    let tables = new_cpu(0, apic_id, bsp_stack_base);
+    trap::init();
+    // SAFETY: the tables are leaked ('static) and this is CPU 0 in ring 0.
+    unsafe { tables.load() };
+    trap::load();
+}
+
+/// The high-half entry of an AP, reached from the trampoline on its new stack.
+extern "C" fn ap_entry(cpu: u64) -> ! {
+    let info = percpu::current();
+    // SAFETY: the BSP allocated these tables for this CPU and leaked them; only this CPU
+    // loads them.
+    unsafe { (&mut *(info.tables as *mut CpuTables)).load() };
+    trap::load();
+    apic::enable_local(SPURIOUS_VECTOR);
+    printk!("CPU{}: APIC id {} online\n", cpu, apic::id());
+    ONLINE.fetch_add(1, Ordering::Release);
+    loop {
+        xenolith_arch::cpu::idle_halt();
+    }
+}
+
+/// Starts every CPU in `apic_ids` other than the BSP (`bsp_apic`); returns how many CPUs are
+/// online afterwards. `trampoline_pa` is a free page below 1 MiB.
+pub fn bring_up(apic_ids: &[u32], bsp_apic: u32, trampoline_pa: u32, nx: bool) -> u32 {
+    let others: alloc::vec::Vec<u32> =
+        apic_ids.iter().copied().filter(|&id| id != bsp_apic).take(NR_CPUS - 1).collect();
+    if others.is_empty() {
+        return ONLINE.load(Ordering::Acquire);
+    }
+    if paging::map_identity(u64::from(trampoline_pa), 4096).is_err() {
+        printk!("SMP: cannot map the AP trampoline; running on the BSP only\n");
+        return ONLINE.load(Ordering::Acquire);
+    }
+    // SAFETY: the trampoline page is reserved for this purpose (below 1 MiB, outside the
+    // frame allocator) and reachable through the direct map.
+    let t = unsafe { Trampoline::install(phys_to_virt(u64::from(trampoline_pa)) as *mut u8, trampoline_pa) };
+    let efer = (1 << 8) | if nx { 1 << 11 } else { 0 };
+    for (i, &apic_id) in others.iter().enumerate() {
+        let cpu = i as u32 + 1;
+        let Some(block_pa) = frames::alloc(STACK_ORDER) else {
+            printk!("CPU{cpu}: no memory for its stack; not started\n");
+            break;
+        };
+        let base = phys_to_virt(block_pa);
+        new_cpu(cpu, apic_id, base);
+        t.set_params(&ApParams {
+            cr3: paging::root() as u32,
+            efer,
+            stack: percpu::stack_top(base),
+            entry: ap_entry as *const () as u64,
+            cpu: u64::from(cpu),
+        });
+        let before = ONLINE.load(Ordering::Acquire);
+        start_ap(&t, apic_id, crate::time::delay_us);
+        let start = xenolith_arch::cpu::rdtsc();
+        while ONLINE.load(Ordering::Acquire) == before && crate::time::us_since(start) < 2_000_000 {
+            core::hint::spin_loop();
+        }
+        if ONLINE.load(Ordering::Acquire) == before {
+            printk!("CPU{cpu}: APIC id {apic_id} did not respond to INIT-SIPI-SIPI\n");
+        }
+    }
+    paging::drop_low_mappings();
+    ONLINE.load(Ordering::Acquire)
+}
