@@ -50,8 +50,8 @@ fn show_registers(w: &mut Fatal, f: &TrapFrame) {
     let rows = [
         [("rax", f.rax), ("rbx", f.rbx), ("rcx", f.rcx)],
         [("rdx", f.rdx), ("rsi", f.rsi), ("rdi", f.rdi)],
-        [("rbp", f.rbp), ("rsp", f.rsp), ("r8:", f.r8)],
-        [("r9:", f.r9), ("r10", f.r10), ("r11", f.r11)],
+        [("rbp", f.rbp), ("rsp", f.rsp), ("r8 ", f.r8)],
+        [("r9 ", f.r9), ("r10", f.r10), ("r11", f.r11)],
         [("r12", f.r12), ("r13", f.r13), ("r14", f.r14)],
         [("r15", f.r15), ("cr0", cpu::read_cr0()), ("cr4", cpu::read_cr4())],
     ];
