@@ -1,7 +1,7 @@
 //! Local APIC in xAPIC (MMIO) or x2APIC (MSR) mode, and the 8259 PIC / IO-APIC masking.
 
 use crate::cpu::{rdmsr, wrmsr};
-use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use x86_64::instructions::port::Port;
 
 /// Register offsets (xAPIC MMIO offsets; x2APIC MSR = 0x800 + offset / 16).
@@ -68,12 +68,19 @@ pub enum Mode {
 /// Chooses the mode for all CPUs: x2APIC when `use_x2apic`, else xAPIC through `mmio_va`.
 pub fn set_mode(use_x2apic: bool, mmio_va: u64) {
     MMIO_BASE.store(mmio_va, Ordering::Relaxed);
-    MODE.store(if use_x2apic { MODE_X2APIC } else { MODE_XAPIC }, Ordering::Release);
+    MODE.store(
+        if use_x2apic { MODE_X2APIC } else { MODE_XAPIC },
+        Ordering::Release,
+    );
 }
 
 /// The mode chosen by [`set_mode`].
 pub fn mode() -> Mode {
-    if MODE.load(Ordering::Acquire) == MODE_X2APIC { Mode::X2Apic } else { Mode::XApic }
+    if MODE.load(Ordering::Acquire) == MODE_X2APIC {
+        Mode::X2Apic
+    } else {
+        Mode::XApic
+    }
 }
 
 /// Reads a register.
@@ -163,7 +170,10 @@ const DIVIDE_16: u32 = 0b0011;
 /// Starts the timer counting down from `count` with the given vector, masked or not.
 pub fn timer_start(vector: u8, count: u32, masked: bool) {
     write(reg::TIMER_DIVIDE, DIVIDE_16);
-    write(reg::LVT_TIMER, u32::from(vector) | if masked { LVT_MASKED } else { 0 });
+    write(
+        reg::LVT_TIMER,
+        u32::from(vector) | if masked { LVT_MASKED } else { 0 },
+    );
     write(reg::TIMER_INITIAL, count);
 }
 

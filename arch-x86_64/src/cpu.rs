@@ -93,7 +93,9 @@ pub fn rdtsc() -> u64 {
 pub fn read_cr2() -> u64 {
     let v: u64;
     // SAFETY: reading CR2 has no side effects.
-    unsafe { core::arch::asm!("mov {}, cr2", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {}, cr2", out(reg) v, options(nomem, nostack, preserves_flags))
+    };
     v
 }
 
@@ -101,7 +103,9 @@ pub fn read_cr2() -> u64 {
 pub fn read_cr0() -> u64 {
     let v: u64;
     // SAFETY: reading CR0 has no side effects.
-    unsafe { core::arch::asm!("mov {}, cr0", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {}, cr0", out(reg) v, options(nomem, nostack, preserves_flags))
+    };
     v
 }
 
@@ -109,7 +113,9 @@ pub fn read_cr0() -> u64 {
 pub fn read_cr3() -> u64 {
     let v: u64;
     // SAFETY: reading CR3 has no side effects.
-    unsafe { core::arch::asm!("mov {}, cr3", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {}, cr3", out(reg) v, options(nomem, nostack, preserves_flags))
+    };
     v
 }
 
@@ -117,7 +123,9 @@ pub fn read_cr3() -> u64 {
 pub fn read_cr4() -> u64 {
     let v: u64;
     // SAFETY: reading CR4 has no side effects.
-    unsafe { core::arch::asm!("mov {}, cr4", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {}, cr4", out(reg) v, options(nomem, nostack, preserves_flags))
+    };
     v
 }
 

@@ -94,7 +94,10 @@ impl CpuTables {
         // number, so `lsl` gives it to code that needs it cheaply (as Xen's RDTSCP fallback).
         gdt_page[usize::from((PER_CPU_SELECTOR - FIRST_RESERVED_GDT_BYTE) / 8)] =
             0x0000_9100_0000_0000 | u64::from(cpu & 0xffff) | (u64::from(cpu >> 16 & 0xf) << 48);
-        let mut tss = Tss { iomap_base: size_of::<Tss>() as u16, ..Tss::default() };
+        let mut tss = Tss {
+            iomap_base: size_of::<Tss>() as u16,
+            ..Tss::default()
+        };
         tss.ist[usize::from(IST_DF - 1)] = ist_tops[0];
         tss.ist[usize::from(IST_NMI - 1)] = ist_tops[1];
         tss.ist[usize::from(IST_MCE - 1)] = ist_tops[2];
@@ -102,6 +105,7 @@ impl CpuTables {
     }
 
     /// Installs this CPU's TSS descriptor (called once the tables are at their final address).
+    #[cfg(target_os = "none")]
     fn install_tss_descriptor(&mut self) {
         let base = &self.tss as *const Tss as u64;
         let d = system_descriptor(base, size_of::<Tss>() as u32 - 1, 0x9);

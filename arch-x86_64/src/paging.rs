@@ -118,7 +118,10 @@ impl<'a, A: TableAccess> Mapper<'a, A> {
 
     fn entry(&self, table: u64, index: usize) -> *mut u64 {
         // SAFETY (of later derefs): `table_ptr` yields a valid 512-entry table; index < 512.
-        self.access.table_ptr(table).cast::<u64>().wrapping_add(index)
+        self.access
+            .table_ptr(table)
+            .cast::<u64>()
+            .wrapping_add(index)
     }
 
     fn read(&self, table: u64, index: usize) -> u64 {
@@ -172,7 +175,11 @@ impl<'a, A: TableAccess> Mapper<'a, A> {
         if size != PageSize::Size4K {
             leaf |= Pte::PSE;
         }
-        self.write(table, table_index(va, size.level()), (pa & ADDR_MASK) | leaf.bits());
+        self.write(
+            table,
+            table_index(va, size.level()),
+            (pa & ADDR_MASK) | leaf.bits(),
+        );
         Ok(())
     }
 
@@ -231,7 +238,10 @@ impl<'a, A: TableAccess> Mapper<'a, A> {
             if is_leaf {
                 let size = 1u64 << (12 + 9 * (level - 1));
                 let base = e & ADDR_MASK & !(size - 1);
-                return Some((base | (va & (size - 1)), Pte::from_bits_retain(e & !ADDR_MASK)));
+                return Some((
+                    base | (va & (size - 1)),
+                    Pte::from_bits_retain(e & !ADDR_MASK),
+                ));
             }
             table = e & ADDR_MASK;
         }
@@ -256,7 +266,12 @@ impl<'a, A: TableAccess> Mapper<'a, A> {
             let leaf = level == 1 || (level <= 3 && e & Pte::PSE.bits() != 0);
             if leaf {
                 let size = 1u64 << (12 + 9 * (level - 1));
-                f(va, e & ADDR_MASK, size, Pte::from_bits_retain(e & !ADDR_MASK));
+                f(
+                    va,
+                    e & ADDR_MASK,
+                    size,
+                    Pte::from_bits_retain(e & !ADDR_MASK),
+                );
             } else {
                 self.walk(e & ADDR_MASK, level - 1, va, f);
             }
@@ -290,7 +305,10 @@ mod tests {
     }
 
     fn fake(limit: usize) -> (FakeTables, u64) {
-        let mut t = FakeTables { frames: Vec::new(), limit };
+        let mut t = FakeTables {
+            frames: Vec::new(),
+            limit,
+        };
         let root = t.alloc_table().unwrap();
         (t, root)
     }
@@ -300,9 +318,22 @@ mod tests {
         let (mut t, root) = fake(64);
         let mut m = Mapper::new(root, &mut t);
         let xen = 0xffff_82d0_4000_0000;
-        m.map(xen, 0x20_0000, PageSize::Size4K, Pte::GLOBAL).unwrap();
-        m.map(0xffff_8300_0000_0000, 0, PageSize::Size1G, Pte::RW | Pte::NX).unwrap();
-        m.map(0xffff_8300_4020_0000, 0x4020_0000, PageSize::Size2M, Pte::RW).unwrap();
+        m.map(xen, 0x20_0000, PageSize::Size4K, Pte::GLOBAL)
+            .unwrap();
+        m.map(
+            0xffff_8300_0000_0000,
+            0,
+            PageSize::Size1G,
+            Pte::RW | Pte::NX,
+        )
+        .unwrap();
+        m.map(
+            0xffff_8300_4020_0000,
+            0x4020_0000,
+            PageSize::Size2M,
+            Pte::RW,
+        )
+        .unwrap();
         assert_eq!(m.translate(xen + 0x123).unwrap().0, 0x20_0123);
         let (pa, fl) = m.translate(0xffff_8300_1234_5678).unwrap();
         assert_eq!(pa, 0x1234_5678);
@@ -316,7 +347,10 @@ mod tests {
     fn rejects_misaligned_and_noncanonical() {
         let (mut t, root) = fake(64);
         let mut m = Mapper::new(root, &mut t);
-        assert_eq!(m.map(0x1000, 0x1000, PageSize::Size2M, Pte::RW), Err(MapError::Misaligned));
+        assert_eq!(
+            m.map(0x1000, 0x1000, PageSize::Size2M, Pte::RW),
+            Err(MapError::Misaligned)
+        );
         assert_eq!(
             m.map(0x0000_8000_0000_0000, 0, PageSize::Size4K, Pte::RW),
             Err(MapError::Misaligned)
@@ -338,7 +372,10 @@ mod tests {
     fn out_of_frames_is_reported() {
         let (mut t, root) = fake(2);
         let mut m = Mapper::new(root, &mut t);
-        assert_eq!(m.map(0x1000, 0x1000, PageSize::Size4K, Pte::RW), Err(MapError::NoMemory));
+        assert_eq!(
+            m.map(0x1000, 0x1000, PageSize::Size4K, Pte::RW),
+            Err(MapError::NoMemory)
+        );
     }
 
     #[test]
@@ -346,7 +383,8 @@ mod tests {
         let (mut t, root) = fake(64);
         let mut m = Mapper::new(root, &mut t);
         // 4K head, 2M middle pages, 4K tail.
-        m.map_range(0x1f_f000, 0x1f_f000, 0x40_2000, Pte::RW | Pte::NX, false).unwrap();
+        m.map_range(0x1f_f000, 0x1f_f000, 0x40_2000, Pte::RW | Pte::NX, false)
+            .unwrap();
         let mut sizes = Vec::new();
         m.for_each_leaf(|va, pa, size, fl| {
             assert_eq!(va, pa);
@@ -363,7 +401,8 @@ mod tests {
     fn user_leaf_widens_intermediates() {
         let (mut t, root) = fake(64);
         let mut m = Mapper::new(root, &mut t);
-        m.map(0x1000, 0x5000, PageSize::Size4K, Pte::empty()).unwrap();
+        m.map(0x1000, 0x5000, PageSize::Size4K, Pte::empty())
+            .unwrap();
         m.map(0x2000, 0x6000, PageSize::Size4K, Pte::USER).unwrap();
         // The shared L4 entry now allows user access.
         let l4e = m.read(root, 0);

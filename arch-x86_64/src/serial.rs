@@ -22,7 +22,12 @@ pub struct LineConfig {
 
 impl Default for LineConfig {
     fn default() -> Self {
-        Self { baud: 115_200, data_bits: 8, parity: b'n', stop_bits: 1 }
+        Self {
+            baud: 115_200,
+            data_bits: 8,
+            parity: b'n',
+            stop_bits: 1,
+        }
     }
 }
 
@@ -143,7 +148,12 @@ mod tests {
         let c = LineConfig::default();
         assert_eq!(c.lcr(), 0x03);
         assert_eq!(c.divisor(), Some(1));
-        let c = LineConfig { baud: 9600, data_bits: 7, parity: b'e', stop_bits: 2 };
+        let c = LineConfig {
+            baud: 9600,
+            data_bits: 7,
+            parity: b'e',
+            stop_bits: 2,
+        };
         assert_eq!(c.lcr(), 0x02 | 0x04 | 0x18);
         assert_eq!(c.divisor(), Some(12));
         assert_eq!(LineConfig { baud: 0, ..c }.divisor(), None);

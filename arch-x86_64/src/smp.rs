@@ -6,6 +6,7 @@
 //! and CPU number from that block. Parameters are patched by the BSP before each start-up.
 
 /// Offsets inside the trampoline's parameter block.
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod off {
     pub const GDTR: usize = 0;
     pub const PM32: usize = 8;
@@ -125,6 +126,7 @@ pub struct ApParams {
 
 /// The installed trampoline.
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
 pub struct Trampoline {
     params: *mut u8,
     pa: u32,
@@ -150,12 +152,19 @@ impl Trampoline {
         unsafe { core::ptr::copy_nonoverlapping(start as *const u8, va, len) };
         let params_off = rel(core::ptr::addr_of!(xenolith_trampoline_params));
         // SAFETY: the parameter block lies inside the copy.
-        let t = Self { params: unsafe { va.add(params_off as usize) }, pa };
+        let params = unsafe { va.add(params_off as usize) };
+        let t = Self { params, pa };
         // SAFETY: patching fields of the parameter block.
         unsafe {
             t.put32(off::GDTR + 2, pa + params_off + off::GDT as u32);
-            t.put32(off::PM32, pa + rel(core::ptr::addr_of!(xenolith_trampoline_code32)));
-            t.put32(off::LM64, pa + rel(core::ptr::addr_of!(xenolith_trampoline_code64)));
+            t.put32(
+                off::PM32,
+                pa + rel(core::ptr::addr_of!(xenolith_trampoline_code32)),
+            );
+            t.put32(
+                off::LM64,
+                pa + rel(core::ptr::addr_of!(xenolith_trampoline_code64)),
+            );
         }
         t
     }
@@ -205,16 +214,10 @@ pub fn start_ap(t: &Trampoline, apic_id: u32, delay_us: impl Fn(u64)) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::off;
-
-    #[test]
-    fn parameter_block_layout() {
-        assert_eq!(off::GDT, 64);
-        assert!(off::CPU + 8 <= off::GDT);
-        assert_eq!(off::GDTR, 0);
-        assert!(off::PM32 >= 6 && off::LM64 >= off::PM32 + 6 && off::CR3 >= off::LM64 + 6);
-        assert!(off::STACK > off::EFER && off::ENTRY > off::STACK);
-    }
-}
+// The parameter block's fields must not overlap (the far pointers are 6 bytes) and the GDT
+// must follow them; checked at compile time.
+const _: () = {
+    assert!(off::GDTR == 0 && off::GDT == 64 && off::CPU + 8 <= off::GDT);
+    assert!(off::PM32 >= 6 && off::LM64 >= off::PM32 + 6 && off::CR3 >= off::LM64 + 6);
+    assert!(off::STACK > off::EFER && off::ENTRY > off::STACK);
+};

@@ -174,7 +174,10 @@ xenolith_trap_common:
             | (u64::from(dpl & 3) << 45)
             | (1 << 47)
             | (((handler >> 16) & 0xffff) << 48);
-        Gate { low, high: handler >> 32 }
+        Gate {
+            low,
+            high: handler >> 32,
+        }
     }
 
     /// Fills the shared IDT. Called once on the BSP before any CPU loads it.

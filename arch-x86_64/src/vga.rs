@@ -23,7 +23,11 @@ impl VgaText {
     /// # Safety
     /// `base` must map the 4000-byte VGA text buffer for as long as the writer is used.
     pub unsafe fn new(base: *mut u16) -> Self {
-        let mut v = Self { base, col: 0, row: 0 };
+        let mut v = Self {
+            base,
+            col: 0,
+            row: 0,
+        };
         for i in 0..COLS * ROWS {
             v.put(i, b' ');
         }

@@ -9,10 +9,10 @@ use crate::{printk, printk_lvl, shutdown, smpboot, time};
 use alloc::string::String;
 use alloc::vec::Vec;
 use xenolith_arch::acpi::{self, AcpiTables};
+use xenolith_arch::apic;
 use xenolith_arch::cpu::{self, Features};
 use xenolith_arch::layout::{IMAGE_LOAD_BASE, image_virt_to_phys, phys_to_virt};
 use xenolith_arch::serial::LineConfig;
-use xenolith_arch::apic;
 use xenolith_boot::{BootInfo, MemoryKind};
 
 unsafe extern "C" {
@@ -42,14 +42,24 @@ extern "C" fn xenolith_start(magic: u32, info: u32) -> ! {
     shutdown::set_noreboot(opts.noreboot);
     console::configure(&console_config(&opts));
 
-    printk!("Xenolith version {} (Xen {}.{} ABI)\n", env!("CARGO_PKG_VERSION"),
-        xen_abi::version::XEN_MAJOR, xen_abi::version::XEN_MINOR);
-    printk!("Bootloader: {}\n", boot.loader_name.as_deref().unwrap_or("unknown"));
+    printk!(
+        "Xenolith version {} (Xen {}.{} ABI)\n",
+        env!("CARGO_PKG_VERSION"),
+        xen_abi::version::XEN_MAJOR,
+        xen_abi::version::XEN_MINOR
+    );
+    printk!(
+        "Bootloader: {}\n",
+        boot.loader_name.as_deref().unwrap_or("unknown")
+    );
     printk!("Command line: {cmdline}\n");
-    printk!("Boot protocol: {}\n", match boot.protocol {
-        xenolith_boot::Protocol::Multiboot1 => "multiboot1",
-        xenolith_boot::Protocol::Multiboot2 => "multiboot2",
-    });
+    printk!(
+        "Boot protocol: {}\n",
+        match boot.protocol {
+            xenolith_boot::Protocol::Multiboot1 => "multiboot1",
+            xenolith_boot::Protocol::Multiboot2 => "multiboot2",
+        }
+    );
     for d in &diags {
         printk!("{d}\n");
     }
@@ -157,7 +167,10 @@ fn init_paging(boot: &BootInfo, f: &Features) {
         .memory_map
         .iter()
         .filter(|r| {
-            matches!(r.kind, MemoryKind::Usable | MemoryKind::AcpiReclaimable | MemoryKind::AcpiNvs)
+            matches!(
+                r.kind,
+                MemoryKind::Usable | MemoryKind::AcpiReclaimable | MemoryKind::AcpiNvs
+            )
         })
         .map(|r| (r.base, r.end()))
         .collect();
@@ -169,7 +182,11 @@ fn init_paging(boot: &BootInfo, f: &Features) {
                 rep.root,
                 rep.leaves,
                 rep.wx_violations,
-                if rep.wx_violations == 0 { "holds" } else { "VIOLATED" },
+                if rep.wx_violations == 0 {
+                    "holds"
+                } else {
+                    "VIOLATED"
+                },
                 if f.nx { "on" } else { "unavailable" },
             );
         }
@@ -182,7 +199,9 @@ fn init_paging(boot: &BootInfo, f: &Features) {
 
 /// Finds and parses the ACPI tables (RSDP from multiboot2 if given, else the BIOS areas).
 fn init_acpi(boot: &BootInfo) -> Option<AcpiTables> {
-    let mem = DirectMemory { limit: paging::direct_map_limit() };
+    let mem = DirectMemory {
+        limit: paging::direct_map_limit(),
+    };
     let parsed = match &boot.rsdp {
         Some(copy) => acpi::parse_from_rsdp_copy(&mem, copy),
         None => match acpi::rsdp::find_rsdp(&mem) {
@@ -195,19 +214,28 @@ fn init_acpi(boot: &BootInfo) -> Option<AcpiTables> {
     };
     match parsed {
         Ok(t) => {
-            printk!("ACPI: {:?} at {:#x}, {} tables\n", t.root.kind, t.root.address, t.root.entries.len());
+            printk!(
+                "ACPI: {:?} at {:#x}, {} tables\n",
+                t.root.kind,
+                t.root.address,
+                t.root.entries.len()
+            );
             for e in &t.root.entries {
                 printk!("ACPI: {} {:#x}\n", e.signature, e.address);
             }
             for e in &t.errors {
-                printk!("ACPI: table {} at {:#x} ignored: {}\n", e.signature, e.address, e.error);
+                printk!(
+                    "ACPI: table {} at {:#x} ignored: {}\n",
+                    e.signature,
+                    e.address,
+                    e.error
+                );
             }
-            if let Some(f) = &t.fadt {
-                if f.reset_supported()
-                    && let Some(port) = f.reset_register.and_then(|r| r.io_port())
-                {
-                    shutdown::set_acpi_reset(port, f.reset_value);
-                }
+            if let Some(f) = &t.fadt
+                && f.reset_supported()
+                && let Some(port) = f.reset_register.and_then(|r| r.io_port())
+            {
+                shutdown::set_acpi_reset(port, f.reset_value);
             }
             Some(t)
         }
@@ -236,16 +264,23 @@ fn init_apic(f: &Features, acpi: Option<&AcpiTables>) -> Vec<u32> {
     apic::mask_pic();
     printk!(
         "Using APIC driver {} (local APIC at {lapic_pa:#x})\n",
-        if f.x2apic { "x2apic" } else { "default (xAPIC)" }
+        if f.x2apic {
+            "x2apic"
+        } else {
+            "default (xAPIC)"
+        }
     );
     let mut cpus = Vec::new();
     if let Some(m) = madt {
         for (id, addr, gsi_base) in m.io_apics() {
             match paging::ioremap(u64::from(addr), 4096) {
-                // SAFETY: the IO-APIC window was just mapped uncached at `va`.
                 Ok(va) => {
+                    // SAFETY: the IO-APIC window was just mapped uncached at `va`.
                     let n = unsafe { apic::mask_ioapic(va) };
-                    printk!("IOAPIC[{id}]: at {addr:#x}, GSI {gsi_base}-{}, all {n} pins masked\n", gsi_base + n - 1);
+                    printk!(
+                        "IOAPIC[{id}]: at {addr:#x}, GSI {gsi_base}-{}, all {n} pins masked\n",
+                        gsi_base + n - 1
+                    );
                 }
                 Err(e) => printk!("IOAPIC[{id}]: cannot map {addr:#x}: {e:?}\n"),
             }
@@ -262,9 +297,16 @@ fn init_apic(f: &Features, acpi: Option<&AcpiTables>) -> Vec<u32> {
 /// Calibrates the clocks and proves the one-shot timer interrupt works.
 fn init_time() {
     let (tsc_khz, lapic_khz) = time::calibrate();
-    printk!("Detected {}.{:03} MHz processor.\n", tsc_khz / 1000, tsc_khz % 1000);
-    printk!("LAPIC timer: {}.{:03} MHz (divide-by-16), calibrated against the PIT\n",
-        lapic_khz / 1000, lapic_khz % 1000);
+    printk!(
+        "Detected {}.{:03} MHz processor.\n",
+        tsc_khz / 1000,
+        tsc_khz % 1000
+    );
+    printk!(
+        "LAPIC timer: {}.{:03} MHz (divide-by-16), calibrated against the PIT\n",
+        lapic_khz / 1000,
+        lapic_khz % 1000
+    );
     match time::oneshot_selftest(TIMER_VECTOR, 1000) {
         Some(us) => printk!("Timer: one-shot LAPIC interrupt (1000 us requested) after {us} us\n"),
         None => printk!("Timer: one-shot LAPIC interrupt did not arrive within 1 s\n"),
@@ -275,29 +317,57 @@ fn init_time() {
 /// boot data or module. The highest such page below the EBDA is taken.
 fn trampoline_page(boot: &BootInfo) -> Option<u32> {
     let busy = |pa: u64| {
-        boot.boot_data.iter().chain(boot.modules.iter().map(|m| (m.start, m.end)).collect::<Vec<_>>().iter())
+        boot.boot_data
+            .iter()
+            .chain(
+                boot.modules
+                    .iter()
+                    .map(|m| (m.start, m.end))
+                    .collect::<Vec<_>>()
+                    .iter(),
+            )
             .any(|&(s, e)| pa < e && s < pa + 4096)
     };
     let usable = |pa: u64| {
-        boot.memory_map.iter().any(|r| {
-            r.kind == MemoryKind::Usable && r.base <= pa && pa + 4096 <= r.end()
-        })
+        boot.memory_map
+            .iter()
+            .any(|r| r.kind == MemoryKind::Usable && r.base <= pa && pa + 4096 <= r.end())
     };
-    (1..0x9fu64).rev().map(|n| n << 12).find(|&pa| usable(pa) && !busy(pa)).map(|pa| pa as u32)
+    (1..0x9fu64)
+        .rev()
+        .map(|n| n << 12)
+        .find(|&pa| usable(pa) && !busy(pa))
+        .map(|pa| pa as u32)
 }
 
 /// Prints the dom0 settings and the first module (building dom0 comes with the PV runtime).
 fn report_dom0(o: &Options, boot: &BootInfo, online: u32) {
     // Module strings start with the file name, as the hypervisor's own does (Xen cooks both).
     let args = |m: &xenolith_boot::Module| -> String {
-        String::from(options::cook_cmdline(&m.cmdline, boot.loader_name.as_deref()))
+        String::from(options::cook_cmdline(
+            &m.cmdline,
+            boot.loader_name.as_deref(),
+        ))
     };
     let (_, total_pages, _) = frames::stats();
     let total = total_pages * 4096;
     let mem = o.dom0_mem.resolve(total);
-    printk!("Dom0 memory: {} MiB (dom0_mem={}; {} MiB available)\n", mem / MIB, o.dom0_mem, total / MIB);
-    printk!("Dom0 vCPUs: {} (dom0_max_vcpus={}; {} pCPUs)\n", o.dom0_max_vcpus.resolve(online), o.dom0_max_vcpus, online);
-    printk!("Dom0 vCPU pinning: {}\n", if o.dom0_vcpus_pin { "on" } else { "off" });
+    printk!(
+        "Dom0 memory: {} MiB (dom0_mem={}; {} MiB available)\n",
+        mem / MIB,
+        o.dom0_mem,
+        total / MIB
+    );
+    printk!(
+        "Dom0 vCPUs: {} (dom0_max_vcpus={}; {} pCPUs)\n",
+        o.dom0_max_vcpus.resolve(online),
+        o.dom0_max_vcpus,
+        online
+    );
+    printk!(
+        "Dom0 vCPU pinning: {}\n",
+        if o.dom0_vcpus_pin { "on" } else { "off" }
+    );
     printk!("Scheduler: {} ({})\n", o.sched.name(), o.sched.opt_name());
     match boot.modules.first() {
         Some(m) => printk!(
@@ -309,7 +379,12 @@ fn report_dom0(o: &Options, boot: &BootInfo, online: u32) {
         None => printk!("No dom0 kernel (no multiboot module given)\n"),
     }
     for (i, m) in boot.modules.iter().enumerate().skip(1) {
-        printk!("Module {i}: {} bytes at {:#x}, command line \"{}\"\n", m.end - m.start, m.start, args(m));
+        printk!(
+            "Module {i}: {} bytes at {:#x}, command line \"{}\"\n",
+            m.end - m.start,
+            m.start,
+            args(m)
+        );
     }
 }
 
@@ -329,7 +404,7 @@ fn run_selftests(o: &Options) {
                 printk!("selftest: writing to unmapped address 0xdeadbeef000\n");
                 // SAFETY: deliberately faulting is the point of this test option; the address
                 // is canonical and unmapped, so the write raises #PF and the fatal path runs.
-                unsafe { core::ptr::write_volatile(0xdead_beef_000 as *mut u64, 1) };
+                unsafe { core::ptr::write_volatile(0x0dea_dbee_f000 as *mut u64, 1) };
             }
             other => printk_lvl!(Warning, "selftest: unknown test \"{other}\" ignored\n"),
         }

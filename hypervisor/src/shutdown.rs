@@ -15,13 +15,18 @@ pub fn set_noreboot(v: bool) {
 
 /// Records the FADT reset register when it is an I/O port.
 pub fn set_acpi_reset(port: u16, value: u8) {
-    ACPI_RESET.store((u64::from(port) << 8) | u64::from(value) | (1 << 63), Ordering::Relaxed);
+    ACPI_RESET.store(
+        (u64::from(port) << 8) | u64::from(value) | (1 << 63),
+        Ordering::Relaxed,
+    );
 }
 
 /// Stops after a panic: halts with `noreboot`, else reboots after five seconds (Xen's wording).
 pub fn fatal_stop() -> ! {
     if NOREBOOT.load(Ordering::Relaxed) {
-        console::print_fatal(format_args!("Manual reset required ('noreboot' specified)\n"));
+        console::print_fatal(format_args!(
+            "Manual reset required ('noreboot' specified)\n"
+        ));
         console::flush();
         xenolith_arch::cpu::halt_forever();
     }

@@ -22,7 +22,12 @@ static ONLINE: AtomicU32 = AtomicU32::new(1);
 fn new_cpu(cpu: u32, apic_id: u32, base: u64) -> &'static mut CpuTables {
     let ist = [IST_DF, IST_NMI, IST_MCE].map(|n| percpu::ist_top(base, n));
     let tables = Box::leak(Box::new(CpuTables::new(cpu, ist)));
-    let info = CpuInfo { cpu, apic_id, stack_base: base, tables: &*tables as *const _ as u64 };
+    let info = CpuInfo {
+        cpu,
+        apic_id,
+        stack_base: base,
+        tables: &*tables as *const _ as u64,
+    };
     // SAFETY: `base` is the CPU's own aligned stack block, not yet in use by anyone else
     // (the BSP's block is in use by the BSP itself, which is the caller in that case, and
     // `CpuInfo` sits above its live stack frames).
@@ -57,8 +62,12 @@ extern "C" fn ap_entry(cpu: u64) -> ! {
 /// Starts every CPU in `apic_ids` other than the BSP (`bsp_apic`); returns how many CPUs are
 /// online afterwards. `trampoline_pa` is a free page below 1 MiB.
 pub fn bring_up(apic_ids: &[u32], bsp_apic: u32, trampoline_pa: u32, nx: bool) -> u32 {
-    let others: alloc::vec::Vec<u32> =
-        apic_ids.iter().copied().filter(|&id| id != bsp_apic).take(NR_CPUS - 1).collect();
+    let others: alloc::vec::Vec<u32> = apic_ids
+        .iter()
+        .copied()
+        .filter(|&id| id != bsp_apic)
+        .take(NR_CPUS - 1)
+        .collect();
     if others.is_empty() {
         return ONLINE.load(Ordering::Acquire);
     }
@@ -68,7 +77,12 @@ pub fn bring_up(apic_ids: &[u32], bsp_apic: u32, trampoline_pa: u32, nx: bool) -
     }
     // SAFETY: the trampoline page is reserved for this purpose (below 1 MiB, outside the
     // frame allocator) and reachable through the direct map.
-    let t = unsafe { Trampoline::install(phys_to_virt(u64::from(trampoline_pa)) as *mut u8, trampoline_pa) };
+    let t = unsafe {
+        Trampoline::install(
+            phys_to_virt(u64::from(trampoline_pa)) as *mut u8,
+            trampoline_pa,
+        )
+    };
     let efer = (1 << 8) | if nx { 1 << 11 } else { 0 };
     for (i, &apic_id) in others.iter().enumerate() {
         let cpu = i as u32 + 1;

@@ -54,7 +54,8 @@ pub fn timer_interrupt() {
 /// returns the measured latency in microseconds, or `None` if it never fired within 1 s.
 pub fn oneshot_selftest(vector: u8, us: u64) -> Option<u64> {
     let before = TIMER_FIRED.load(Ordering::Acquire);
-    let ticks = (LAPIC_TICKS_PER_MS.load(Ordering::Relaxed) * us / 1000).clamp(1, u64::from(u32::MAX));
+    let ticks =
+        (LAPIC_TICKS_PER_MS.load(Ordering::Relaxed) * us / 1000).clamp(1, u64::from(u32::MAX));
     let start = cpu::rdtsc();
     apic::timer_start(vector, ticks as u32, false);
     while TIMER_FIRED.load(Ordering::Acquire) == before {

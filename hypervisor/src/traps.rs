@@ -24,7 +24,10 @@ extern "C" fn xenolith_trap_handler(f: &mut TrapFrame) {
         }
         v if v == u32::from(SPURIOUS_VECTOR) => {}
         v => {
-            printk!("CPU{}: unexpected interrupt vector {v:#04x}\n", percpu::current().cpu);
+            printk!(
+                "CPU{}: unexpected interrupt vector {v:#04x}\n",
+                percpu::current().cpu
+            );
             apic::eoi();
         }
     }
@@ -43,7 +46,11 @@ impl Write for Fatal {
 /// Prints Xen's register dump for a hypervisor-context trap frame.
 fn show_registers(w: &mut Fatal, f: &TrapFrame) {
     let cpu = percpu::current().cpu;
-    let _ = writeln!(w, "----[ Xenolith-{}  x86_64  debug=n  Not tainted ]----", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(
+        w,
+        "----[ Xenolith-{}  x86_64  debug=n  Not tainted ]----",
+        env!("CARGO_PKG_VERSION")
+    );
     let _ = writeln!(w, "CPU:    {cpu}");
     let _ = writeln!(w, "RIP:    {:04x}:[<{:016x}>]", f.cs, f.rip);
     let _ = writeln!(w, "RFLAGS: {:016x}   CONTEXT: hypervisor", f.rflags);
@@ -53,12 +60,25 @@ fn show_registers(w: &mut Fatal, f: &TrapFrame) {
         [("rbp", f.rbp), ("rsp", f.rsp), ("r8 ", f.r8)],
         [("r9 ", f.r9), ("r10", f.r10), ("r11", f.r11)],
         [("r12", f.r12), ("r13", f.r13), ("r14", f.r14)],
-        [("r15", f.r15), ("cr0", cpu::read_cr0()), ("cr4", cpu::read_cr4())],
+        [
+            ("r15", f.r15),
+            ("cr0", cpu::read_cr0()),
+            ("cr4", cpu::read_cr4()),
+        ],
     ];
     for r in rows {
-        let _ = writeln!(w, "{}: {:016x}   {}: {:016x}   {}: {:016x}", r[0].0, r[0].1, r[1].0, r[1].1, r[2].0, r[2].1);
+        let _ = writeln!(
+            w,
+            "{}: {:016x}   {}: {:016x}   {}: {:016x}",
+            r[0].0, r[0].1, r[1].0, r[1].1, r[2].0, r[2].1
+        );
     }
-    let _ = writeln!(w, "cr3: {:016x}   cr2: {:016x}", cpu::read_cr3(), cpu::read_cr2());
+    let _ = writeln!(
+        w,
+        "cr3: {:016x}   cr2: {:016x}",
+        cpu::read_cr3(),
+        cpu::read_cr2()
+    );
     let _ = writeln!(w, "ss: {:04x}   cs: {:04x}", f.ss, f.cs);
 }
 
@@ -66,7 +86,7 @@ fn show_registers(w: &mut Fatal, f: &TrapFrame) {
 fn show_stack(w: &mut Fatal, f: &TrapFrame) {
     let base = percpu::block_base(f.rsp);
     let top = base + STACK_SIZE;
-    let in_block = |a: u64| a >= base && a + 8 <= top && a % 8 == 0;
+    let in_block = |a: u64| a >= base && a + 8 <= top && a.is_multiple_of(8);
     let _ = write!(w, "Xen stack trace from rsp={:016x}:", f.rsp);
     for i in 0..24u64 {
         let a = f.rsp + i * 8;
@@ -118,10 +138,28 @@ fn fatal_trap(f: &TrapFrame) -> ! {
         let _ = writeln!(
             w,
             "({} {} in {} mode{})",
-            if e & pf::PRESENT != 0 { "protection violation" } else { "page not present" },
-            if e & pf::INSN != 0 { "on fetch" } else if e & pf::WRITE != 0 { "on write" } else { "on read" },
-            if e & pf::USER != 0 { "user" } else { "supervisor" },
-            if e & pf::RSVD != 0 { ", reserved bit set" } else { "" },
+            if e & pf::PRESENT != 0 {
+                "protection violation"
+            } else {
+                "page not present"
+            },
+            if e & pf::INSN != 0 {
+                "on fetch"
+            } else if e & pf::WRITE != 0 {
+                "on write"
+            } else {
+                "on read"
+            },
+            if e & pf::USER != 0 {
+                "user"
+            } else {
+                "supervisor"
+            },
+            if e & pf::RSVD != 0 {
+                ", reserved bit set"
+            } else {
+                ""
+            },
         );
     } else {
         let _ = writeln!(

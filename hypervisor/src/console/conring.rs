@@ -14,7 +14,10 @@ impl ConRing {
     /// A ring of at least `size` bytes (rounded up to a power of two, minimum 16 KiB as Xen).
     pub fn new(size: usize) -> Self {
         let size = size.max(16 * 1024).next_power_of_two();
-        Self { buf: vec![0; size], prod: 0 }
+        Self {
+            buf: vec![0; size],
+            prod: 0,
+        }
     }
 
     /// Capacity in bytes.
@@ -40,7 +43,9 @@ impl ConRing {
     pub fn contents(&self) -> Vec<u8> {
         let len = self.buf.len() as u64;
         let start = self.prod.saturating_sub(len);
-        (start..self.prod).map(|i| self.buf[(i % len) as usize]).collect()
+        (start..self.prod)
+            .map(|i| self.buf[(i % len) as usize])
+            .collect()
     }
 
     /// Moves the contents into a ring of another size (keeps the newest bytes that fit).

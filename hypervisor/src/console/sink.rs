@@ -1,8 +1,8 @@
 //! The console's output devices and its global state (bare-metal only).
 
+use super::Level;
 use super::conring::ConRing;
 use super::line::LineState;
-use super::Level;
 use crate::options::LogLevels;
 use core::fmt::{self, Write};
 use spin::Mutex;
@@ -137,7 +137,11 @@ pub fn print_fatal(args: fmt::Arguments<'_>) {
 /// A copy of the console ring (oldest byte first), as `xl dmesg` would show it.
 pub fn ring_contents() -> alloc::vec::Vec<u8> {
     x86_64::instructions::interrupts::without_interrupts(|| {
-        lock().ring.as_ref().map(|r| r.contents()).unwrap_or_default()
+        lock()
+            .ring
+            .as_ref()
+            .map(|r| r.contents())
+            .unwrap_or_default()
     })
 }
 

@@ -23,7 +23,10 @@ pub fn alloc(order: usize) -> Option<u64> {
 
 /// Allocates `2^order` contiguous frames wholly below physical address `limit`.
 pub fn alloc_below(order: usize, limit: u64) -> Option<u64> {
-    FRAMES.lock().alloc_below(order, limit / FRAME_SIZE).map(|pfn| pfn * FRAME_SIZE)
+    FRAMES
+        .lock()
+        .alloc_below(order, limit / FRAME_SIZE)
+        .map(|pfn| pfn * FRAME_SIZE)
 }
 
 /// Returns frames obtained from [`alloc`].

@@ -130,7 +130,11 @@ pub fn build_and_switch(
     unsafe { xenolith_arch::cpu::write_cr3(root) };
     ROOT.store(root, Ordering::Release);
     DIRECT_LIMIT.store(limit, Ordering::Release);
-    Ok(PagingReport { root, leaves, wx_violations })
+    Ok(PagingReport {
+        root,
+        leaves,
+        wx_violations,
+    })
 }
 
 /// Physical address of the hypervisor L4.

@@ -9,7 +9,9 @@ pub struct IdentityMemory;
 
 impl PhysMemory for IdentityMemory {
     fn read_bytes(&self, paddr: u64, buf: &mut [u8]) -> bool {
-        let Some(end) = paddr.checked_add(buf.len() as u64) else { return false };
+        let Some(end) = paddr.checked_add(buf.len() as u64) else {
+            return false;
+        };
         if end > 1 << 32 || paddr == 0 {
             return false;
         }
@@ -28,7 +30,9 @@ pub struct DirectMemory {
 
 impl PhysMemory for DirectMemory {
     fn read_bytes(&self, paddr: u64, buf: &mut [u8]) -> bool {
-        let Some(end) = paddr.checked_add(buf.len() as u64) else { return false };
+        let Some(end) = paddr.checked_add(buf.len() as u64) else {
+            return false;
+        };
         if end > self.limit || paddr == 0 {
             return false;
         }

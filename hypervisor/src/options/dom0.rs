@@ -49,7 +49,7 @@ impl MemSize {
 
 /// Formats a byte count in MiB when exact, else KiB (amounts are whole 4 KiB pages).
 fn fmt_bytes(f: &mut fmt::Formatter<'_>, bytes: u64) -> fmt::Result {
-    if bytes % MIB == 0 {
+    if bytes.is_multiple_of(MIB) {
         write!(f, "{} MiB", bytes / MIB)
     } else {
         write!(f, "{} KiB", bytes / 1024)

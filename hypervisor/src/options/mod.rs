@@ -8,7 +8,8 @@
 //! * Tokenising, `no-` negation, booleans and diagnostics: `xen/common/kernel.c`
 //!   (`parse_params`, `parse_bool`). Options are separated by spaces only (not tabs), quotes
 //!   mean nothing, and a repeated option is simply applied again, so the last one wins.
-//! * Sizes: `parse_size_and_unit` (`xen/common/lib.c`), see [`num`].
+//! * Sizes and numbers: `parse_size_and_unit` and `simple_strtoull` (`xen/common/lib.c`),
+//!   ported in the private `num` module.
 //!
 //! Per-option rules live with their types: [`Dom0Mem`] and [`VcpuRange`] (`dom0_build.c`),
 //! [`ConsoleSet`] and [`LogLevels`] (`console.c`), [`SerialConfig`] (`ns16550.c`), [`Sched`]

@@ -101,7 +101,8 @@ fn option_names_are_case_sensitive() {
 
 #[test]
 fn dash_and_underscore_are_interchangeable_in_names() {
-    let cases: &[(&str, fn(&Options) -> bool)] = &[
+    type Check = fn(&Options) -> bool;
+    let cases: &[(&str, Check)] = &[
         ("dom0-mem=1G", |o| o.dom0_mem.amount == Some(size(GIB))),
         ("dom0_max-vcpus=2", |o| {
             o.dom0_max_vcpus == VcpuRange { min: 2, max: 2 }
