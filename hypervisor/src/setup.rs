@@ -68,6 +68,23 @@ extern "C" fn xenolith_start(magic: u32, info: u32) -> ! {
         printk!("{}\n", xenolith_boot::info::format_ram_map_line(r));
     }
 
+    printk_lvl!(
+        Info,
+        "CPU features: vendor {}, NX {}, 1G pages {}, x2APIC {}, SVM {}, VMX {}, {} physical address bits\n",
+        if features.amd {
+            "AMD"
+        } else if features.intel {
+            "Intel"
+        } else {
+            "other"
+        },
+        features.nx,
+        features.page1g,
+        features.x2apic,
+        features.svm,
+        features.vmx,
+        features.phys_bits
+    );
     init_frames(&boot);
     init_paging(&boot, &features);
 
@@ -88,8 +105,16 @@ extern "C" fn xenolith_start(magic: u32, info: u32) -> ! {
     printk!("Brought up {online} CPUs\n");
 
     report_dom0(&opts, &boot, online);
+    let (heap_used, heap_free) = crate::mm::heap::usage();
+    printk_lvl!(
+        Debug,
+        "Heap: {heap_used} bytes used, {heap_free} bytes free\n"
+    );
     run_selftests(&opts);
     printk!("Xenolith boot complete\n");
+    if opts.selftest.iter().any(|t| t == "exit") {
+        selftest_exit(0x10);
+    }
     loop {
         cpu::idle_halt();
     }
@@ -406,7 +431,17 @@ fn run_selftests(o: &Options) {
                 // is canonical and unmapped, so the write raises #PF and the fatal path runs.
                 unsafe { core::ptr::write_volatile(0x0dea_dbee_f000 as *mut u64, 1) };
             }
+            "exit" => {} // handled after the boot-complete line
             other => printk_lvl!(Warning, "selftest: unknown test \"{other}\" ignored\n"),
         }
     }
+}
+
+/// Ends a QEMU run through `isa-debug-exit` (port 0xf4): QEMU exits with `(code << 1) | 1`.
+/// Without that device the write goes nowhere and the CPU idles as usual.
+fn selftest_exit(code: u8) {
+    console::flush();
+    // SAFETY: port 0xf4 is unused on the PC platform except by QEMU's isa-debug-exit device,
+    // which test runs add on purpose.
+    unsafe { x86_64::instructions::port::Port::<u8>::new(0xf4).write(code) };
 }
