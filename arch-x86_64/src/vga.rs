@@ -2,7 +2,8 @@
 
 /// Physical address of the colour text buffer.
 pub const VGA_TEXT_PHYS: u64 = 0xb8000;
-const COLS: usize = 80;
+/// Text columns.
+pub const COLS: usize = 80;
 const ROWS: usize = 25;
 /// Light grey on black, as Xen's console uses.
 const ATTR: u16 = 0x07 << 8;
@@ -66,6 +67,14 @@ impl VgaText {
         for c in 0..COLS {
             self.put((ROWS - 1) * COLS + c, b' ');
         }
+    }
+
+    /// Reads row `row` back from the buffer as text (trailing spaces trimmed).
+    pub fn read_row(&self, row: usize, out: &mut [u8; COLS]) -> usize {
+        for (c, b) in out.iter_mut().enumerate() {
+            *b = (self.get(row.min(ROWS - 1) * COLS + c) & 0xff) as u8;
+        }
+        out.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1)
     }
 
     /// Writes one byte (`\n` starts a new line, `\r` is ignored, other controls print as '.').

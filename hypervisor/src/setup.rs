@@ -432,6 +432,20 @@ fn run_selftests(o: &Options) {
                 unsafe { core::ptr::write_volatile(0x0dea_dbee_f000 as *mut u64, 1) };
             }
             "exit" => {} // handled after the boot-complete line
+            "ud" => {
+                printk!("selftest: executing ud2\n");
+                // SAFETY: raising #UD on purpose exercises the generic fatal-trap report.
+                unsafe { core::arch::asm!("ud2") };
+            }
+            "vga" => {
+                let rows = console::vga_rows(4);
+                if rows.is_empty() {
+                    printk!("selftest: VGA console not selected\n");
+                }
+                for (i, r) in rows.iter().enumerate() {
+                    printk!("selftest: VGA row {i}: {r}\n");
+                }
+            }
             other => printk_lvl!(Warning, "selftest: unknown test \"{other}\" ignored\n"),
         }
     }

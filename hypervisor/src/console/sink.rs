@@ -156,3 +156,19 @@ pub fn flush() {
         c.serial.iter().flatten().for_each(|u| u.flush());
     }
 }
+
+/// The first `rows` rows of the VGA text buffer as the VGA console wrote them (for the `vga`
+/// self-test); empty when VGA output is not selected.
+pub fn vga_rows(rows: usize) -> alloc::vec::Vec<alloc::string::String> {
+    let c = lock();
+    let Some(v) = c.vga.as_ref() else {
+        return alloc::vec::Vec::new();
+    };
+    (0..rows)
+        .map(|r| {
+            let mut buf = [0u8; xenolith_arch::vga::COLS];
+            let n = v.read_row(r, &mut buf);
+            alloc::string::String::from_utf8_lossy(&buf[..n]).into_owned()
+        })
+        .collect()
+}
