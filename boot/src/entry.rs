@@ -14,7 +14,7 @@
 core::arch::global_asm!(
     r#"
     .set MB1_MAGIC, 0x1BADB002
-    .set MB1_FLAGS, (1 << 1) | (1 << 16)      /* memory info; address fields valid */
+    .set MB1_FLAGS, (1 << 0) | (1 << 1) | (1 << 16)  /* page-aligned modules; memory info; address fields valid */
     .set MB2_MAGIC, 0xE85250D6
     .set MB2_ARCH_I386, 0
 
