@@ -25,6 +25,8 @@ pub struct Features {
     pub vmx: bool,
     /// Hardware virtualization: SVM.
     pub svm: bool,
+    /// Supervisor-mode execution prevention.
+    pub smep: bool,
     /// Initial APIC id of this CPU (CPUID leaf 1).
     pub initial_apic_id: u32,
     /// Physical address width in bits.
@@ -52,6 +54,9 @@ impl Features {
             f.nx = ext.has_execute_disable();
             f.page1g = ext.has_1gib_pages();
             f.svm = ext.has_svm();
+        }
+        if let Some(ext) = cpuid.get_extended_feature_info() {
+            f.smep = ext.has_smep();
         }
         if let Some(apm) = cpuid.get_advanced_power_mgmt_info() {
             f.invariant_tsc = apm.has_invariant_tsc();

@@ -86,8 +86,9 @@ pub fn system_descriptor(base: u64, limit: u32, typ: u8) -> [u64; 2] {
 }
 
 impl CpuTables {
-    /// Tables for CPU `cpu` with IST stacks whose tops are `ist_tops` (DF, NMI, MCE).
-    pub fn new(cpu: u32, ist_tops: [u64; 3]) -> Self {
+    /// Tables for CPU `cpu` with IST stacks whose tops are `ist_tops` (DF, NMI, MCE) and the
+    /// ring-0 stack used on entry from a guest, `rsp0`.
+    pub fn new(cpu: u32, ist_tops: [u64; 3], rsp0: u64) -> Self {
         let mut gdt_page = [0u64; 512];
         gdt_page[..XEN_GDT_TABLE.len()].copy_from_slice(&XEN_GDT_TABLE);
         // Per-CPU entry: a present, non-system data-less descriptor whose limit is the CPU
@@ -98,6 +99,7 @@ impl CpuTables {
             iomap_base: size_of::<Tss>() as u16,
             ..Tss::default()
         };
+        tss.rsp[0] = rsp0;
         tss.ist[usize::from(IST_DF - 1)] = ist_tops[0];
         tss.ist[usize::from(IST_NMI - 1)] = ist_tops[1];
         tss.ist[usize::from(IST_MCE - 1)] = ist_tops[2];
@@ -167,7 +169,7 @@ mod tests {
 
     #[test]
     fn selectors_index_xen_table() {
-        let t = CpuTables::new(3, [1, 2, 3]);
+        let t = CpuTables::new(3, [1, 2, 3], 4);
         let at = |sel: u16| t.gdt_page[usize::from((sel & !7) - FIRST_RESERVED_GDT_BYTE) / 8];
         assert_eq!(at(HYPERVISOR_CS), 0x00af_9b00_0000_ffff);
         assert_eq!(at(FLAT_RING3_CS64), 0x00af_fb00_0000_ffff);

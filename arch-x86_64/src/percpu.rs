@@ -25,6 +25,8 @@ pub struct CpuInfo {
     pub stack_base: u64,
     /// This CPU's descriptor tables (`gdt::CpuTables`), as an address.
     pub tables: u64,
+    /// The vCPU running (or last run) on this CPU, as an address; 0 when idle.
+    pub current_vcpu: core::sync::atomic::AtomicU64,
 }
 
 const _: () = assert!(core::mem::size_of::<CpuInfo>() as u64 <= CPU_INFO_SIZE);
@@ -47,6 +49,12 @@ pub const fn cpu_info_addr(base: u64) -> u64 {
 /// The block base containing stack address `rsp`.
 pub const fn block_base(rsp: u64) -> u64 {
     rsp & !(STACK_SIZE - 1)
+}
+
+/// The end of the guest frame area: the TSS `rsp0` and the SYSCALL stub's stack (the
+/// `TrapFrame` of a guest entry ends here).
+pub const fn guest_frame_top(base: u64) -> u64 {
+    stack_top(base)
 }
 
 /// The executing CPU's info.

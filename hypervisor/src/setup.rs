@@ -87,7 +87,12 @@ extern "C" fn xenolith_start(magic: u32, info: u32) -> ! {
     );
     init_frames(&boot);
     init_paging(&boot, &features);
+    init_m2p(&boot);
 
+    if let Err(e) = smpboot::init_guest_entry() {
+        printk!("CPU0: {e}\n");
+        shutdown::fatal_stop();
+    }
     let acpi = init_acpi(&boot);
     let cpus = init_apic(&features, acpi.as_ref());
     init_time();
@@ -115,6 +120,12 @@ extern "C" fn xenolith_start(magic: u32, info: u32) -> ! {
     if opts.selftest.iter().any(|t| t == "exit") {
         selftest_exit(0x10);
     }
+    if opts.selftest.iter().any(|t| t == "poweroff") {
+        printk!("selftest: powering off through ACPI S5\n");
+        shutdown::poweroff();
+    }
+    let (free_pages, _, _) = frames::stats();
+    crate::domain::dom0::start(&boot, &opts, free_pages * 4096);
     loop {
         cpu::idle_halt();
     }
@@ -184,6 +195,21 @@ fn init_frames(boot: &BootInfo) {
         let _ = write!(line, " {order}:{n}");
     }
     printk!("{line}\n");
+}
+
+/// Creates the machine-to-phys table for all RAM.
+fn init_m2p(boot: &BootInfo) {
+    let max_page = boot
+        .memory_map
+        .iter()
+        .filter(|r| r.kind == MemoryKind::Usable)
+        .map(|r| r.end().div_ceil(4096))
+        .max()
+        .unwrap_or(0);
+    if let Err(e) = crate::mm::m2p::init(max_page) {
+        printk!("Cannot create the M2P table: {e:?}\n");
+        shutdown::fatal_stop();
+    }
 }
 
 /// Builds the hypervisor page tables (W^X, direct map) and switches to them.
@@ -256,11 +282,13 @@ fn init_acpi(boot: &BootInfo) -> Option<AcpiTables> {
                     e.error
                 );
             }
-            if let Some(f) = &t.fadt
-                && f.reset_supported()
-                && let Some(port) = f.reset_register.and_then(|r| r.io_port())
-            {
-                shutdown::set_acpi_reset(port, f.reset_value);
+            if let Some(f) = &t.fadt {
+                if f.reset_supported()
+                    && let Some(port) = f.reset_register.and_then(|r| r.io_port())
+                {
+                    shutdown::set_acpi_reset(port, f.reset_value);
+                }
+                init_poweroff(&mem, f);
             }
             Some(t)
         }
@@ -268,6 +296,30 @@ fn init_acpi(boot: &BootInfo) -> Option<AcpiTables> {
             printk!("ACPI: unusable tables ({e}); assuming one CPU\n");
             None
         }
+    }
+}
+
+/// Finds the S5 sleep type in the DSDT so that a dom0 poweroff can turn the machine off.
+fn init_poweroff(mem: &DirectMemory, f: &acpi::Fadt) {
+    use xenolith_boot::PhysMemory;
+    let pm1a = f.pm1a_control.and_then(|g| g.io_port());
+    let pm1b = f.pm1b_control.and_then(|g| g.io_port());
+    let (Some(dsdt), Some(pm1a)) = (f.dsdt, pm1a) else {
+        printk!("ACPI: no DSDT or PM1a control block: power-off unavailable\n");
+        return;
+    };
+    let len = mem.read_u32(dsdt + 4).unwrap_or(0).min(1 << 20) as usize;
+    let mut aml = alloc::vec![0u8; len];
+    if len < 36 || !mem.read_bytes(dsdt, &mut aml) {
+        printk!("ACPI: DSDT at {dsdt:#x} unreadable: power-off unavailable\n");
+        return;
+    }
+    match acpi::s5::find_s5(&aml) {
+        Some(s5) => {
+            shutdown::set_acpi_poweroff(pm1a, pm1b, s5.a, s5.b);
+            printk_lvl!(Info, "ACPI: S5 sleep type {}/{}, PM1a control port {pm1a:#x}\n", s5.a, s5.b);
+        }
+        None => printk!("ACPI: no \\_S5_ package in the DSDT: power-off unavailable\n"),
     }
 }
 
@@ -431,7 +483,7 @@ fn run_selftests(o: &Options) {
                 // is canonical and unmapped, so the write raises #PF and the fatal path runs.
                 unsafe { core::ptr::write_volatile(0x0dea_dbee_f000 as *mut u64, 1) };
             }
-            "exit" => {} // handled after the boot-complete line
+            "exit" | "poweroff" => {} // handled after the boot-complete line
             "ud" => {
                 printk!("selftest: executing ud2\n");
                 // SAFETY: raising #UD on purpose exercises the generic fatal-trap report.

@@ -21,18 +21,44 @@ static ONLINE: AtomicU32 = AtomicU32::new(1);
 /// `CpuInfo`.
 fn new_cpu(cpu: u32, apic_id: u32, base: u64) -> &'static mut CpuTables {
     let ist = [IST_DF, IST_NMI, IST_MCE].map(|n| percpu::ist_top(base, n));
-    let tables = Box::leak(Box::new(CpuTables::new(cpu, ist)));
+    let rsp0 = percpu::guest_frame_top(base);
+    let tables = Box::leak(Box::new(CpuTables::new(cpu, ist, rsp0)));
     let info = CpuInfo {
         cpu,
         apic_id,
         stack_base: base,
         tables: &*tables as *const _ as u64,
+        current_vcpu: core::sync::atomic::AtomicU64::new(0),
     };
     // SAFETY: `base` is the CPU's own aligned stack block, not yet in use by anyone else
     // (the BSP's block is in use by the BSP itself, which is the caller in that case, and
     // `CpuInfo` sits above its live stack frames).
     unsafe { percpu::init_block(base, info) };
     tables
+}
+
+/// Prepares the executing CPU to take entries from PV guests: its SYSCALL stub (generated with
+/// this CPU's frame address, mapped executable) and, when the CPU has it, SMEP so that the
+/// hypervisor never executes guest (user) pages.
+pub fn init_guest_entry() -> Result<(), &'static str> {
+    use xenolith_arch::guest_entry::{STUB_LEN, init_syscall, syscall_common_addr, syscall_stub};
+    let info = percpu::current();
+    let pa = frames::alloc(0).ok_or("no memory for the SYSCALL stub")?;
+    let stub = syscall_stub(percpu::guest_frame_top(info.stack_base), syscall_common_addr());
+    // SAFETY: the frame was just allocated and is reachable through the direct map.
+    unsafe {
+        let page = phys_to_virt(pa) as *mut u8;
+        core::ptr::write_bytes(page, 0xcc, 4096);
+        core::ptr::copy_nonoverlapping(stub.as_ptr(), page, STUB_LEN);
+    }
+    let va = paging::map_code_page(pa).map_err(|_| "cannot map the SYSCALL stub")?;
+    init_syscall(va);
+    if xenolith_arch::cpu::Features::detect().smep {
+        // SAFETY: SMEP only forbids ring-0 execution of user pages; the hypervisor's code is
+        // all in supervisor pages.
+        unsafe { xenolith_arch::cpu::write_cr4(xenolith_arch::cpu::read_cr4() | (1 << 20)) };
+    }
+    Ok(())
 }
 
 /// Sets up the BSP's per-CPU state and descriptor tables on the boot stack block.
@@ -52,6 +78,9 @@ extern "C" fn ap_entry(cpu: u64) -> ! {
     unsafe { (&mut *(info.tables as *mut CpuTables)).load() };
     trap::load();
     apic::enable_local(SPURIOUS_VECTOR);
+    if let Err(e) = init_guest_entry() {
+        printk!("CPU{cpu}: {e}; it will not run guests\n");
+    }
     printk!("CPU{}: APIC id {} online\n", cpu, apic::id());
     ONLINE.fetch_add(1, Ordering::Release);
     loop {

@@ -16,12 +16,15 @@ pub mod cmdline;
 pub mod elf;
 pub mod error;
 pub mod grub;
+pub mod guests;
 pub mod lock;
 pub mod multiboot;
 pub mod paths;
 pub mod qemu;
 pub mod serial;
 pub mod synth;
+pub mod verdicts;
+pub mod xen_ref;
 
 pub use error::{Error, Result};
 pub use qemu::{EndReason, Qemu, RunResult};

@@ -523,6 +523,25 @@ fn invalid_opcode_selftest_reports_fatal_trap() {
     );
 }
 
+#[test]
+fn acpi_poweroff_ends_qemu() {
+    // -no-reboot does not matter here: S5 makes QEMU exit on its own, with status 0.
+    let r = Qemu::new()
+        .name("poweroff")
+        .kernel(elf())
+        .append(&format!("{CONSOLE} selftest=poweroff"))
+        .run()
+        .unwrap();
+    index_of(&r, "(XEN) selftest: powering off through ACPI S5");
+    assert_eq!(r.end, EndReason::Exited, "{}", r.report());
+    assert_eq!(r.exit_code(), Some(0), "{}", r.report());
+    assert!(
+        r.find_line("(XEN) Power-off failed").is_none(),
+        "{}",
+        r.report()
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Console selection and log levels
 

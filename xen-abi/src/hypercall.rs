@@ -21,8 +21,12 @@ hypercalls! {
     mmuext_op = 26, xsm_op = 27, nmi_op = 28, sched_op = 29, callback_op = 30,
     xenoprof_op = 31, event_channel_op = 32, physdev_op = 33, hvm_op = 34, sysctl = 35,
     domctl = 36, kexec_op = 37, tmem_op = 38, argo_op = 39, xenpmu_op = 40, dm_op = 41,
-    hypfs_op = 42,
+    hypfs_op = 42, arch_0 = 48, arch_1 = 49, arch_2 = 50, arch_3 = 51, arch_4 = 52,
+    arch_5 = 53, arch_6 = 54, arch_7 = 55,
 }
+
+/// `__HYPERVISOR_mca` (`arch-x86/xen-mca.h`): the x86 machine-check hypercall is `arch_0`.
+pub const mca: u64 = arch_0;
 
 /// Number of hypercall slots (`NR_hypercalls` is 64 in Xen's table).
 pub const NR_HYPERCALLS: u64 = 64;

@@ -17,6 +17,7 @@ pub mod gas;
 pub mod hpet;
 pub mod madt;
 pub mod rsdp;
+pub mod s5;
 pub mod sdt;
 
 #[cfg(test)]

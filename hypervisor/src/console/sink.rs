@@ -172,3 +172,20 @@ pub fn vga_rows(rows: usize) -> alloc::vec::Vec<alloc::string::String> {
         })
         .collect()
 }
+
+/// Text a guest printed with `console_io`. The hardware domain's text goes out as is (Xen
+/// writes dom0's output straight to the console); other domains' lines get a `(dN) ` prefix.
+pub fn guest_write(domid: u16, bytes: &[u8]) {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let mut c = lock();
+        if domid == 0 {
+            c.emit(bytes);
+            return;
+        }
+        let prefix = alloc::format!("(d{domid}) ");
+        for chunk in bytes.split_inclusive(|&b| b == b'\n') {
+            c.emit(prefix.as_bytes());
+            c.emit(chunk);
+        }
+    });
+}

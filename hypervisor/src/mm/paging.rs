@@ -182,3 +182,26 @@ pub fn drop_low_mappings() {
     // SAFETY: reloading CR3 with the same root flushes the dropped non-global entries.
     unsafe { xenolith_arch::cpu::write_cr3(root()) };
 }
+
+/// Maps the frame at `pa` read-only and executable in the vmap area (for generated code such as
+/// the per-CPU SYSCALL stubs, written through the direct map before this); returns its address.
+pub fn map_code_page(pa: u64) -> Result<u64, MapError> {
+    let mut next = LOCK.lock();
+    let va = *next;
+    let mut access = DirectTables;
+    Mapper::new(root(), &mut access).map(va, pa, xenolith_arch::paging::PageSize::Size4K, Pte::GLOBAL)?;
+    *next = va + 2 * PAGE_SIZE;
+    Ok(va)
+}
+
+/// Maps one page of `size` at `va` (in the hypervisor range) to `pa` with `flags`.
+pub fn map_hypervisor(
+    va: u64,
+    pa: u64,
+    size: xenolith_arch::paging::PageSize,
+    flags: Pte,
+) -> Result<(), MapError> {
+    let _g = LOCK.lock();
+    let mut access = DirectTables;
+    Mapper::new(root(), &mut access).map(va, pa, size, flags)
+}

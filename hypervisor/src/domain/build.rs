@@ -1,0 +1,357 @@
+//! Building a 64-bit PV domain from a kernel image (Xen's `dom0_construct_pv`).
+#![allow(non_upper_case_globals)] // Xen's constant names, as spelled in its headers
+
+use super::layout::{Layout, LayoutInput, PAGE};
+use super::{Domain, DomainInner, DomainState, Vcpu};
+use crate::mm::{frames, m2p, paging};
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use spin::Mutex;
+use xenolith_arch::layout::{HYPERVISOR_L4_FIRST, HYPERVISOR_L4_LAST, phys_to_virt};
+use xenolith_arch::paging::Pte;
+use xenolith_arch::trap::TrapFrame;
+
+/// One loadable piece of the kernel, at its destination virtual address.
+pub struct Segment<'a> {
+    /// Destination virtual address (`p_paddr + VIRT_BASE - PADDR_OFFSET`).
+    pub va: u64,
+    /// File contents.
+    pub data: &'a [u8],
+    /// Size in memory (the rest is zero).
+    pub memsz: u64,
+}
+
+/// What the builder needs to know about the kernel.
+pub struct KernelImage<'a> {
+    /// Loadable segments.
+    pub segments: Vec<Segment<'a>>,
+    /// Entry point (the ENTRY note).
+    pub entry: u64,
+    /// VIRT_BASE.
+    pub virt_base: u64,
+    /// End of the kernel image.
+    pub virt_kend: u64,
+    /// `INIT_P2M`: the kernel maps the p2m list itself there.
+    pub p2m_base: Option<u64>,
+    /// `MOD_START_PFN`: pass the initrd unmapped, by frame number.
+    pub unmapped_initrd: bool,
+    /// `HYPERCALL_PAGE` address, if the kernel wants one.
+    pub hypercall_page: Option<u64>,
+    /// PAE_MODE asks for extended CR3 (libelf's `XEN_PAE_EXTCR3`, what `"yes"` means): the
+    /// builder enables `VMASST_TYPE_pae_extended_cr3`, as Xen's `dom0_construct_pv` does.
+    pub pae_extended_cr3: bool,
+}
+
+/// Why a domain could not be built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BuildError {
+    /// The initial layout does not fit in the memory given.
+    TooSmall,
+    /// Out of host memory.
+    NoMemory,
+    /// A kernel segment lies outside the initial mapping.
+    SegmentOutside(u64),
+    /// `INIT_P2M` placement is not supported yet.
+    InitP2mUnsupported,
+}
+
+impl core::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BuildError::TooSmall => f.write_str("the kernel and its boot data do not fit in the domain's memory"),
+            BuildError::NoMemory => f.write_str("out of memory"),
+            BuildError::SegmentOutside(va) => write!(f, "kernel segment at {va:#x} outside the initial mapping"),
+            BuildError::InitP2mUnsupported => f.write_str("XEN_ELFNOTE_INIT_P2M placement is not supported yet"),
+        }
+    }
+}
+
+use xen_abi::xen::{SIF_INITDOMAIN, SIF_MOD_START_PFN, SIF_PRIVILEGED, VMASST_TYPE_pae_extended_cr3};
+/// Flags of the initial mappings (Xen's `L1_PROT` and `L{2,3,4}_PROT` for 64-bit PV).
+const L1_PROT: u64 = Pte::PRESENT.bits() | Pte::RW.bits() | Pte::ACCESSED.bits() | Pte::USER.bits();
+const LN_PROT: u64 = L1_PROT | Pte::DIRTY.bits();
+
+/// The frames of a domain being built, with VA-based access to its initial mapping.
+struct Memory {
+    p2m: Vec<u64>,
+    layout: Layout,
+}
+
+impl Memory {
+    fn frame_ptr(&self, pfn: u64) -> *mut u8 {
+        phys_to_virt(self.p2m[pfn as usize] << 12) as *mut u8
+    }
+
+    /// Writes `bytes` at guest virtual address `va` of the initial mapping.
+    fn write_va(&self, va: u64, bytes: &[u8]) {
+        let mut done = 0usize;
+        while done < bytes.len() {
+            let at = va + done as u64;
+            let off = (at % PAGE) as usize;
+            let n = (PAGE as usize - off).min(bytes.len() - done);
+            let pfn = self.layout.pfn_of(at);
+            // SAFETY: the frame belongs to the domain being built and is mapped by the direct
+            // map; `off + n <= PAGE`.
+            unsafe { core::ptr::copy_nonoverlapping(bytes[done..].as_ptr(), self.frame_ptr(pfn).add(off), n) };
+            done += n;
+        }
+    }
+
+    fn write_pfn(&self, pfn: u64, bytes: &[u8]) {
+        for (i, chunk) in bytes.chunks(PAGE as usize).enumerate() {
+            // SAFETY: as in `write_va`; each chunk is at most one page.
+            unsafe { core::ptr::copy_nonoverlapping(chunk.as_ptr(), self.frame_ptr(pfn + i as u64), chunk.len()) };
+        }
+    }
+
+    fn table(&self, pfn: u64) -> *mut u64 {
+        self.frame_ptr(pfn).cast()
+    }
+}
+
+/// Allocates `nr_pages` zeroed frames, biggest blocks first; returns the p2m.
+fn allocate(nr_pages: u64) -> Result<Vec<u64>, BuildError> {
+    let mut p2m = Vec::with_capacity(nr_pages as usize);
+    let mut order = 9usize;
+    while (p2m.len() as u64) < nr_pages {
+        let left = nr_pages - p2m.len() as u64;
+        while order > 0 && (1u64 << order) > left {
+            order -= 1;
+        }
+        match frames::alloc(order) {
+            Some(pa) => {
+                // SAFETY: fresh frames, mapped by the direct map.
+                unsafe { core::ptr::write_bytes(phys_to_virt(pa) as *mut u8, 0, (PAGE << order) as usize) };
+                p2m.extend((0..1u64 << order).map(|i| (pa >> 12) + i));
+            }
+            None if order > 0 => order -= 1,
+            None => {
+                for &mfn in &p2m {
+                    frames::free(mfn << 12, 0);
+                }
+                return Err(BuildError::NoMemory);
+            }
+        }
+    }
+    Ok(p2m)
+}
+
+/// Builds the initial page tables for `[v_start, v_end)` in the page-table frames of the
+/// layout, maps those frames read-only, and installs the hypervisor's L4 slots. Returns the
+/// L4's machine frame.
+fn build_page_tables(mem: &Memory) -> u64 {
+    let l = &mem.layout;
+    let pt_first = l.pfn_of(l.vpt.0);
+    let mut next_pt = pt_first + 1;
+    let l4_pfn = pt_first;
+    let mfn = |pfn: u64| mem.p2m[pfn as usize];
+    let mut alloc_pt = || {
+        let p = next_pt;
+        next_pt += 1;
+        p
+    };
+    let idle_l4 = phys_to_virt(paging::root()) as *const u64;
+    let l4 = mem.table(l4_pfn);
+    for slot in HYPERVISOR_L4_FIRST..=HYPERVISOR_L4_LAST {
+        // SAFETY: both are live page-table frames; slot < 512.
+        unsafe { l4.add(slot).write(idle_l4.add(slot).read()) };
+    }
+    let entry = |table: *mut u64, idx: usize| -> u64 {
+        // SAFETY: `table` is a page-table frame of the domain; idx < 512.
+        unsafe { table.add(idx).read() }
+    };
+    let set = |table: *mut u64, idx: usize, v: u64| {
+        // SAFETY: as above.
+        unsafe { table.add(idx).write(v) }
+    };
+    let mut va = l.v_start;
+    while va < l.v_end {
+        let mut table = l4;
+        for level in (2..=4u32).rev() {
+            let idx = ((va >> (12 + 9 * (level - 1))) & 511) as usize;
+            let e = entry(table, idx);
+            let next_pfn = if e & 1 == 0 {
+                let p = alloc_pt();
+                set(table, idx, (mfn(p) << 12) | LN_PROT);
+                p
+            } else {
+                m2p::get(e >> 12)
+            };
+            table = mem.table(next_pfn);
+        }
+        let pfn = l.pfn_of(va);
+        let in_pt = va >= l.vpt.0 && va < l.vpt.1;
+        let flags = if in_pt { L1_PROT & !Pte::RW.bits() } else { L1_PROT };
+        set(table, ((va >> 12) & 511) as usize, (mfn(pfn) << 12) | flags);
+        va += PAGE;
+    }
+    mfn(l4_pfn)
+}
+
+/// Xen's 64-bit PV hypercall page: one 32-byte `syscall` stub per hypercall, and the special
+/// `iret` stub that pushes rcx, r11 and rax first (`pv_ring3_init_hypercall_page`).
+fn hypercall_page() -> [u8; 4096] {
+    let mut p = [0xccu8; 4096];
+    for i in 0..128u32 {
+        let s = &mut p[i as usize * 32..][..32];
+        let stub: Vec<u8> = if u64::from(i) == xen_abi::hypercall::iret {
+            [&[0x51, 0x41, 0x53, 0x50, 0xb8][..], &i.to_le_bytes(), &[0x0f, 0x05]].concat()
+        } else {
+            [&[0x51, 0x41, 0x53, 0xb8][..], &i.to_le_bytes(), &[0x0f, 0x05, 0x41, 0x5b, 0x59, 0xc3]].concat()
+        };
+        s[..stub.len()].copy_from_slice(&stub);
+    }
+    p
+}
+
+/// Fills a 64-bit `start_info` (1168 bytes; offsets from `xen/include/public/xen.h`).
+#[allow(clippy::too_many_arguments)]
+fn start_info(
+    nr_pages: u64,
+    shared_info_maddr: u64,
+    flags: u32,
+    l: &Layout,
+    mfn_list: u64,
+    mod_start: u64,
+    mod_len: u64,
+    cmdline: &str,
+) -> Vec<u8> {
+    let mut b = vec![0u8; 1168];
+    let put = |b: &mut [u8], off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    b[..14].copy_from_slice(b"xen-3.0-x86_64");
+    put(&mut b, 32, nr_pages);
+    put(&mut b, 40, shared_info_maddr);
+    b[48..52].copy_from_slice(&flags.to_le_bytes());
+    put(&mut b, 88, l.vpt.0);
+    put(&mut b, 96, l.nr_pt_pages);
+    put(&mut b, 104, mfn_list);
+    put(&mut b, 112, mod_start);
+    put(&mut b, 120, mod_len);
+    let n = cmdline.len().min(1023);
+    b[128..128 + n].copy_from_slice(&cmdline.as_bytes()[..n]);
+    b
+}
+
+/// Prints the layout the way Xen's dom0 builder does.
+fn report_layout(l: &Layout, k: &KernelImage<'_>) {
+    let kstart = k.segments.iter().map(|s| s.va).min().unwrap_or(l.v_start);
+    crate::printk!("VIRTUAL MEMORY ARRANGEMENT:\n");
+    crate::printk!(" Loaded kernel: {kstart:016x}->{:016x}\n", k.virt_kend);
+    if l.vinitrd.0 != l.vinitrd.1 {
+        crate::printk!(" Init. ramdisk: {:016x}->{:016x}\n", l.vinitrd.0, l.vinitrd.1);
+    }
+    crate::printk!(" Phys-Mach map: {:016x}->{:016x}\n", l.vphysmap.0, l.vphysmap.1);
+    crate::printk!(" Start info:    {:016x}->{:016x}\n", l.vstartinfo.0, l.vstartinfo.1);
+    crate::printk!(" Page tables:   {:016x}->{:016x}\n", l.vpt.0, l.vpt.1);
+    crate::printk!(" Boot stack:    {:016x}->{:016x}\n", l.vstack.0, l.vstack.1);
+    crate::printk!(" TOTAL:         {:016x}->{:016x}\n", l.v_start, l.v_end);
+    crate::printk!(" ENTRY ADDRESS: {:016x}\n", k.entry);
+}
+
+/// Builds dom0 from `kernel` (and optional `initrd`) with `nr_pages` of memory and one vCPU.
+pub fn build_dom0(
+    kernel: &KernelImage<'_>,
+    initrd: Option<&[u8]>,
+    cmdline: &str,
+    nr_pages: u64,
+) -> Result<&'static mut Domain, BuildError> {
+    if kernel.p2m_base.is_some() {
+        return Err(BuildError::InitP2mUnsupported);
+    }
+    let initrd = initrd.unwrap_or(&[]);
+    let layout = Layout::compute(&LayoutInput {
+        v_start: kernel.virt_base,
+        virt_kend: kernel.virt_kend,
+        nr_pages,
+        initrd_len: initrd.len() as u64,
+        unmapped_initrd: kernel.unmapped_initrd,
+        p2m_base: kernel.p2m_base,
+        is_dom0: true,
+    })
+    .ok_or(BuildError::TooSmall)?;
+    report_layout(&layout, kernel);
+    let initrd_pages = (initrd.len() as u64).div_ceil(PAGE);
+    if kernel.unmapped_initrd && layout.initial_pages() + initrd_pages > nr_pages {
+        return Err(BuildError::TooSmall);
+    }
+    for s in &kernel.segments {
+        if s.va < layout.v_start || s.va + s.memsz > layout.vinitrd.0 {
+            return Err(BuildError::SegmentOutside(s.va));
+        }
+    }
+    let mem = Memory { p2m: allocate(nr_pages)?, layout };
+    for (pfn, &mfn) in mem.p2m.iter().enumerate() {
+        m2p::set(mfn, pfn as u64);
+    }
+    for s in &kernel.segments {
+        mem.write_va(s.va, s.data);
+    }
+    let (mod_start, mod_len) = match (initrd.is_empty(), kernel.unmapped_initrd) {
+        (true, _) => (0, 0),
+        (false, true) => {
+            mem.write_pfn(layout.initial_pages(), initrd);
+            (layout.initial_pages(), initrd.len() as u64)
+        }
+        (false, false) => {
+            mem.write_va(layout.vinitrd.0, initrd);
+            (layout.vinitrd.0, initrd.len() as u64)
+        }
+    };
+    let p2m_bytes: Vec<u8> = mem.p2m.iter().flat_map(|m| m.to_le_bytes()).collect();
+    mem.write_va(layout.vphysmap.0, &p2m_bytes);
+    if let Some(hp) = kernel.hypercall_page {
+        mem.write_va(hp, &hypercall_page());
+    }
+    let l4_mfn = build_page_tables(&mem);
+
+    let shared_info = frames::alloc(0).ok_or(BuildError::NoMemory)?;
+    // SAFETY: a fresh frame; zero it, then mask events on every legacy vcpu_info (byte 1 of
+    // each 64-byte vcpu_info), as Xen does for new vCPUs.
+    unsafe {
+        let p = phys_to_virt(shared_info) as *mut u8;
+        core::ptr::write_bytes(p, 0, PAGE as usize);
+        for i in 0..32 {
+            p.add(i * 64 + 1).write(1);
+        }
+    }
+    let mut flags = SIF_PRIVILEGED | SIF_INITDOMAIN;
+    if kernel.unmapped_initrd {
+        flags |= SIF_MOD_START_PFN;
+    }
+    let si = start_info(nr_pages, shared_info, flags, &layout, layout.vphysmap.0, mod_start, mod_len, cmdline);
+    mem.write_va(layout.vstartinfo.0, &si);
+
+    let mut v = Box::new(Vcpu::new(0));
+    v.regs = TrapFrame {
+        rip: kernel.entry,
+        cs: u64::from(xenolith_arch::gdt::FLAT_RING3_CS64),
+        rflags: 0x202,
+        rsp: layout.vstack.1,
+        ss: u64::from(xenolith_arch::gdt::FLAT_RING3_DS32),
+        rsi: layout.vstartinfo.0,
+        ..TrapFrame::default()
+    };
+    v.pv.guest_table = l4_mfn;
+    v.pv.vcpu_info = phys_to_virt(shared_info);
+    let d = Box::leak(Box::new(Domain {
+        id: 0,
+        name: String::from("Domain-0"),
+        privileged: true,
+        shared_info_mfn: shared_info >> 12,
+        tot_pages: nr_pages,
+        max_pages: nr_pages,
+        max_pfn: nr_pages,
+        inner: Mutex::new(DomainInner {
+            state: DomainState::Running,
+            vm_assist: if kernel.pae_extended_cr3 { 1 << VMASST_TYPE_pae_extended_cr3 } else { 0 },
+            unknown_hypercalls_logged: 0,
+        }),
+        evtchn: Mutex::new(crate::evtchn::PortTable::new()),
+        vcpus: Vec::new(),
+    }));
+    v.domain = d as *const Domain;
+    d.vcpus.push(v);
+    Ok(d)
+}

@@ -1,0 +1,76 @@
+//! Starting dom0 from the first boot module (the second, if present, is its initrd).
+
+use super::build::{self, KernelImage, Segment};
+use crate::loader::elf::Elf64;
+use crate::loader::xen_notes;
+use crate::options::{self, Options};
+use crate::printk;
+use alloc::string::String;
+use alloc::vec::Vec;
+use xenolith_arch::layout::phys_to_virt;
+use xenolith_boot::BootInfo;
+
+/// The bytes of a boot module (reserved from the frame allocator, reachable in the direct map).
+fn module_bytes(m: &xenolith_boot::Module) -> &'static [u8] {
+    // SAFETY: module memory is excluded from the frame allocator and never freed, and the
+    // direct map covers the low 4 GiB where loaders place modules.
+    unsafe { core::slice::from_raw_parts(phys_to_virt(m.start) as *const u8, (m.end - m.start) as usize) }
+}
+
+/// Builds dom0 and runs its vCPU 0 on this CPU. Returns only if dom0 cannot be built (the
+/// reason is printed; the hypervisor stays up).
+pub fn start(boot: &BootInfo, opts: &Options, available_bytes: u64) {
+    let Some(kmod) = boot.modules.first() else { return };
+    printk!("*** Building a PV Dom0 ***\n");
+    let image = module_bytes(kmod);
+    let elf = match Elf64::parse(image) {
+        Ok(e) => e,
+        Err(e) => return fail(&e),
+    };
+    let info = match xen_notes::parse(&elf) {
+        Ok(i) => i,
+        Err(e) => return fail(&e),
+    };
+    let segments: Vec<Segment<'_>> = elf
+        .loadable_segments()
+        .map(|ph| Segment {
+            va: ph.p_paddr.wrapping_add(info.virt_offset),
+            data: elf.segment_data(&ph).unwrap_or(&[]),
+            memsz: ph.p_memsz,
+        })
+        .collect();
+    let (pstart, pend) = elf.paddr_range();
+    printk!("Dom0 kernel: 64-bit, lsb, paddr {pstart:#x} -> {pend:#x}\n");
+    let kernel = KernelImage {
+        segments,
+        entry: info.entry,
+        virt_base: info.virt_base,
+        virt_kend: info.virt_kend,
+        p2m_base: info.init_p2m,
+        unmapped_initrd: info.mod_start_pfn,
+        hypercall_page: info.hypercall_page,
+        pae_extended_cr3: info.pae_mode == xen_notes::PaeMode::ExtendedCr3,
+    };
+    let initrd = boot.modules.get(1).map(module_bytes);
+    let mut cmdline = String::from(options::cook_cmdline(&kmod.cmdline, boot.loader_name.as_deref()));
+    if !opts.dom0_extra.is_empty() {
+        cmdline.push(' ');
+        cmdline.push_str(&opts.dom0_extra);
+    }
+    let nr_pages = opts.dom0_mem.resolve(available_bytes) / 4096;
+    let d = match build::build_dom0(&kernel, initrd, &cmdline, nr_pages) {
+        Ok(d) => d,
+        Err(e) => return fail(&e),
+    };
+    printk!("Dom0 has maximum 1 VCPUs\n");
+    printk!("Initial low memory virq threshold set at 0x4000 pages.\n");
+    printk!("*** Serial input to DOM0 (type 'CTRL-a' three times to switch input)\n");
+    let v = &mut d.vcpus[0];
+    // SAFETY: the domain is leaked ('static) and vCPU 0 runs only on this CPU.
+    let v: &'static mut super::Vcpu = unsafe { &mut *(&mut **v as *mut super::Vcpu) };
+    super::run_vcpu(v)
+}
+
+fn fail(e: &dyn core::fmt::Display) {
+    printk!("Could not set up DOM0 guest OS: {e}\n");
+}

@@ -1,0 +1,113 @@
+//! Domains and their vCPUs: identity, state, memory accounting, and the PV per-vCPU state the
+//! hypercalls manipulate.
+
+#[cfg(target_os = "none")]
+pub mod build;
+#[cfg(target_os = "none")]
+pub mod dom0;
+pub mod layout;
+#[cfg(target_os = "none")]
+mod run;
+pub mod vcpu;
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use spin::Mutex;
+#[cfg(target_os = "none")]
+pub use run::{crash, run_vcpu, set_cr2, set_upcall_mask, toggle_guest_mode, upcall_mask};
+pub use vcpu::{PvVcpu, TrapInfo, Vcpu};
+
+/// `SCHEDOP_shutdown` for the vCPU's domain.
+#[cfg(target_os = "none")]
+pub fn shutdown(v: &mut Vcpu, regs: &xenolith_arch::trap::TrapFrame, reason: u32) {
+    run::shutdown_domain(v, regs, reason)
+}
+
+/// A domain id (`domid_t`).
+pub type DomId = u16;
+
+/// Why a domain stopped (`SHUTDOWN_*`), or that it is still running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DomainState {
+    /// Has runnable or blocked vCPUs.
+    Running,
+    /// Shut down with a `SHUTDOWN_*` reason code.
+    Shutdown(u32),
+    /// Crashed (by the hypervisor, for a fault it could not deliver, or by `SHUTDOWN_crash`).
+    Crashed,
+}
+
+impl fmt::Display for DomainState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DomainState::Running => f.write_str("running"),
+            DomainState::Shutdown(r) => write!(f, "shutdown ({})", shutdown_reason_name(*r)),
+            DomainState::Crashed => f.write_str("crashed"),
+        }
+    }
+}
+
+/// Xen's names for `SHUTDOWN_*` codes (`xen/include/public/sched.h`).
+pub fn shutdown_reason_name(reason: u32) -> &'static str {
+    match reason {
+        0 => "poweroff",
+        1 => "reboot",
+        2 => "suspend",
+        3 => "crash",
+        4 => "watchdog",
+        5 => "soft_reset",
+        _ => "unknown",
+    }
+}
+
+/// Mutable per-domain state.
+pub struct DomainInner {
+    /// Run state.
+    pub state: DomainState,
+    /// `VMASST_*` bits enabled with `vm_assist`.
+    pub vm_assist: u64,
+    /// Hypercall numbers already reported as unimplemented (to log each once).
+    pub unknown_hypercalls_logged: u64,
+}
+
+/// A domain.
+pub struct Domain {
+    /// Domain id.
+    pub id: DomId,
+    /// Name (dom0: "Domain-0").
+    pub name: String,
+    /// Whether it is the hardware/control domain.
+    pub privileged: bool,
+    /// Machine frame of `shared_info`.
+    pub shared_info_mfn: u64,
+    /// Pages allocated to the domain (`tot_pages`).
+    pub tot_pages: u64,
+    /// The allocation ceiling (`max_pages`).
+    pub max_pages: u64,
+    /// Highest guest frame number + 1.
+    pub max_pfn: u64,
+    /// Mutable state.
+    pub inner: Mutex<DomainInner>,
+    /// Event-channel ports.
+    pub evtchn: Mutex<crate::evtchn::PortTable>,
+    /// The vCPUs, by id.
+    pub vcpus: Vec<Box<Vcpu>>,
+}
+
+impl Domain {
+    /// The `(dN)`-style label used in log lines.
+    pub fn label(&self) -> DomLabel {
+        DomLabel(self.id)
+    }
+}
+
+/// Formats as `dN`.
+pub struct DomLabel(pub DomId);
+
+impl fmt::Display for DomLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "d{}", self.0)
+    }
+}

@@ -1,0 +1,102 @@
+//! A virtual CPU and the PV state Xen keeps for it (`struct pv_vcpu`).
+
+use super::Domain;
+use alloc::vec;
+use alloc::vec::Vec;
+use xenolith_arch::trap::TrapFrame;
+
+/// One guest trap-table entry (`trap_info`): where to deliver a vector.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrapInfo {
+    /// Handler code selector.
+    pub cs: u16,
+    /// Flags: bits 0-1 DPL, bit 2 "clear the event mask on delivery" (`TI_SET_IF`).
+    pub flags: u8,
+    /// Handler address.
+    pub address: u64,
+}
+
+/// Per-vCPU paravirtual state.
+pub struct PvVcpu {
+    /// In guest kernel mode (else guest user mode): Xen's `TF_kernel_mode`.
+    pub kernel_mode: bool,
+    /// Machine frame of the kernel-mode L4 (`guest_table`).
+    pub guest_table: u64,
+    /// Machine frame of the user-mode L4 (`guest_table_user`), 0 if none.
+    pub guest_table_user: u64,
+    /// The trap table, 256 vectors.
+    pub trap_table: Vec<TrapInfo>,
+    /// Event upcall entry (`CALLBACKTYPE_event`).
+    pub event_callback: u64,
+    /// Failsafe entry (`CALLBACKTYPE_failsafe`).
+    pub failsafe_callback: u64,
+    /// 64-bit SYSCALL entry from guest user mode (`CALLBACKTYPE_syscall`).
+    pub syscall_callback: u64,
+    /// Kernel stack for bounces from user mode (`stack_switch`).
+    pub kernel_ss: u64,
+    /// Kernel stack pointer for bounces from user mode.
+    pub kernel_sp: u64,
+    /// FS base.
+    pub fs_base: u64,
+    /// GS base while in kernel mode.
+    pub gs_base_kernel: u64,
+    /// GS base while in user mode.
+    pub gs_base_user: u64,
+    /// Direct-map address of this vCPU's `vcpu_info` (in shared_info or registered elsewhere).
+    pub vcpu_info: u64,
+    /// Virtual I/O privilege level (`PHYSDEVOP_set_iopl`), 0-3.
+    pub iopl: u32,
+    /// Guest's virtual CR0.TS (`fpu_taskswitch`).
+    pub cr0_ts: bool,
+}
+
+/// A virtual CPU.
+pub struct Vcpu {
+    /// vCPU id within the domain.
+    pub id: u32,
+    /// Owning domain (domains live for the lifetime of the machine in this version).
+    pub domain: *const Domain,
+    /// Guest registers while not running (the live copy is the CPU's guest frame).
+    pub regs: TrapFrame,
+    /// PV state.
+    pub pv: PvVcpu,
+}
+
+// SAFETY: a vCPU is only touched by the CPU that runs it (the scheduler hands it over).
+unsafe impl Send for Vcpu {}
+// SAFETY: as above; shared references are only used to read immutable identity fields.
+unsafe impl Sync for Vcpu {}
+
+impl Vcpu {
+    /// A fresh vCPU with empty PV state.
+    pub fn new(id: u32) -> Self {
+        Self {
+            id,
+            domain: core::ptr::null(),
+            regs: TrapFrame::default(),
+            pv: PvVcpu {
+                kernel_mode: true,
+                guest_table: 0,
+                guest_table_user: 0,
+                trap_table: vec![TrapInfo::default(); 256],
+                event_callback: 0,
+                failsafe_callback: 0,
+                syscall_callback: 0,
+                kernel_ss: 0,
+                kernel_sp: 0,
+                fs_base: 0,
+                gs_base_kernel: 0,
+                gs_base_user: 0,
+                vcpu_info: 0,
+                iopl: 1,
+                cr0_ts: false,
+            },
+        }
+    }
+
+    /// The owning domain.
+    pub fn domain(&self) -> &Domain {
+        // SAFETY: set when the domain is created and never freed while the vCPU exists.
+        unsafe { &*self.domain }
+    }
+}

@@ -1,0 +1,59 @@
+//! `HYPERVISOR_event_channel_op` (Xen's `do_event_channel_op`): the port-table operations.
+
+use super::Ctx;
+use crate::evtchn::PortState;
+use crate::guest_mem::{copy_from_guest, copy_to_guest};
+use xen_abi::errno::Errno;
+
+use xen_abi::event_channel::{EVTCHNOP_alloc_unbound, EVTCHNOP_close, EVTCHNOP_status};
+use xen_abi::xen::DOMID_SELF;
+
+fn u16_at(b: &[u8], off: usize) -> u16 {
+    u16::from_le_bytes([b[off], b[off + 1]])
+}
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
+}
+
+/// `event_channel_op(cmd, arg)`.
+pub fn do_event_channel_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
+    let d = ctx.vcpu.domain();
+    let resolve = |dom: u16| if dom == DOMID_SELF { Ok(d.id) } else if dom == d.id { Ok(dom) } else { Err(Errno::ESRCH) };
+    match a[0] as u32 {
+        EVTCHNOP_alloc_unbound => {
+            // struct evtchn_alloc_unbound { domid_t dom, remote_dom; evtchn_port_t port; }
+            let mut b = [0u8; 8];
+            copy_from_guest(&mut b, a[1])?;
+            resolve(u16_at(&b, 0))?;
+            let remote = match u16_at(&b, 2) {
+                DOMID_SELF => d.id,
+                r => r,
+            };
+            let port = d.evtchn.lock().alloc(PortState::Unbound { remote })?;
+            copy_to_guest(a[1] + 4, &port.to_le_bytes())?;
+            Ok(0)
+        }
+        EVTCHNOP_status => {
+            // struct evtchn_status { domid_t dom; evtchn_port_t port; uint32_t status, vcpu;
+            //                        union { ... } u; } (port at 4, status at 8, vcpu at 12, u at 16)
+            let mut b = [0u8; 8];
+            copy_from_guest(&mut b, a[1])?;
+            resolve(u16_at(&b, 0))?;
+            let (status, vcpu, word) = d.evtchn.lock().status(u32_at(&b, 4))?;
+            let mut out = [0u8; 12];
+            out[..4].copy_from_slice(&status.to_le_bytes());
+            out[4..8].copy_from_slice(&vcpu.to_le_bytes());
+            out[8..].copy_from_slice(&word.to_le_bytes());
+            copy_to_guest(a[1] + 8, &out)?;
+            Ok(0)
+        }
+        EVTCHNOP_close => {
+            let mut b = [0u8; 4];
+            copy_from_guest(&mut b, a[1])?;
+            d.evtchn.lock().close(u32_at(&b, 0))?;
+            Ok(0)
+        }
+        _ => Err(Errno::ENOSYS),
+    }
+}

@@ -1,0 +1,107 @@
+//! Entry points from a running PV guest: SYSCALL (hypercalls from guest kernel mode) and
+//! exceptions/interrupts taken at CPL3.
+
+use super::bounce::{self, BounceState, IretContext, TrapBounce};
+use crate::domain::Vcpu;
+use crate::hypercall::{self, Ctx};
+use crate::printk;
+use xenolith_arch::percpu;
+use xenolith_arch::trap::TrapFrame;
+
+/// The vCPU running on this CPU.
+///
+/// # Panics
+/// If called on a CPU that is not running a guest (a hypervisor bug).
+pub fn current() -> &'static mut Vcpu {
+    let p = percpu::current().current_vcpu.load(core::sync::atomic::Ordering::Relaxed);
+    assert!(p != 0, "no current vCPU");
+    // SAFETY: set by `run_vcpu` to a vCPU that lives as long as its domain (forever here) and is
+    // only used by this CPU while it runs there.
+    unsafe { &mut *(p as *mut Vcpu) }
+}
+
+/// SYSCALL from the guest: a hypercall in kernel mode (Xen's `lstar_enter` path).
+#[unsafe(no_mangle)]
+extern "C" fn xenolith_guest_syscall(regs: &mut TrapFrame) {
+    let v = current();
+    if !v.pv.kernel_mode {
+        // Guest user-mode SYSCALL: bounce to the kernel's registered syscall entry.
+        let eip = v.pv.syscall_callback;
+        deliver(v, regs, TrapBounce { eip, error_code: None, interrupt: false });
+        return;
+    }
+    let number = regs.rax;
+    let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8];
+    if number == xen_abi::hypercall::iret {
+        do_iret(v, regs);
+        return;
+    }
+    let mut ctx = Ctx { vcpu: v, regs };
+    let ret = hypercall::dispatch(&mut ctx, number, args);
+    ctx.regs.rax = ret;
+}
+
+/// `HYPERVISOR_iret`: return from a bounce frame the guest built (Xen's `do_iret`).
+fn do_iret(v: &mut Vcpu, regs: &mut TrapFrame) {
+    let mut words = [0u64; 9];
+    let mut bytes = [0u8; 72];
+    if crate::guest_mem::copy_from_guest(&mut bytes, regs.rsp).is_err() {
+        crate::domain::crash(v, regs, "HYPERVISOR_iret: unreadable iret context");
+    }
+    for (w, c) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+        *w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+    }
+    let ctx = IretContext::from_words(&words);
+    if ctx.cs & 3 == 3 && v.pv.guest_table_user == 0 {
+        crate::domain::crash(v, regs, "HYPERVISOR_iret to user mode without user page tables");
+    }
+    let effect = bounce::iret(regs, &ctx, false);
+    if effect.to_user_mode {
+        crate::domain::toggle_guest_mode(v);
+    }
+    crate::domain::set_upcall_mask(v, effect.upcall_mask);
+}
+
+/// Delivers a bounce to the guest kernel, or crashes the domain if it cannot be delivered.
+pub fn deliver(v: &mut Vcpu, regs: &mut TrapFrame, tb: TrapBounce) {
+    let st = BounceState {
+        kernel_mode: v.pv.kernel_mode,
+        kernel_sp: v.pv.kernel_sp,
+        upcall_mask: crate::domain::upcall_mask(v),
+        architectural_iopl: None,
+    };
+    let frame = match bounce::bounce(regs, &st, &tb) {
+        Ok(f) => f,
+        Err(e) => crate::domain::crash(v, regs, match e {
+            bounce::BounceError::BadStack(_) => "bounce frame on a hypervisor stack address",
+            bounce::BounceError::NoHandler => "no guest handler for a trap",
+        }),
+    };
+    if frame.to_kernel_mode {
+        crate::domain::toggle_guest_mode(v);
+    }
+    let bytes: alloc::vec::Vec<u8> = frame.words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    if crate::guest_mem::copy_to_guest(frame.rsp, &bytes).is_err() {
+        crate::domain::crash(v, regs, "cannot write the bounce frame to the guest kernel stack");
+    }
+    crate::domain::set_upcall_mask(v, frame.upcall_mask);
+}
+
+/// An exception or interrupt taken while the guest ran (CPL3).
+pub fn guest_trap(regs: &mut TrapFrame) {
+    let v = current();
+    let vector = regs.entry_vector;
+    let ti = v.pv.trap_table.get(vector as usize).copied().unwrap_or_default();
+    if vector == 14 {
+        crate::domain::set_cr2(v, xenolith_arch::cpu::read_cr2());
+    }
+    let error_code = xenolith_arch::trap::has_error_code(vector as u8).then_some(regs.error_code);
+    if ti.address == 0 {
+        let name = xenolith_arch::trap::exception_name(vector);
+        printk!("{}v{} unhandled trap {} ({name}) at {:#x}\n", v.domain().label(), v.id, vector, regs.rip);
+        crate::domain::crash(v, regs, "unhandled guest trap");
+    }
+    // TI_GET_IF: flag bit 2 set means "trap gate" (events stay as they are).
+    let interrupt = ti.flags & 4 == 0;
+    deliver(v, regs, TrapBounce { eip: ti.address, error_code, interrupt });
+}

@@ -1,0 +1,13 @@
+//! The suites, by name. To add one: write `suites/<name>.rs` with a
+//! `pub fn run(s: &mut Suite, si: &StartInfo)` and list it in [`SUITES`].
+
+use crate::verdict::Suite;
+use xen_abi::xen::StartInfo;
+
+pub mod basic;
+
+/// A suite: its name (as in `suites=` and the verdict lines) and its body.
+pub type SuiteFn = fn(&mut Suite, &StartInfo);
+
+/// Every suite, in the order they run.
+pub const SUITES: &[(&str, SuiteFn)] = &[("basic", basic::run)];
