@@ -5,8 +5,10 @@
 //! `0x0000800000000000` or at/above the end of the hypervisor range), as Xen's `access_ok`;
 //! the copy itself runs on the guest's page tables and turns a fault into `-EFAULT`.
 
+#[cfg(target_os = "none")]
 use xen_abi::errno::Errno;
 use xenolith_arch::layout::HYPERVISOR_VIRT_END;
+#[cfg(target_os = "none")]
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 /// Whether `[gva, gva + len)` is a guest-owned, canonical range (Xen's `__addr_ok` on both

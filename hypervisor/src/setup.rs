@@ -197,7 +197,7 @@ fn init_frames(boot: &BootInfo) {
     printk!("{line}\n");
 }
 
-/// Creates the machine-to-phys table for all RAM.
+/// Creates the machine-to-phys table and the frame table for all RAM.
 fn init_m2p(boot: &BootInfo) {
     let max_page = boot
         .memory_map
@@ -208,6 +208,10 @@ fn init_m2p(boot: &BootInfo) {
         .unwrap_or(0);
     if let Err(e) = crate::mm::m2p::init(max_page) {
         printk!("Cannot create the M2P table: {e:?}\n");
+        shutdown::fatal_stop();
+    }
+    if let Err(e) = crate::mm::frametable::init(max_page, &boot.memory_map) {
+        printk!("Cannot create the frame table: {e:?}\n");
         shutdown::fatal_stop();
     }
 }

@@ -64,7 +64,6 @@ fn pvtest_basic_on_xen_4_17() {
 }
 
 #[test]
-#[ignore = "Xenolith PV runtime not yet able to run the guest"]
 fn pvtest_basic_matches_xen_on_xenolith() {
     let xen = run(Hypervisor::Xen, "basic");
     if let Err(e) = xen.transcript.expect_all_pass(&["basic"]) {

@@ -3,7 +3,8 @@
 
 use super::layout::{Layout, LayoutInput, PAGE};
 use super::{Domain, DomainInner, DomainState, Vcpu};
-use crate::mm::{frames, m2p, paging};
+use crate::mm::{frames, frametable, m2p, paging};
+use crate::pvmm::{self, FrameEnv, Level, PageInfo};
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec;
@@ -39,6 +40,8 @@ pub struct KernelImage<'a> {
     pub unmapped_initrd: bool,
     /// `HYPERCALL_PAGE` address, if the kernel wants one.
     pub hypercall_page: Option<u64>,
+    /// PAE_MODE is present (anything but "no"): `start_info.magic` gets its `p` suffix.
+    pub pae: bool,
     /// PAE_MODE asks for extended CR3 (libelf's `XEN_PAE_EXTCR3`, what `"yes"` means): the
     /// builder enables `VMASST_TYPE_pae_extended_cr3`, as Xen's `dom0_construct_pv` does.
     pub pae_extended_cr3: bool,
@@ -55,6 +58,8 @@ pub enum BuildError {
     SegmentOutside(u64),
     /// `INIT_P2M` placement is not supported yet.
     InitP2mUnsupported,
+    /// The page-type rules refused the initial page tables (a builder bug).
+    PageTables(xen_abi::errno::Errno),
 }
 
 impl core::fmt::Display for BuildError {
@@ -64,6 +69,7 @@ impl core::fmt::Display for BuildError {
             BuildError::NoMemory => f.write_str("out of memory"),
             BuildError::SegmentOutside(va) => write!(f, "kernel segment at {va:#x} outside the initial mapping"),
             BuildError::InitP2mUnsupported => f.write_str("XEN_ELFNOTE_INIT_P2M placement is not supported yet"),
+            BuildError::PageTables(e) => write!(f, "the initial page tables do not validate ({})", e.name()),
         }
     }
 }
@@ -209,6 +215,7 @@ fn hypercall_page() -> [u8; 4096] {
 /// Fills a 64-bit `start_info` (1168 bytes; offsets from `xen/include/public/xen.h`).
 #[allow(clippy::too_many_arguments)]
 fn start_info(
+    magic: &str,
     nr_pages: u64,
     shared_info_maddr: u64,
     flags: u32,
@@ -220,7 +227,7 @@ fn start_info(
 ) -> Vec<u8> {
     let mut b = vec![0u8; 1168];
     let put = |b: &mut [u8], off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_le_bytes());
-    b[..14].copy_from_slice(b"xen-3.0-x86_64");
+    b[..magic.len().min(31)].copy_from_slice(&magic.as_bytes()[..magic.len().min(31)]);
     put(&mut b, 32, nr_pages);
     put(&mut b, 40, shared_info_maddr);
     b[48..52].copy_from_slice(&flags.to_le_bytes());
@@ -282,8 +289,14 @@ pub fn build_dom0(
         }
     }
     let mem = Memory { p2m: allocate(nr_pages)?, layout };
-    for (pfn, &mfn) in mem.p2m.iter().enumerate() {
-        m2p::set(mfn, pfn as u64);
+    {
+        let mut env = frametable::lock();
+        for (pfn, &mfn) in mem.p2m.iter().enumerate() {
+            m2p::set(mfn, pfn as u64);
+            if let Some(p) = env.page_mut(mfn) {
+                *p = PageInfo::assigned(0);
+            }
+        }
     }
     for s in &kernel.segments {
         mem.write_va(s.va, s.data);
@@ -316,11 +329,27 @@ pub fn build_dom0(
             p.add(i * 64 + 1).write(1);
         }
     }
-    let mut flags = SIF_PRIVILEGED | SIF_INITDOMAIN;
+    // Dom0 is told the hypervisor handles P- and C-states (`xen_processor_pmbits << 8`,
+    // Xen's default PX|CX).
+    // Type everything through the same rules guests are held to: validating the L4 types
+    // the whole tree (page-table frames as tables, mapped frames writable) and refuses a
+    // writable mapping of any page-table frame. Pinned, and held as vCPU 0's kernel table.
+    let mut guest_table = 0;
+    {
+        let mut env = frametable::lock();
+        if let Some(p) = env.page_mut(shared_info >> 12) {
+            *p = PageInfo::xen_shared(0, true);
+        }
+        pvmm::pin_table(&mut env, 0, l4_mfn, Level::L4).map_err(BuildError::PageTables)?;
+        pvmm::new_baseptr(&mut env, 0, 0, &mut guest_table, l4_mfn).map_err(BuildError::PageTables)?;
+    }
+    let mut flags = SIF_PRIVILEGED | SIF_INITDOMAIN | (0x3 << 8);
     if kernel.unmapped_initrd {
         flags |= SIF_MOD_START_PFN;
     }
-    let si = start_info(nr_pages, shared_info, flags, &layout, layout.vphysmap.0, mod_start, mod_len, cmdline);
+    // Xen: "xen-3.0-x86_64" plus "p" when the kernel declares a PAE mode.
+    let magic = if kernel.pae { "xen-3.0-x86_64p" } else { "xen-3.0-x86_64" };
+    let si = start_info(magic, nr_pages, shared_info, flags, &layout, layout.vphysmap.0, mod_start, mod_len, cmdline);
     mem.write_va(layout.vstartinfo.0, &si);
 
     let mut v = Box::new(Vcpu::new(0));
@@ -333,7 +362,7 @@ pub fn build_dom0(
         rsi: layout.vstartinfo.0,
         ..TrapFrame::default()
     };
-    v.pv.guest_table = l4_mfn;
+    v.pv.guest_table = guest_table;
     v.pv.vcpu_info = phys_to_virt(shared_info);
     let d = Box::leak(Box::new(Domain {
         id: 0,
@@ -341,7 +370,8 @@ pub fn build_dom0(
         privileged: true,
         shared_info_mfn: shared_info >> 12,
         tot_pages: nr_pages,
-        max_pages: nr_pages,
+        // Dom0 may grow without limit unless `dom0_mem=max:` says otherwise (Xen: ~0U).
+        max_pages: u64::from(u32::MAX),
         max_pfn: nr_pages,
         inner: Mutex::new(DomainInner {
             state: DomainState::Running,

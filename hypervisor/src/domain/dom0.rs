@@ -49,6 +49,7 @@ pub fn start(boot: &BootInfo, opts: &Options, available_bytes: u64) {
         p2m_base: info.init_p2m,
         unmapped_initrd: info.mod_start_pfn,
         hypercall_page: info.hypercall_page,
+        pae: info.pae_mode != xen_notes::PaeMode::No,
         pae_extended_cr3: info.pae_mode == xen_notes::PaeMode::ExtendedCr3,
     };
     let initrd = boot.modules.get(1).map(module_bytes);

@@ -18,10 +18,12 @@ fn round_pgup(x: u64) -> u64 {
     (x + PAGE - 1) & !(PAGE - 1)
 }
 
-/// Number of `1 << shift`-aligned slots `[lo, hi)` touches (Xen's `NR()` macro).
+/// Number of `1 << shift`-aligned slots `[lo, hi)` touches (Xen's `NR()` macro). Wrapping
+/// like Xen's `unsigned long`: kernels live at the very top of the address space, where
+/// rounding `hi` up overflows to 0 and the subtraction still gives the right count.
 fn nr(lo: u64, hi: u64, shift: u32) -> u64 {
     let m = (1u64 << shift) - 1;
-    (((hi + m) & !m) - (lo & !m)) >> shift
+    (hi.wrapping_add(m) & !m).wrapping_sub(lo & !m) >> shift
 }
 
 /// What the layout depends on.

@@ -11,6 +11,7 @@ mod console_io;
 mod event_channel_op;
 mod memory_op;
 mod misc;
+mod mmu;
 mod sched_op;
 mod traps_cb;
 mod vcpu_op;
@@ -63,6 +64,9 @@ hypercall_table! {
     nr::callback_op => traps_cb::do_callback_op,
     nr::vcpu_op => vcpu_op::do_vcpu_op,
     nr::event_channel_op => event_channel_op::do_event_channel_op,
+    nr::mmu_update => mmu::do_mmu_update,
+    nr::update_va_mapping => mmu::do_update_va_mapping,
+    nr::mmuext_op => mmu::do_mmuext_op,
 }
 
 /// Runs hypercall `number` for `ctx` and returns the value for the guest's `rax`.

@@ -6,7 +6,7 @@ use xen_abi::errno::Errno;
 use xen_abi::version::{XEN_MAJOR, XEN_MINOR};
 
 use xen_abi::features::{
-    XENFEAT_dom0, XENFEAT_gnttab_map_avail_bits, XENFEAT_highmem_assist,
+    XENFEAT_direct_mapped, XENFEAT_dom0, XENFEAT_gnttab_map_avail_bits, XENFEAT_highmem_assist,
     XENFEAT_memory_op_vnode_supported, XENFEAT_mmu_pt_update_preserve_ad,
     XENFEAT_pae_pgdir_above_4gb,
 };
@@ -21,7 +21,9 @@ fn pv_features_submap0(privileged: bool, pae_extended_cr3: bool) -> u32 {
     let mut m = (1 << XENFEAT_memory_op_vnode_supported)
         | (1 << XENFEAT_mmu_pt_update_preserve_ad)
         | (1 << XENFEAT_highmem_assist)
-        | (1 << XENFEAT_gnttab_map_avail_bits);
+        | (1 << XENFEAT_gnttab_map_avail_bits)
+        // PV guests see machine frames: Xen reports them direct-mapped.
+        | (1 << XENFEAT_direct_mapped);
     if privileged {
         m |= 1 << XENFEAT_dom0;
     }

@@ -20,8 +20,11 @@ use core::fmt;
 /// x86 boot protocol cannot describe more than 4 GiB anyway.
 pub const DEFAULT_LIMIT: usize = 256 << 20;
 
-/// Growth step for output buffers when the expected size is unknown or exceeded.
-const GROW_STEP: usize = 1 << 20;
+/// Least scratch space handed to a streaming decoder per call. Small, because the buffer
+/// grows geometrically anyway and zero-filling more than a small payload needs is waste.
+const MIN_SPARE: usize = 64 << 10;
+/// How much output zstd decodes between drains of its window buffer.
+const ZSTD_STEP: usize = 1 << 20;
 
 /// Largest dictionary an XZ stream may ask for: `xz -9`'s 64 MiB (Linux uses 32 MiB).
 const XZ_MAX_DICT: usize = 64 << 20;
@@ -211,6 +214,11 @@ impl Output {
         Ok(&mut self.buf[self.len..])
     }
 
+    /// How much more output the expected size foresees.
+    fn expected_remaining(&self) -> usize {
+        self.expected.saturating_sub(self.len)
+    }
+
     /// Records that `n` bytes of the scratch area are now output.
     fn advance(&mut self, n: usize) {
         self.len = (self.len + n).min(self.buf.len());
@@ -316,7 +324,7 @@ pub fn gunzip(
     // while the buffer grows. No HAS_MORE_INPUT: all input is here.
     let dflags = inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
     loop {
-        out.spare(GROW_STEP)?;
+        out.spare(MIN_SPARE)?;
         let (status, consumed, written) =
             decompress(&mut inflater, input, &mut out.buf, out.len, dflags);
         input = input.get(consumed..).unwrap_or_default();
@@ -362,7 +370,7 @@ pub fn unxz(data: &[u8], size_hint: Option<usize>, limit: usize) -> Result<Vec<u
     let mut dec = XzDecoder::in_heap_with_alloc_dict_size(DICT_SIZE_MIN, XZ_MAX_DICT);
     let mut input = data;
     loop {
-        let spare = out.spare(GROW_STEP)?;
+        let spare = out.spare(MIN_SPARE)?;
         let result = dec.decode(input, spare).map_err(|e| match e {
             XzError::NeedsLargerInputBuffer => DecompressError::Truncated(XZ),
             e => corrupt(XZ, e),
@@ -418,18 +426,29 @@ pub fn unlz4_legacy(
             .and_then(|n| input.get(pos..pos.checked_add(n)?))
             .ok_or(DecompressError::Truncated(LZ4))?;
         pos += block.len();
-        let spare = out.spare(LZ4_LEGACY_BLOCK)?;
-        let window = spare.len().min(LZ4_LEGACY_BLOCK);
-        let n = lz4_flex::block::decompress_into(block, &mut spare[..window]).map_err(|e| {
-            match e {
-                lz4_flex::block::DecompressError::OutputTooSmall { .. }
-                    if window < LZ4_LEGACY_BLOCK =>
-                {
-                    DecompressError::TooLarge { limit }
+        // LZ4 expands at most 255-fold (a run-length byte of 255 per input byte), so a short,
+        // possibly hostile block never gets 8 MiB of scratch. Try first with what the size
+        // hint leaves (right for real kernels), then with the bound.
+        let bound = block.len().saturating_mul(255).saturating_add(64).min(LZ4_LEGACY_BLOCK);
+        let first = out.expected_remaining().clamp(MIN_SPARE.min(bound), bound);
+        let mut result = Err(DecompressError::TooLarge { limit });
+        for want in [first, bound] {
+            let spare = out.spare(want)?;
+            let window = spare.len().min(want);
+            result = lz4_flex::block::decompress_into(block, &mut spare[..window]).map_err(|e| {
+                match e {
+                    lz4_flex::block::DecompressError::OutputTooSmall { .. } if window < bound => {
+                        DecompressError::TooLarge { limit }
+                    }
+                    e => corrupt(LZ4, e),
                 }
-                e => corrupt(LZ4, e),
+            });
+            // Retry only when the first window was merely too small.
+            if !matches!(result, Err(DecompressError::TooLarge { .. })) || window >= bound {
+                break;
             }
-        })?;
+        }
+        let n = result?;
         out.advance(n);
     }
     Ok(out.finish())
@@ -488,7 +507,7 @@ pub fn unzstd(
     dec.init(&mut input).map_err(|e| corrupt(ZSTD, e))?;
     loop {
         let finished = dec
-            .decode_blocks(&mut input, BlockDecodingStrategy::UptoBytes(GROW_STEP))
+            .decode_blocks(&mut input, BlockDecodingStrategy::UptoBytes(ZSTD_STEP))
             .map_err(|e| match e {
                 ruzstd::decoding::errors::FrameDecoderError::FailedToReadBlockHeader(_)
                     if input.is_empty() =>

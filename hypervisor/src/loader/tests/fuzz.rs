@@ -1,6 +1,14 @@
 //! Deterministic mutation fuzzing: damaged images must produce errors, never panics.
 
 use super::builder::*;
+
+/// A small kernel: the decoders run unoptimised in tests, and 10,000 runs must stay quick.
+fn small_kernel() -> ElfBuilder {
+    let mut b = ElfBuilder::linux();
+    b.segments[0].data.truncate(0x300);
+    b.segments[1].data.truncate(0x200);
+    b
+}
 use crate::loader::inspect_with_limit;
 
 /// Mutates `img` in one of several ways, mostly inside the payload (where the decoders are).
@@ -63,27 +71,27 @@ fn fuzz(name: &str, img: &[u8], seed: u64, iterations: usize) {
 
 #[test]
 fn fuzz_bzimage_xz() {
-    let elf = ElfBuilder::linux().build();
+    let elf = small_kernel().build();
     let img = bzimage(&xz(&elf), Some(elf.len() as u32), 0x020f);
     fuzz("xz", &img, 0x9e37_79b9_7f4a_7c15, 2000);
 }
 
 #[test]
 fn fuzz_bzimage_gzip() {
-    let elf = ElfBuilder::linux().build();
+    let elf = small_kernel().build();
     fuzz("gzip", &bzimage(&gzip(&elf), None, 0x020f), 0x1234_5678_9abc_def1, 2000);
 }
 
 #[test]
 fn fuzz_bzimage_lz4() {
-    let elf = ElfBuilder::linux().build();
+    let elf = small_kernel().build();
     let img = bzimage(&lz4_legacy(&elf), Some(elf.len() as u32), 0x020f);
     fuzz("lz4", &img, 0xdead_beef_cafe_f00d, 2000);
 }
 
 #[test]
 fn fuzz_bzimage_zstd() {
-    let elf = ElfBuilder::linux().build();
+    let elf = small_kernel().build();
     let img = bzimage(&zstd(&elf), Some(elf.len() as u32), 0x020f);
     fuzz("zstd", &img, 0x0bad_cafe_1234_5678, 2000);
 }
@@ -91,9 +99,9 @@ fn fuzz_bzimage_zstd() {
 #[test]
 fn fuzz_plain_elf() {
     // Uncompressed: mutations land in headers, phdrs and notes directly.
-    let img = bzimage(&ElfBuilder::linux().build(), None, 0x020f);
+    let img = bzimage(&small_kernel().build(), None, 0x020f);
     fuzz("elf", &img, 0x5555_aaaa_1234_4321, 2000);
-    let mut legacy = ElfBuilder::linux();
+    let mut legacy = small_kernel();
     legacy.notes.clear();
     legacy.placement = NotePlacement::SectionOnly;
     legacy.xen_guest = Some(b"GUEST_OS=linux,XEN_VER=xen-3.0,VIRT_BASE=0xffffffff80000000,ELF_PADDR_OFFSET=0".to_vec());

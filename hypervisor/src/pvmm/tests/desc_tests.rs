@@ -74,10 +74,12 @@ fn descriptor_pages_are_validated_and_fixed_up() {
     put_gdt_frames(&mut env, &[g0, g1], 1024);
     check_invariants(&env, &init, &[]);
     // Unused, it keeps its type and validity (no devalidation for descriptor pages), and
-    // can become anything.
+    // can take another type.
     assert_eq!(env.pg(g0).page_type(), PageType::SegDesc);
     assert!(env.pg(g0).is_validated());
-    pin_table(&mut env, DOM1, g0, Level::L1).unwrap();
+    get_page_and_type(&mut env, g0, DOM1, PageType::Writable).unwrap();
+    put_page_and_type(&mut env, g0);
+    assert_eq!(env.pg(g0).page_type(), PageType::Writable);
 }
 
 #[test]

@@ -20,8 +20,9 @@ mod linear;
 mod random;
 
 use super::*;
-use std::vec;
-use std::vec::Vec;
+pub(super) use std::vec;
+pub(super) use std::vec::Vec;
+pub(super) use xen_abi::errno::Errno;
 
 pub(super) const NR_FRAMES: u64 = 320;
 pub(super) const DOM0: DomId = 0;

@@ -1,0 +1,193 @@
+//! The PV MMU hypercalls: `mmu_update`, `update_va_mapping`, `mmuext_op` (Xen's
+//! `xen/arch/x86/mm.c`). The page-type rules live in `crate::pvmm`; this is the argument
+//! handling, the guest page-table walk and the TLB maintenance around them.
+
+use super::Ctx;
+use crate::guest_mem::{copy_from_guest, copy_to_guest, range_ok};
+use crate::mm::{frametable, m2p};
+use crate::pvmm::{self, FrameEnv, Level, MmuCtx};
+use xen_abi::errno::Errno;
+use xen_abi::xen::{
+    DOMID_IO, DOMID_SELF, MMU_MACHPHYS_UPDATE, MMUEXT_INVLPG_ALL, MMUEXT_INVLPG_LOCAL,
+    MMUEXT_INVLPG_MULTI, MMUEXT_NEW_BASEPTR, MMUEXT_NEW_USER_BASEPTR, MMUEXT_PIN_L1_TABLE,
+    MMUEXT_PIN_L2_TABLE, MMUEXT_PIN_L3_TABLE, MMUEXT_PIN_L4_TABLE, MMUEXT_TLB_FLUSH_ALL,
+    MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_TLB_FLUSH_MULTI, MMUEXT_UNPIN_TABLE, UVMF_FLUSHTYPE_MASK,
+    UVMF_INVLPG, UVMF_TLB_FLUSH,
+};
+use xenolith_arch::cpu;
+
+/// `count`'s top bit marks a preempted batch being continued (`MMU_UPDATE_PREEMPTED`).
+const PREEMPTED: u64 = 1 << 31;
+
+/// The owner of the frames an operation maps (`get_pg_owner`): the caller, or `DOMID_IO` for
+/// the hardware domain. Other domains come with multi-domain support.
+fn pg_owner(ctx: &Ctx<'_>, foreigndom: u16) -> Result<u16, Errno> {
+    let d = ctx.vcpu.domain();
+    match foreigndom {
+        DOMID_SELF => Ok(d.id),
+        x if x == d.id => Ok(d.id),
+        DOMID_IO if d.privileged => Ok(DOMID_IO),
+        _ => Err(Errno::ESRCH),
+    }
+}
+
+fn flush_local() {
+    // SAFETY: reloading CR3 with its current value only flushes non-global TLB entries.
+    unsafe { cpu::write_cr3(cpu::read_cr3()) };
+}
+
+/// `mmu_update(reqs, count, done, foreigndom)`.
+pub fn do_mmu_update(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
+    let (reqs, count, pdone) = (a[0], a[1] & !PREEMPTED & 0xffff_ffff, a[2]);
+    let caller = ctx.vcpu.domain().id;
+    let owner = pg_owner(ctx, a[3] as u16)?;
+    let mctx = MmuCtx { caller, pt_owner: caller, pg_owner: owner };
+    let mut done = 0u64;
+    let mut rc = Ok(0);
+    let mut touched = false;
+    while done < count {
+        let mut b = [0u8; 16];
+        if let Err(e) = copy_from_guest(&mut b, reqs + done * 16) {
+            rc = Err(e);
+            break;
+        }
+        let ptr = u64::from_le_bytes(b[..8].try_into().unwrap_or_default());
+        let val = u64::from_le_bytes(b[8..].try_into().unwrap_or_default());
+        let r = if ptr & 7 == MMU_MACHPHYS_UPDATE {
+            machphys_update(ptr >> 12, val, owner)
+        } else {
+            let mut env = frametable::lock();
+            pvmm::mmu_pt_update(&mut env, mctx, ptr, val)
+        };
+        if let Err(e) = r {
+            rc = Err(e);
+            break;
+        }
+        touched = true;
+        done += 1;
+    }
+    if touched {
+        flush_local();
+    }
+    if pdone != 0 {
+        copy_to_guest(pdone, &(done as u32).to_le_bytes())?;
+    }
+    rc
+}
+
+/// `MMU_MACHPHYS_UPDATE`: the guest records its frame number for one of its frames.
+fn machphys_update(mfn: u64, gpfn: u64, owner: u16) -> Result<(), Errno> {
+    let env = frametable::lock();
+    match env.page(mfn) {
+        Some(p) if p.owner == owner => {
+            m2p::set(mfn, gpfn);
+            Ok(())
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// Walks the vCPU's current page tables to the L1 mapping `va` (Xen's `map_guest_l1e`):
+/// returns the L1's frame and the entry index, or `None` if a level is absent or a superpage.
+fn guest_l1(env: &frametable::Env<'_>, l4: u64, va: u64) -> Option<(u64, usize)> {
+    let mut table = l4;
+    for level in (2..=4u32).rev() {
+        let e = env.read_entry(table, ((va >> (12 + 9 * (level - 1))) & 511) as usize);
+        if e & 1 == 0 || (level < 4 && e & 0x80 != 0) {
+            return None;
+        }
+        table = (e & 0x000f_ffff_ffff_f000) >> 12;
+    }
+    Some((table, ((va >> 12) & 511) as usize))
+}
+
+/// `update_va_mapping(va, val, flags)`.
+pub fn do_update_va_mapping(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
+    let (va, val, flags) = (a[0], a[1], a[2]);
+    if !range_ok(va, 1) {
+        return Err(Errno::EINVAL);
+    }
+    let caller = ctx.vcpu.domain().id;
+    let l4 = if ctx.vcpu.pv.kernel_mode { ctx.vcpu.pv.guest_table } else { ctx.vcpu.pv.guest_table_user };
+    {
+        let mut env = frametable::lock();
+        let (l1, index) = guest_l1(&env, l4, va).ok_or(Errno::EINVAL)?;
+        pvmm::update_va_mapping_l1(&mut env, MmuCtx::local(caller), l1, index, val)?;
+    }
+    match flags & UVMF_FLUSHTYPE_MASK {
+        UVMF_TLB_FLUSH => flush_local(),
+        UVMF_INVLPG => cpu::invlpg(va),
+        _ => {}
+    }
+    Ok(0)
+}
+
+/// `mmuext_op(ops, count, done, foreigndom)`.
+pub fn do_mmuext_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
+    let (ops, count, pdone) = (a[0], a[1] & !PREEMPTED & 0xffff_ffff, a[2]);
+    let caller = ctx.vcpu.domain().id;
+    let owner = pg_owner(ctx, a[3] as u16)?;
+    let mut done = 0u64;
+    let mut rc = Ok(0);
+    while done < count {
+        let mut b = [0u8; 24];
+        if let Err(e) = copy_from_guest(&mut b, ops + done * 24) {
+            rc = Err(e);
+            break;
+        }
+        let cmd = u32::from_le_bytes(b[..4].try_into().unwrap_or_default());
+        let arg1 = u64::from_le_bytes(b[8..16].try_into().unwrap_or_default());
+        if let Err(e) = mmuext_one(ctx, caller, owner, cmd, arg1) {
+            rc = Err(e);
+            break;
+        }
+        done += 1;
+    }
+    if pdone != 0 {
+        copy_to_guest(pdone, &(done as u32).to_le_bytes())?;
+    }
+    rc
+}
+
+fn mmuext_one(ctx: &mut Ctx<'_>, caller: u16, owner: u16, cmd: u32, arg1: u64) -> Result<(), Errno> {
+    let pin = |level| {
+        let mut env = frametable::lock();
+        pvmm::pin_table(&mut env, owner, arg1, level)
+    };
+    match cmd {
+        MMUEXT_PIN_L1_TABLE => pin(Level::L1),
+        MMUEXT_PIN_L2_TABLE => pin(Level::L2),
+        MMUEXT_PIN_L3_TABLE => pin(Level::L3),
+        MMUEXT_PIN_L4_TABLE => pin(Level::L4),
+        MMUEXT_UNPIN_TABLE => {
+            let mut env = frametable::lock();
+            pvmm::unpin_table(&mut env, owner, arg1)
+        }
+        MMUEXT_NEW_BASEPTR => {
+            let mut env = frametable::lock();
+            pvmm::new_baseptr(&mut env, caller, owner, &mut ctx.vcpu.pv.guest_table, arg1)?;
+            if ctx.vcpu.pv.kernel_mode {
+                // SAFETY: the table was just validated as this domain's L4 with the
+                // hypervisor slots in place.
+                unsafe { cpu::write_cr3(ctx.vcpu.pv.guest_table << 12) };
+            }
+            Ok(())
+        }
+        MMUEXT_NEW_USER_BASEPTR => {
+            let mut env = frametable::lock();
+            pvmm::new_user_baseptr(&mut env, caller, owner, &mut ctx.vcpu.pv.guest_table_user, arg1)
+        }
+        // One vCPU per domain so far: every flush is a local flush.
+        MMUEXT_TLB_FLUSH_LOCAL | MMUEXT_TLB_FLUSH_MULTI | MMUEXT_TLB_FLUSH_ALL => {
+            flush_local();
+            Ok(())
+        }
+        MMUEXT_INVLPG_LOCAL | MMUEXT_INVLPG_MULTI | MMUEXT_INVLPG_ALL => {
+            if range_ok(arg1, 1) {
+                cpu::invlpg(arg1);
+            }
+            Ok(())
+        }
+        _ => Err(Errno::ENOSYS),
+    }
+}

@@ -1,0 +1,114 @@
+//! The frame table: one [`PageInfo`] per machine frame at `FRAMETABLE_VIRT_START`, and the
+//! [`FrameEnv`] the PV page-type rules run on.
+//!
+//! RAM frames start unowned (free or hypervisor-private: no guest can take a reference on
+//! them); frames below `max_page` that are not RAM belong to `DOMID_IO`, as Xen's
+//! `assign_io_page` arranges, so the hardware domain can map firmware and MMIO ranges.
+
+use super::{frames, paging};
+use crate::pvmm::{DOMID_IO, DomId, DomainPolicy, FrameEnv, Mfn, PageInfo};
+use core::sync::atomic::{AtomicU64, Ordering};
+use spin::{Mutex, MutexGuard};
+use xenolith_arch::layout::{FRAMETABLE_VIRT_START, phys_to_virt};
+use xenolith_arch::paging::{MapError, PageSize, Pte};
+use xenolith_boot::{MemoryKind, MemoryRegion};
+
+static NR_FRAMES: AtomicU64 = AtomicU64::new(0);
+/// Serialises PV MMU operations (the single-threaded model of `pvmm`).
+static PV_MMU: Mutex<()> = Mutex::new(());
+
+/// Creates the frame table for frames `[0, max_page)` from the memory map.
+pub fn init(max_page: u64, map: &[MemoryRegion]) -> Result<(), MapError> {
+    const BLOCK: u64 = 2 << 20;
+    let bytes = (max_page * core::mem::size_of::<PageInfo>() as u64).div_ceil(BLOCK) * BLOCK;
+    let mut off = 0;
+    while off < bytes {
+        let pa = frames::alloc(9).ok_or(MapError::NoMemory)?;
+        paging::map_hypervisor(FRAMETABLE_VIRT_START + off, pa, PageSize::Size2M, Pte::GLOBAL | Pte::RW | Pte::NX)?;
+        off += BLOCK;
+    }
+    let table = FRAMETABLE_VIRT_START as *mut PageInfo;
+    for mfn in 0..max_page {
+        let pa = mfn << 12;
+        let ram = map.iter().any(|r| r.kind == MemoryKind::Usable && r.base <= pa && pa + 4096 <= r.end());
+        let info = if ram { PageInfo::FREE } else { PageInfo::io() };
+        // SAFETY: the table was just mapped for [0, max_page).
+        unsafe { table.add(mfn as usize).write(info) };
+    }
+    NR_FRAMES.store(max_page, Ordering::Release);
+    Ok(())
+}
+
+/// Exclusive access to the frame table for a PV MMU operation.
+pub struct Env<'a> {
+    _guard: MutexGuard<'a, ()>,
+}
+
+/// Takes the PV MMU lock.
+pub fn lock() -> Env<'static> {
+    Env { _guard: PV_MMU.lock() }
+}
+
+fn slot(mfn: Mfn) -> Option<*mut PageInfo> {
+    (mfn < NR_FRAMES.load(Ordering::Acquire))
+        .then(|| (FRAMETABLE_VIRT_START as *mut PageInfo).wrapping_add(mfn as usize))
+}
+
+impl FrameEnv for Env<'_> {
+    fn page(&self, mfn: Mfn) -> Option<&PageInfo> {
+        // SAFETY: `slot` only yields entries of the mapped table; the lock held by `self`
+        // serialises all access.
+        slot(mfn).map(|p| unsafe { &*p })
+    }
+
+    fn page_mut(&mut self, mfn: Mfn) -> Option<&mut PageInfo> {
+        // SAFETY: as in `page`, and `&mut self` makes the borrow unique.
+        slot(mfn).map(|p| unsafe { &mut *p })
+    }
+
+    fn read_entry(&self, mfn: Mfn, index: usize) -> u64 {
+        // SAFETY: called for frames with a frame-table entry (RAM or I/O below max_page),
+        // all covered by the direct map; index < 512.
+        unsafe { (phys_to_virt(mfn << 12) as *const u64).add(index & 511).read_volatile() }
+    }
+
+    fn write_entry(&mut self, mfn: Mfn, index: usize, val: u64) {
+        // SAFETY: as in `read_entry`; the rules only write validated page-table frames.
+        unsafe { (phys_to_virt(mfn << 12) as *mut u64).add(index & 511).write_volatile(val) }
+    }
+
+    fn xen_l4_slot(&self, _l4: Mfn, _dom: DomId, slot: usize, ro_mpt: bool) -> u64 {
+        if slot == xenolith_arch::layout::HYPERVISOR_L4_FIRST && !ro_mpt {
+            return 0;
+        }
+        // Guest L4s share the hypervisor's L3s: the slot holds what the idle table holds.
+        // SAFETY: the hypervisor L4 is live; slot is 256..=271.
+        unsafe { (phys_to_virt(paging::root()) as *const u64).add(slot & 511).read_volatile() }
+    }
+
+    fn policy(&self, dom: DomId) -> DomainPolicy {
+        DomainPolicy {
+            has_io_resources: dom == 0,
+            hardware_domain: dom == 0,
+            ..DomainPolicy::default()
+        }
+    }
+
+    fn iomem_access_permitted(&self, dom: DomId, mfn: Mfn) -> bool {
+        // The hardware domain may map I/O frames; RAM is never I/O.
+        dom == 0 && self.page(mfn).is_none_or(|p| p.owner == DOMID_IO)
+    }
+
+    fn flush_tlb_for_type_change(&mut self, _mfn: Mfn, _owner: DomId) {
+        // One vCPU per domain, running here: reloading CR3 flushes its non-global entries.
+        // SAFETY: rewriting CR3 with its current value only flushes the TLB.
+        unsafe { xenolith_arch::cpu::write_cr3(xenolith_arch::cpu::read_cr3()) };
+    }
+
+    fn page_released(&mut self, mfn: Mfn) {
+        if let Some(p) = self.page_mut(mfn) {
+            *p = PageInfo::FREE;
+        }
+        frames::free(mfn << 12, 0);
+    }
+}
