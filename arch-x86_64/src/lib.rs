@@ -22,3 +22,4 @@ pub mod smp;
 pub mod trap;
 pub mod uaccess;
 pub mod vga;
+pub mod rtc;

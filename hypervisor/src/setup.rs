@@ -378,6 +378,7 @@ fn init_apic(f: &Features, acpi: Option<&AcpiTables>) -> Vec<u32> {
 /// Calibrates the clocks and proves the one-shot timer interrupt works.
 fn init_time() {
     let (tsc_khz, lapic_khz) = time::calibrate();
+    crate::pv::time::init(tsc_khz);
     printk!(
         "Detected {}.{:03} MHz processor.\n",
         tsc_khz / 1000,

@@ -45,6 +45,19 @@ pub fn delay_us(us: u64) {
     }
 }
 
+/// Arms this CPU's LAPIC timer (one-shot) to fire in `ns` nanoseconds (longer delays fire
+/// early, at the counter's limit, and the handler re-arms).
+pub fn arm_oneshot_ns(ns: u64) {
+    let per_ms = LAPIC_TICKS_PER_MS.load(Ordering::Relaxed).max(1);
+    let ticks = (u128::from(ns) * u128::from(per_ms) / 1_000_000).clamp(1, u128::from(u32::MAX));
+    apic::timer_start(crate::traps::TIMER_VECTOR, ticks as u32, false);
+}
+
+/// Stops this CPU's LAPIC timer.
+pub fn stop_oneshot() {
+    apic::timer_stop();
+}
+
 /// Called from the timer vector.
 pub fn timer_interrupt() {
     TIMER_FIRED.fetch_add(1, Ordering::Release);

@@ -24,6 +24,13 @@ extern "C" fn xenolith_trap_handler(f: &mut TrapFrame) {
         v if v == u32::from(TIMER_VECTOR) => {
             crate::time::timer_interrupt();
             apic::eoi();
+            if from_guest {
+                crate::pv::entry::guest_timer_interrupt(f);
+            } else if let Some(v) = crate::pv::entry::current_opt() {
+                // In a hypercall (SCHEDOP_block): raise the events; delivery happens on the
+                // way out of the hypercall.
+                crate::pv::time::on_tick(v);
+            }
         }
         v if v == u32::from(SPURIOUS_VECTOR) => {}
         v => {

@@ -378,7 +378,7 @@ pub fn build_dom0(
             vm_assist: if kernel.pae_extended_cr3 { 1 << VMASST_TYPE_pae_extended_cr3 } else { 0 },
             unknown_hypercalls_logged: 0,
         }),
-        evtchn: Mutex::new(crate::evtchn::PortTable::new()),
+        evtchn: Mutex::new(crate::evtchn::PortTable::new(1)),
         vcpus: Vec::new(),
     }));
     v.domain = d as *const Domain;

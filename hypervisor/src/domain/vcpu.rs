@@ -48,6 +48,16 @@ pub struct PvVcpu {
     pub iopl: u32,
     /// Guest's virtual CR0.TS (`fpu_taskswitch`).
     pub cr0_ts: bool,
+    /// Single-shot timer expiry, system time in ns (`u64::MAX`: not set).
+    pub timer_deadline: u64,
+    /// Periodic timer period in ns (0: off).
+    pub periodic_period: u64,
+    /// Next periodic expiry (`u64::MAX`: off).
+    pub periodic_next: u64,
+    /// Guest address of the registered runstate area (0: none).
+    pub runstate_area: u64,
+    /// Frame holding a registered `vcpu_info` (0: it is in shared_info).
+    pub vcpu_info_mfn: u64,
 }
 
 /// A virtual CPU.
@@ -90,6 +100,11 @@ impl Vcpu {
                 vcpu_info: 0,
                 iopl: 1,
                 cr0_ts: false,
+                timer_deadline: u64::MAX,
+                periodic_period: 0,
+                periodic_next: u64::MAX,
+                runstate_area: 0,
+                vcpu_info_mfn: 0,
             },
         }
     }

@@ -5,7 +5,10 @@ use crate::evtchn::PortState;
 use crate::guest_mem::{copy_from_guest, copy_to_guest};
 use xen_abi::errno::Errno;
 
-use xen_abi::event_channel::{EVTCHNOP_alloc_unbound, EVTCHNOP_close, EVTCHNOP_status};
+use xen_abi::event_channel::{
+    EVTCHNOP_alloc_unbound, EVTCHNOP_bind_interdomain, EVTCHNOP_bind_ipi, EVTCHNOP_bind_virq,
+    EVTCHNOP_close, EVTCHNOP_send, EVTCHNOP_status, EVTCHNOP_unmask,
+};
 use xen_abi::xen::DOMID_SELF;
 
 fn u16_at(b: &[u8], off: usize) -> u16 {
@@ -51,7 +54,57 @@ pub fn do_event_channel_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno>
         EVTCHNOP_close => {
             let mut b = [0u8; 4];
             copy_from_guest(&mut b, a[1])?;
-            d.evtchn.lock().close(u32_at(&b, 0))?;
+            let port = u32_at(&b, 0);
+            d.evtchn.lock().close(d.id, port)?;
+            // SAFETY: as for unmask; a closed port must not stay pending.
+            unsafe { crate::pv::events::shared(ctx.vcpu).clear_pending(port) };
+            Ok(0)
+        }
+        EVTCHNOP_bind_virq => {
+            // struct evtchn_bind_virq { uint32_t virq, vcpu; evtchn_port_t port; }
+            let mut b = [0u8; 8];
+            copy_from_guest(&mut b, a[1])?;
+            let port = d.evtchn.lock().bind_virq(u32_at(&b, 0), u32_at(&b, 4))?;
+            copy_to_guest(a[1] + 8, &port.to_le_bytes())?;
+            Ok(0)
+        }
+        EVTCHNOP_bind_ipi => {
+            // struct evtchn_bind_ipi { uint32_t vcpu; evtchn_port_t port; }
+            let mut b = [0u8; 4];
+            copy_from_guest(&mut b, a[1])?;
+            let port = d.evtchn.lock().bind_ipi(u32_at(&b, 0))?;
+            copy_to_guest(a[1] + 4, &port.to_le_bytes())?;
+            Ok(0)
+        }
+        EVTCHNOP_bind_interdomain => {
+            // struct evtchn_bind_interdomain { domid_t remote_dom; evtchn_port_t remote_port,
+            //                                  local_port; } (remote_port at 4, local at 8)
+            let mut b = [0u8; 8];
+            copy_from_guest(&mut b, a[1])?;
+            resolve(u16_at(&b, 0))?;
+            let port = d.evtchn.lock().bind_loopback(d.id, u32_at(&b, 4))?;
+            copy_to_guest(a[1] + 8, &port.to_le_bytes())?;
+            Ok(0)
+        }
+        EVTCHNOP_send => {
+            let mut b = [0u8; 4];
+            copy_from_guest(&mut b, a[1])?;
+            let target = d.evtchn.lock().send_target(d.id, u32_at(&b, 0))?;
+            if let Some((port, _vcpu)) = target {
+                // One vCPU per domain so far: the notified vCPU is the caller.
+                crate::pv::events::set_pending(ctx.vcpu, port);
+            }
+            Ok(0)
+        }
+        EVTCHNOP_unmask => {
+            let mut b = [0u8; 4];
+            copy_from_guest(&mut b, a[1])?;
+            let port = u32_at(&b, 0);
+            if !d.evtchn.lock().valid(port) {
+                return Err(Errno::EINVAL);
+            }
+            // SAFETY: the domain's shared_info and vcpu_info are live; port < 4096.
+            unsafe { crate::pv::events::shared(ctx.vcpu).unmask(port) };
             Ok(0)
         }
         _ => Err(Errno::ENOSYS),

@@ -63,6 +63,7 @@ hypercall_table! {
     nr::set_callbacks => traps_cb::do_set_callbacks,
     nr::callback_op => traps_cb::do_callback_op,
     nr::vcpu_op => vcpu_op::do_vcpu_op,
+    nr::set_timer_op => vcpu_op::do_set_timer_op,
     nr::event_channel_op => event_channel_op::do_event_channel_op,
     nr::mmu_update => mmu::do_mmu_update,
     nr::update_va_mapping => mmu::do_update_va_mapping,

@@ -4,7 +4,9 @@ use super::Ctx;
 use crate::guest_mem::read_guest;
 use xen_abi::errno::Errno;
 
-use xen_abi::sched::{SCHEDOP_block, SCHEDOP_shutdown, SCHEDOP_shutdown_code, SCHEDOP_yield};
+use xen_abi::sched::{
+    SCHEDOP_block, SCHEDOP_poll, SCHEDOP_shutdown, SCHEDOP_shutdown_code, SCHEDOP_yield,
+};
 
 /// `sched_op(cmd, arg)`.
 pub fn do_sched_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
@@ -12,7 +14,38 @@ pub fn do_sched_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
     match a[0] as u32 {
         // One vCPU per pCPU so far: yielding and blocking return at once (a pending event is
         // the only way out of a block, and delivery happens on the way back to the guest).
-        SCHEDOP_yield | SCHEDOP_block => Ok(0),
+        // One vCPU per pCPU so far: nothing else to run.
+        SCHEDOP_yield => Ok(0),
+        SCHEDOP_block => {
+            // vcpu_block_enable_events: unmask, then sleep until an upcall is due. Timer
+            // interrupts raise the guest's events meanwhile; delivery happens on the way out.
+            crate::domain::set_upcall_mask(ctx.vcpu, 0);
+            wait_until(ctx, u64::MAX, |v| crate::pv::events::upcall_due(v));
+            Ok(0)
+        }
+        SCHEDOP_poll => {
+            // struct sched_poll { evtchn_port_t *ports; unsigned nr_ports; uint64_t timeout; }
+            let mut b = [0u8; 24];
+            crate::guest_mem::copy_from_guest(&mut b, a[1])?;
+            let ports = u64::from_le_bytes(b[..8].try_into().unwrap_or_default());
+            let nr = u32::from_le_bytes(b[8..12].try_into().unwrap_or_default());
+            let timeout = u64::from_le_bytes(b[16..24].try_into().unwrap_or_default());
+            if nr > 128 {
+                return Err(Errno::EINVAL);
+            }
+            let mut list = alloc::vec![0u8; nr as usize * 4];
+            crate::guest_mem::copy_from_guest(&mut list, ports)?;
+            let ports: alloc::vec::Vec<u32> =
+                list.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            if ports.iter().any(|&p| !ctx.vcpu.domain().evtchn.lock().valid(p)) {
+                return Err(Errno::EINVAL);
+            }
+            let deadline = if timeout == 0 { u64::MAX } else { timeout };
+            let shared = crate::pv::events::shared(ctx.vcpu);
+            // SAFETY: the domain's shared_info is live; every port was checked valid.
+            wait_until(ctx, deadline, |_| ports.iter().any(|&p| unsafe { shared.is_pending(p) }));
+            Ok(0)
+        }
         SCHEDOP_shutdown => {
             let reason: u32 = read_guest(a[1])?;
             crate::domain::shutdown(ctx.vcpu, ctx.regs, reason);
@@ -24,4 +57,27 @@ pub fn do_sched_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
         }
         _ => Err(Errno::ENOSYS),
     }
+}
+
+/// Halts until `done` holds or system time reaches `deadline`, taking timer interrupts.
+fn wait_until(ctx: &mut Ctx<'_>, deadline: u64, done: impl Fn(&crate::domain::Vcpu) -> bool) {
+    let mut armed = false;
+    loop {
+        if done(ctx.vcpu) {
+            break;
+        }
+        let now = crate::pv::time::now();
+        if now >= deadline {
+            break;
+        }
+        if deadline != u64::MAX && !armed {
+            // A poll timeout: make sure a timer interrupt comes by then.
+            let d = deadline.min(ctx.vcpu.pv.timer_deadline).min(ctx.vcpu.pv.periodic_next);
+            crate::time::arm_oneshot_ns(d - now);
+            armed = true;
+        }
+        xenolith_arch::cpu::idle_halt();
+        x86_64::instructions::interrupts::disable();
+    }
+    crate::pv::time::arm(ctx.vcpu);
 }

@@ -85,7 +85,11 @@ impl fmt::Display for BzImageError {
                 version >> 8,
                 version & 0xff
             ),
-            Self::PayloadOutOfBounds { start, len, image_len } => write!(
+            Self::PayloadOutOfBounds {
+                start,
+                len,
+                image_len,
+            } => write!(
                 f,
                 "bzImage payload {start:#x}+{len:#x} lies outside the {image_len}-byte image"
             ),
@@ -127,7 +131,10 @@ impl fmt::Display for KernelFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Elf => write!(f, "ELF"),
-            Self::BzImage { version, compression } => write!(
+            Self::BzImage {
+                version,
+                compression,
+            } => write!(
                 f,
                 "bzImage v{}.{:02}, {compression} payload",
                 version >> 8,
@@ -195,7 +202,10 @@ pub fn unwrap_kernel_with_limit(image: &[u8], limit: usize) -> Result<KernelImag
         None => image,
     };
     let wrap = |compression| match header {
-        Some(h) => KernelFormat::BzImage { version: h.version, compression },
+        Some(h) => KernelFormat::BzImage {
+            version: h.version,
+            compression,
+        },
         None if compression == Compression::None => KernelFormat::Elf,
         None => KernelFormat::Compressed(compression),
     };
@@ -211,7 +221,10 @@ pub fn unwrap_kernel_with_limit(image: &[u8], limit: usize) -> Result<KernelImag
         for (m, b) in magic.iter_mut().zip(payload) {
             *m = *b;
         }
-        return Err(LoadError::UnknownFormat { bzimage: header.is_some(), magic });
+        return Err(LoadError::UnknownFormat {
+            bzimage: header.is_some(),
+            magic,
+        });
     };
     // Linux's size trailer (for gzip, the ISIZE field).
     let trailer = payload
@@ -225,7 +238,15 @@ pub fn unwrap_kernel_with_limit(image: &[u8], limit: usize) -> Result<KernelImag
     let elf = decompress::decompress(compression, payload, Some(trailer), limit)?;
     // Xen takes the trailer as the ELF's size; a payload that disagrees is damaged.
     if header.is_some() && elf.len() != trailer {
-        return Err(BzImageError::SizeMismatch { expected: trailer, actual: elf.len() }.into());
+        return Err(BzImageError::SizeMismatch {
+            expected: trailer,
+            actual: elf.len(),
+        }
+        .into());
     }
-    Ok(KernelImage { elf: Cow::Owned(elf), format: wrap(compression), payload_len: payload.len() })
+    Ok(KernelImage {
+        elf: Cow::Owned(elf),
+        format: wrap(compression),
+        payload_len: payload.len(),
+    })
 }

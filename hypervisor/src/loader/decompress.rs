@@ -107,7 +107,10 @@ impl fmt::Display for DecompressError {
 
 /// Shorthand for a [`DecompressError::Corrupt`].
 fn corrupt(format: Compression, detail: impl fmt::Display) -> DecompressError {
-    DecompressError::Corrupt { format, detail: detail.to_string() }
+    DecompressError::Corrupt {
+        format,
+        detail: detail.to_string(),
+    }
 }
 
 /// Identifies the compression of `data` by magic number, in Xen's order of checks.
@@ -189,7 +192,12 @@ impl Output {
         let mut buf = Vec::new();
         buf.try_reserve_exact(expected)
             .map_err(|_| DecompressError::OutOfMemory { bytes: expected })?;
-        Ok(Self { buf, len: 0, limit, expected })
+        Ok(Self {
+            buf,
+            len: 0,
+            limit,
+            expected,
+        })
     }
 
     /// Ensures at least `want` bytes (or whatever remains up to the limit, if less) of zeroed
@@ -203,8 +211,15 @@ impl Output {
         if self.buf.len() - self.len < want {
             // The expected size at once, past it geometrically (by at most 64 MiB a step),
             // never past the limit.
-            let doubled = self.buf.len().saturating_mul(2).min(self.buf.len() + (64 << 20));
-            let target = (self.len + want).max(self.expected).max(doubled).min(self.limit);
+            let doubled = self
+                .buf
+                .len()
+                .saturating_mul(2)
+                .min(self.buf.len() + (64 << 20));
+            let target = (self.len + want)
+                .max(self.expected)
+                .max(doubled)
+                .min(self.limit);
             let extra = target - self.buf.len();
             self.buf
                 .try_reserve_exact(extra)
@@ -250,7 +265,11 @@ const CRC32_TABLE: [u32; 256] = {
         let mut c = i as u32;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
             k += 1;
         }
         table[i] = c;
@@ -261,7 +280,9 @@ const CRC32_TABLE: [u32; 256] = {
 
 /// CRC-32 of `data` as gzip stores it.
 pub fn crc32(data: &[u8]) -> u32 {
-    !data.iter().fold(!0u32, |c, &b| CRC32_TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8))
+    !data.iter().fold(!0u32, |c, &b| {
+        CRC32_TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8)
+    })
 }
 
 /// gzip header flag: header CRC16 present (RFC 1952; old gzip's "continuation").
@@ -299,11 +320,16 @@ pub fn gunzip(
     }
     let flags = data[3];
     if flags & FRESERVED != 0 {
-        return Err(corrupt(GZ, format_args!("reserved header flags {flags:#04x} set")));
+        return Err(corrupt(
+            GZ,
+            format_args!("reserved header flags {flags:#04x} set"),
+        ));
     }
     let mut pos = 10;
     if flags & FEXTRA != 0 {
-        let xlen = data.get(pos..pos + 2).ok_or(DecompressError::Truncated(GZ))?;
+        let xlen = data
+            .get(pos..pos + 2)
+            .ok_or(DecompressError::Truncated(GZ))?;
         pos += 2 + usize::from(u16::from_le_bytes([xlen[0], xlen[1]]));
     }
     for flag in [FNAME, FCOMMENT] {
@@ -345,7 +371,10 @@ pub fn gunzip(
     let out = out.finish();
     let crc = crc32(&out);
     if crc != want_crc {
-        return Err(corrupt(GZ, format_args!("CRC {crc:#010x}, expected {want_crc:#010x}")));
+        return Err(corrupt(
+            GZ,
+            format_args!("CRC {crc:#010x}, expected {want_crc:#010x}"),
+        ));
     }
     // ISIZE is the length modulo 2^32.
     if out.len() as u32 != want_len {
@@ -360,7 +389,11 @@ pub fn gunzip(
 /// Decompresses the first XZ stream in `data` (Linux builds it with `--check=crc32 --x86
 /// --lzma2`), verifying its checks; bytes after the stream footer (Linux's size trailer) are
 /// ignored, as in Xen's single-call `unxz`.
-pub fn unxz(data: &[u8], size_hint: Option<usize>, limit: usize) -> Result<Vec<u8>, DecompressError> {
+pub fn unxz(
+    data: &[u8],
+    size_hint: Option<usize>,
+    limit: usize,
+) -> Result<Vec<u8>, DecompressError> {
     use xz4rust::{DICT_SIZE_MIN, XzDecoder, XzError, XzNextBlockResult};
 
     const XZ: Compression = Compression::Xz;
@@ -403,7 +436,8 @@ pub fn unlz4_legacy(
 ) -> Result<Vec<u8>, DecompressError> {
     const LZ4: Compression = Compression::Lz4;
     let read_u32 = |d: &[u8], at: usize| {
-        d.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        d.get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     };
     // Xen: `size = in_len -= 4`, the trailer is excluded.
     let input = data
@@ -429,20 +463,27 @@ pub fn unlz4_legacy(
         // LZ4 expands at most 255-fold (a run-length byte of 255 per input byte), so a short,
         // possibly hostile block never gets 8 MiB of scratch. Try first with what the size
         // hint leaves (right for real kernels), then with the bound.
-        let bound = block.len().saturating_mul(255).saturating_add(64).min(LZ4_LEGACY_BLOCK);
+        let bound = block
+            .len()
+            .saturating_mul(255)
+            .saturating_add(64)
+            .min(LZ4_LEGACY_BLOCK);
         let first = out.expected_remaining().clamp(MIN_SPARE.min(bound), bound);
         let mut result = Err(DecompressError::TooLarge { limit });
         for want in [first, bound] {
             let spare = out.spare(want)?;
             let window = spare.len().min(want);
-            result = lz4_flex::block::decompress_into(block, &mut spare[..window]).map_err(|e| {
-                match e {
-                    lz4_flex::block::DecompressError::OutputTooSmall { .. } if window < bound => {
-                        DecompressError::TooLarge { limit }
-                    }
-                    e => corrupt(LZ4, e),
-                }
-            });
+            result =
+                lz4_flex::block::decompress_into(block, &mut spare[..window]).map_err(
+                    |e| match e {
+                        lz4_flex::block::DecompressError::OutputTooSmall { .. }
+                            if window < bound =>
+                        {
+                            DecompressError::TooLarge { limit }
+                        }
+                        e => corrupt(LZ4, e),
+                    },
+                );
             // Retry only when the first window was merely too small.
             if !matches!(result, Err(DecompressError::TooLarge { .. })) || window >= bound {
                 break;
@@ -473,8 +514,14 @@ fn zstd_window_size(data: &[u8]) -> Option<u64> {
     let fcs_at = 5 + dict_len;
     Some(match fhd >> 6 {
         0 => u64::from(*data.get(fcs_at)?),
-        1 => u64::from(u16::from_le_bytes(data.get(fcs_at..fcs_at + 2)?.try_into().ok()?)) + 256,
-        2 => u64::from(u32::from_le_bytes(data.get(fcs_at..fcs_at + 4)?.try_into().ok()?)),
+        1 => {
+            u64::from(u16::from_le_bytes(
+                data.get(fcs_at..fcs_at + 2)?.try_into().ok()?,
+            )) + 256
+        }
+        2 => u64::from(u32::from_le_bytes(
+            data.get(fcs_at..fcs_at + 4)?.try_into().ok()?,
+        )),
         _ => u64::from_le_bytes(data.get(fcs_at..fcs_at + 8)?.try_into().ok()?),
     })
 }
@@ -496,7 +543,10 @@ pub fn unzstd(
     if window > limit as u64 {
         return Err(corrupt(
             ZSTD,
-            format_args!("window of {window} bytes exceeds the {} MiB limit", limit >> 20),
+            format_args!(
+                "window of {window} bytes exceeds the {} MiB limit",
+                limit >> 20
+            ),
         ));
     }
     let mut out = Output::new(size_hint, data.len(), limit)?;
@@ -526,7 +576,10 @@ pub fn unzstd(
     if let (Some(want), Some(got)) = (dec.get_checksum_from_data(), dec.get_calculated_checksum())
         && want != got
     {
-        return Err(corrupt(ZSTD, format_args!("checksum {got:#010x}, expected {want:#010x}")));
+        return Err(corrupt(
+            ZSTD,
+            format_args!("checksum {got:#010x}, expected {want:#010x}"),
+        ));
     }
     Ok(out.finish())
 }

@@ -158,19 +158,36 @@ impl fmt::Display for ElfError {
                 write!(f, "ELF type {t} is not an executable (ET_EXEC = {ET_EXEC})")
             }
             Self::BadEntrySize { table, size } => {
-                write!(f, "ELF {table} header entry size {size} is not the ELF64 size")
+                write!(
+                    f,
+                    "ELF {table} header entry size {size} is not the ELF64 size"
+                )
             }
-            Self::TableOutOfBounds { table, offset, count, len } => write!(
+            Self::TableOutOfBounds {
+                table,
+                offset,
+                count,
+                len,
+            } => write!(
                 f,
                 "ELF {table} header table ({count} entries at {offset:#x}) overflows the \
                  {len}-byte image"
             ),
-            Self::SegmentOutOfBounds { index, offset, filesz, len } => write!(
+            Self::SegmentOutOfBounds {
+                index,
+                offset,
+                filesz,
+                len,
+            } => write!(
                 f,
                 "ELF segment {index}: file bytes {offset:#x}+{filesz:#x} lie outside the \
                  {len}-byte image"
             ),
-            Self::FileszExceedsMemsz { index, filesz, memsz } => write!(
+            Self::FileszExceedsMemsz {
+                index,
+                filesz,
+                memsz,
+            } => write!(
                 f,
                 "ELF segment {index}: filesz {filesz:#x} exceeds memsz {memsz:#x}"
             ),
@@ -185,7 +202,10 @@ impl fmt::Display for ElfError {
                 write!(f, "ELF section {index} lies outside the image")
             }
             Self::TruncatedNote { offset } => {
-                write!(f, "ELF note at offset {offset:#x} runs past the end of its note area")
+                write!(
+                    f,
+                    "ELF note at offset {offset:#x} runs past the end of its note area"
+                )
             }
         }
     }
@@ -351,10 +371,16 @@ impl<'a> Elf64<'a> {
         // libelf indexes tables by the entry size the file claims but reads fixed-layout
         // structures, so anything but the real size would make it read garbage.
         if header.e_phnum != 0 && usize::from(e_phentsize) != PHDR_SIZE {
-            return Err(ElfError::BadEntrySize { table: "program", size: e_phentsize });
+            return Err(ElfError::BadEntrySize {
+                table: "program",
+                size: e_phentsize,
+            });
         }
         if header.e_shnum != 0 && usize::from(header.e_shentsize) != SHDR_SIZE {
-            return Err(ElfError::BadEntrySize { table: "section", size: header.e_shentsize });
+            return Err(ElfError::BadEntrySize {
+                table: "section",
+                size: header.e_shentsize,
+            });
         }
         // elf_init's "phdr overflow" / "shdr overflow" checks.
         let table_fits = |offset: u64, count: u16, size: usize| {
@@ -417,7 +443,10 @@ impl<'a> Elf64<'a> {
                     || a.p_paddr + a.p_memsz <= b.p_paddr
                     || b.p_paddr + b.p_memsz <= a.p_paddr;
                 if !disjoint {
-                    return Err(ElfError::SegmentsOverlap { first: a.index, second: b.index });
+                    return Err(ElfError::SegmentsOverlap {
+                        first: a.index,
+                        second: b.index,
+                    });
                 }
             }
         }
@@ -469,9 +498,13 @@ impl<'a> Elf64<'a> {
     /// libelf's `elf->pstart` / `elf->pend`: the lowest `p_paddr` and the highest
     /// `p_paddr + p_memsz` over the loadable segments.
     pub fn paddr_range(&self) -> (u64, u64) {
-        self.loadable_segments().fold((u64::MAX, 0), |(lo, hi), ph| {
-            (lo.min(ph.p_paddr), hi.max(ph.p_paddr.saturating_add(ph.p_memsz)))
-        })
+        self.loadable_segments()
+            .fold((u64::MAX, 0), |(lo, hi), ph| {
+                (
+                    lo.min(ph.p_paddr),
+                    hi.max(ph.p_paddr.saturating_add(ph.p_memsz)),
+                )
+            })
     }
 
     /// The file bytes of a segment (`p_offset .. p_offset + p_filesz`), if inside the image.
@@ -525,7 +558,8 @@ impl<'a> Elf64<'a> {
 
     /// libelf's `elf_shdr_by_name`: the first section called `name`.
     pub fn section_by_name(&self, name: &[u8]) -> Option<SectionHeader> {
-        self.section_headers().find(|sh| self.section_name(sh) == Some(name))
+        self.section_headers()
+            .find(|sh| self.section_name(sh) == Some(name))
     }
 }
 
@@ -540,6 +574,9 @@ pub struct Note<'a> {
     pub n_type: u32,
     /// The descriptor, exactly `descsz` bytes.
     pub desc: &'a [u8],
+    /// The padding after the descriptor (up to the next note or the area's end). Producers
+    /// that emit string notes with `.ascii` rely on its zeroes as the terminator.
+    pub padding: &'a [u8],
 }
 
 /// Iterator over the notes of one note area; yields an error and stops at a note that does
@@ -565,7 +602,12 @@ impl<'a> NoteIter<'a> {
     /// identical for those files and also reads gABI-conforming 8-aligned note areas.
     pub fn new(area: &'a [u8], area_align: u64) -> Self {
         let align = if area_align > 4 { 8 } else { 4 };
-        Self { area, pos: 0, align, done: false }
+        Self {
+            area,
+            pos: 0,
+            align,
+            done: false,
+        }
     }
 
     /// Rounds `n` up to the padding granularity.
@@ -583,9 +625,23 @@ impl<'a> NoteIter<'a> {
         let name_field = self.area.get(name_start..name_start.checked_add(namesz)?)?;
         let desc_start = self.pad(name_start.checked_add(namesz)?)?;
         let desc = self.area.get(desc_start..desc_start.checked_add(descsz)?)?;
-        let next = self.pad(desc_start + descsz)?;
-        let name_len = name_field.iter().position(|&b| b == 0).unwrap_or(name_field.len());
-        let note = Note { offset: at, name: &name_field[..name_len], n_type, desc };
+        let desc_end = desc_start + descsz;
+        let next = self.pad(desc_end)?;
+        let padding = self
+            .area
+            .get(desc_end..next.min(self.area.len()))
+            .unwrap_or_default();
+        let name_len = name_field
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(name_field.len());
+        let note = Note {
+            offset: at,
+            name: &name_field[..name_len],
+            n_type,
+            desc,
+            padding,
+        };
         Some((note, next))
     }
 }

@@ -92,7 +92,11 @@ impl fmt::Display for LoadError {
                 f,
                 "{} is neither ELF nor a supported compressed kernel (starts {:02x} {:02x} \
                  {:02x} {:02x})",
-                if *bzimage { "bzImage payload" } else { "dom0 kernel module" },
+                if *bzimage {
+                    "bzImage payload"
+                } else {
+                    "dom0 kernel module"
+                },
                 magic[0],
                 magic[1],
                 magic[2],
@@ -189,7 +193,10 @@ impl LoadedKernel<'_> {
     pub fn segment_data(&self, seg: &LoadSegment) -> &[u8] {
         let start = usize::try_from(seg.offset).unwrap_or(usize::MAX);
         let len = usize::try_from(seg.filesz).unwrap_or(usize::MAX);
-        start.checked_add(len).and_then(|end| self.elf.get(start..end)).unwrap_or_default()
+        start
+            .checked_add(len)
+            .and_then(|end| self.elf.get(start..end))
+            .unwrap_or_default()
     }
 
     /// The kernel's virtual extent `[virt_kstart, virt_kend)`.
@@ -216,8 +223,11 @@ pub fn inspect(module: &[u8]) -> Result<LoadedKernel<'_>, LoadError> {
 
 /// Unwraps, parses and checks a dom0 kernel module, decompressing at most `limit` bytes.
 pub fn inspect_with_limit(module: &[u8], limit: usize) -> Result<LoadedKernel<'_>, LoadError> {
-    let KernelImage { elf: bytes, format, payload_len } =
-        bzimage::unwrap_kernel_with_limit(module, limit)?;
+    let KernelImage {
+        elf: bytes,
+        format,
+        payload_len,
+    } = bzimage::unwrap_kernel_with_limit(module, limit)?;
     let (segments, info, (paddr_start, paddr_end)) = {
         let elf = Elf64::parse(&bytes)?;
         let info = xen_notes::parse(&elf)?;
@@ -237,7 +247,15 @@ pub fn inspect_with_limit(module: &[u8], limit: usize) -> Result<LoadedKernel<'_
             .collect();
         (segments, info, elf.paddr_range())
     };
-    Ok(LoadedKernel { format, payload_len, elf: bytes, segments, info, paddr_start, paddr_end })
+    Ok(LoadedKernel {
+        format,
+        payload_len,
+        elf: bytes,
+        segments,
+        info,
+        paddr_start,
+        paddr_end,
+    })
 }
 
 /// The checks `dom0_construct_pv` makes of a 64-bit kernel once libelf accepted it, as far
@@ -261,7 +279,10 @@ fn check_dom0(info: &XenGuestInfo) -> Result<(), LoadError> {
     if let Some(address) = info.hypercall_page
         && address < info.virt_base
     {
-        return Err(LoadError::BadHypercallPage { address, virt_base: info.virt_base });
+        return Err(LoadError::BadHypercallPage {
+            address,
+            virt_base: info.virt_base,
+        });
     }
     if info.requires(XENFEAT_SUPERVISOR_MODE_KERNEL) {
         return Err(LoadError::SupervisorModeRequired);
@@ -290,7 +311,11 @@ impl fmt::Display for LoadedKernel<'_> {
         for s in &self.segments {
             writeln!(f, "ELF: phdr: paddr={:#x} memsz={:#x}", s.paddr, s.memsz)?;
         }
-        writeln!(f, "ELF: memory: {:#x} -> {:#x}", self.paddr_start, self.paddr_end)?;
+        writeln!(
+            f,
+            "ELF: memory: {:#x} -> {:#x}",
+            self.paddr_start, self.paddr_end
+        )?;
         if info.source == xen_notes::NoteSource::LegacyGuestInfo {
             writeln!(f, "ELF: using the legacy __xen_guest section")?;
         }
@@ -308,12 +333,20 @@ impl fmt::Display for LoadedKernel<'_> {
         writeln!(f, "    virt_kend        = {:#x}", info.virt_kend)?;
         writeln!(f, "    virt_entry       = {:#x}", info.entry)?;
         // Xen prints UNSET_ADDR as is.
-        writeln!(f, "    p2m_base         = {:#x}", info.init_p2m.unwrap_or(u64::MAX))?;
+        writeln!(
+            f,
+            "    p2m_base         = {:#x}",
+            info.init_p2m.unwrap_or(u64::MAX)
+        )?;
         writeln!(f, " Xen  kernel: 64-bit, lsb")?;
         writeln!(
             f,
             " Dom0 kernel: 64-bit{}, lsb, paddr {:#x} -> {:#x}",
-            if info.pae_mode != xen_notes::PaeMode::No { ", PAE" } else { "" },
+            if info.pae_mode != xen_notes::PaeMode::No {
+                ", PAE"
+            } else {
+                ""
+            },
             self.paddr_start,
             self.paddr_end
         )?;
@@ -325,7 +358,11 @@ impl fmt::Display for LoadedKernel<'_> {
             " Features: supported {:#010x}, required {:#010x}{}{}",
             info.features_supported[0],
             info.features_required[0],
-            if info.mod_start_pfn { ", initrd by PFN" } else { "" },
+            if info.mod_start_pfn {
+                ", initrd by PFN"
+            } else {
+                ""
+            },
             match info.hypercall_page {
                 Some(_) => ", hypercall page",
                 None => "",

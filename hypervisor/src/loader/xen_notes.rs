@@ -86,7 +86,10 @@ const MAX_TOTAL_NOTES: usize = 65536;
 /// feature bit. Xen 4.17 knows exactly these seven.
 const FEATURE_NAMES: [(u32, &str); 7] = [
     (XENFEAT_WRITABLE_PAGE_TABLES, "writable_page_tables"),
-    (XENFEAT_WRITABLE_DESCRIPTOR_TABLES, "writable_descriptor_tables"),
+    (
+        XENFEAT_WRITABLE_DESCRIPTOR_TABLES,
+        "writable_descriptor_tables",
+    ),
     (XENFEAT_AUTO_TRANSLATED_PHYSMAP, "auto_translated_physmap"),
     (XENFEAT_SUPERVISOR_MODE_KERNEL, "supervisor_mode_kernel"),
     (XENFEAT_PAE_PGDIR_ABOVE_4GB, "pae_pgdir_above_4gb"),
@@ -96,12 +99,16 @@ const FEATURE_NAMES: [(u32, &str); 7] = [
 
 /// Name of a feature bit as libelf knows it, if it does.
 pub fn feature_name(bit: u32) -> Option<&'static str> {
-    FEATURE_NAMES.iter().find(|(b, _)| *b == bit).map(|(_, n)| *n)
+    FEATURE_NAMES
+        .iter()
+        .find(|(b, _)| *b == bit)
+        .map(|(_, n)| *n)
 }
 
 /// Whether `bit` is set in a feature bitmap.
 pub fn feature_test(map: &[u32; XENFEAT_NR_SUBMAPS], bit: u32) -> bool {
-    map.get((bit / 32) as usize).is_some_and(|w| w & (1 << (bit % 32)) != 0)
+    map.get((bit / 32) as usize)
+        .is_some_and(|w| w & (1 << (bit % 32)) != 0)
 }
 
 /// Sets `bit` in a feature bitmap (bits beyond the submaps are dropped, as in libelf).
@@ -180,13 +187,21 @@ impl fmt::Display for NoteError {
                  (Not '{loader}' and '{guest_os}')"
             ),
             Self::UnsupportedXenVersion(v) => {
-                write!(f, "Xen will only load images built for Xen v3.0 (Not '{v}')")
+                write!(
+                    f,
+                    "Xen will only load images built for Xen v3.0 (Not '{v}')"
+                )
             }
             Self::PaddrOffsetWithoutVirtBase => write!(f, "ELF_PADDR_OFFSET set, VIRT_BASE unset"),
             Self::NumberOverflow { key, value } => {
                 write!(f, "__xen_guest: {key}={value} does not fit in 64 bits")
             }
-            Self::AddressesOutOfBounds { virt_base, kstart, kend, entry } => write!(
+            Self::AddressesOutOfBounds {
+                virt_base,
+                kstart,
+                kend,
+                entry,
+            } => write!(
                 f,
                 "ELF start or entries are out of bounds: virt_base {virt_base:#x}, kernel \
                  {kstart:#x} -> {kend:#x}, entry {entry:#x}"
@@ -397,12 +412,14 @@ fn note_numeric(desc: &[u8]) -> (u64, bool) {
     }
 }
 
-/// A string note's value: the descriptor up to its first NUL (the whole descriptor if it has
-/// none, with a warning, where libelf would read on past it).
-fn note_string(desc: &[u8]) -> (String, bool) {
-    match desc.iter().position(|&b| b == 0) {
-        Some(n) => (String::from_utf8_lossy(&desc[..n]).into_owned(), true),
-        None => (String::from_utf8_lossy(desc).into_owned(), false),
+/// A string note's value, read like libelf's `elf_strval`: up to the first NUL, which may
+/// lie in the padding after the descriptor (Linux emits `FEATURES` with `.ascii`, relying on
+/// the zero padding). Without any NUL we take it all and say so, where libelf would read on.
+fn note_string(note: &Note<'_>) -> (String, bool) {
+    let bytes: Vec<u8> = note.desc.iter().chain(note.padding).copied().collect();
+    match bytes.iter().position(|&b| b == 0) {
+        Some(n) => (String::from_utf8_lossy(&bytes[..n]).into_owned(), true),
+        None => (String::from_utf8_lossy(&bytes).into_owned(), false),
     }
 }
 
@@ -513,15 +530,17 @@ impl Parms {
     /// `elf_xen_parse_note` for one note named `"Xen"`.
     fn parse_note(&mut self, note: &Note<'_>) -> Result<(), NoteError> {
         let Some((name, is_str)) = note_desc(note.n_type) else {
-            self.warnings.push(format!("ELF: note: unknown ({:#x})", note.n_type));
+            self.warnings
+                .push(format!("ELF: note: unknown ({:#x})", note.n_type));
             return Ok(());
         };
         let mut str_val = String::new();
         let mut num = 0;
         if is_str {
-            let (s, terminated) = note_string(note.desc);
+            let (s, terminated) = note_string(note);
             if !terminated {
-                self.warnings.push(format!("ELF: note {name}: string is not NUL-terminated"));
+                self.warnings
+                    .push(format!("ELF: note {name}: string is not NUL-terminated"));
             }
             self.notes.push(NoteRecord {
                 n_type: Some(note.n_type),
@@ -558,11 +577,7 @@ impl Parms {
                     self.pae = PaeMode::Bimodal;
                 }
             }
-            XEN_ELFNOTE_BSD_SYMTAB => {
-                if str_val == "yes" {
-                    self.bsd_symtab = true;
-                }
-            }
+            XEN_ELFNOTE_BSD_SYMTAB if str_val == "yes" => self.bsd_symtab = true,
             XEN_ELFNOTE_VIRT_BASE => self.virt_base = num,
             XEN_ELFNOTE_ENTRY => self.virt_entry = num,
             XEN_ELFNOTE_INIT_P2M => self.p2m_base = num,
@@ -571,12 +586,16 @@ impl Parms {
             XEN_ELFNOTE_HYPERCALL_PAGE => self.virt_hypercall = num,
             XEN_ELFNOTE_HV_START_LOW => self.virt_hv_start_low = num,
             XEN_ELFNOTE_FEATURES => {
-                parse_features(str_val.as_bytes(), &mut self.f_supported, &mut self.f_required)?;
+                parse_features(
+                    str_val.as_bytes(),
+                    &mut self.f_supported,
+                    &mut self.f_required,
+                )?;
             }
             XEN_ELFNOTE_SUPPORTED_FEATURES => {
                 self.has_supported_features = true;
                 // elf_note_numeric_array(note, 4, i): only if descsz is a multiple of 4.
-                if note.desc.len() % 4 == 0 {
+                if note.desc.len().is_multiple_of(4) {
                     for (i, word) in self.f_supported.iter_mut().enumerate() {
                         if let Some(b) = note.desc.get(i * 4..i * 4 + 4) {
                             *word |= u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
@@ -611,7 +630,8 @@ impl Parms {
         let mut count = 0;
         for note in NoteIter::new(area, align) {
             if self.total_notes >= MAX_TOTAL_NOTES {
-                self.warnings.push("ELF: too many ELF notes, ignoring the rest".to_owned());
+                self.warnings
+                    .push("ELF: too many ELF notes, ignoring the rest".to_owned());
                 break;
             }
             self.total_notes += 1;
@@ -745,9 +765,9 @@ fn bsd_symtab_range(elf: &Elf64<'_>, pend: u64) -> Option<(u64, u64)> {
         v.wrapping_add(7) & !7
     }
     // elf_init's sym_tab: the first SHT_SYMTAB whose sh_link names an existing section.
-    let symtab = elf.section_headers().find(|sh| {
-        sh.sh_type == SHT_SYMTAB && elf.section_header(sh.sh_link as usize).is_some()
-    })?;
+    let symtab = elf
+        .section_headers()
+        .find(|sh| sh.sh_type == SHT_SYMTAB && elf.section_header(sh.sh_link as usize).is_some())?;
     let strtab = elf.section_header(symtab.sh_link as usize)?;
     if strtab.sh_type != SHT_STRTAB {
         return None;
@@ -777,7 +797,10 @@ pub fn parse(elf: &Elf64<'_>) -> Result<XenGuestInfo, NoteError> {
         }
         notes_scanned = true;
         let Some(area) = elf.segment_data(&ph) else {
-            p.warnings.push(format!("ELF: note segment {} lies outside the image", ph.index));
+            p.warnings.push(format!(
+                "ELF: note segment {} lies outside the image",
+                ph.index
+            ));
             continue;
         };
         xen_notes += p.parse_notes(area, ph.p_align)?;
@@ -796,7 +819,8 @@ pub fn parse(elf: &Elf64<'_>) -> Result<XenGuestInfo, NoteError> {
         }
         if xen_notes > 0 {
             source = NoteSource::Sections;
-            p.warnings.push("ELF: using notes from SHT_NOTE section".to_owned());
+            p.warnings
+                .push("ELF: using notes from SHT_NOTE section".to_owned());
         }
     }
     if xen_notes == 0
@@ -814,7 +838,10 @@ pub fn parse(elf: &Elf64<'_>) -> Result<XenGuestInfo, NoteError> {
         return Err(NoteError::NotXenImage);
     }
     if !p.loader.starts_with("generic") && !p.guest_os.starts_with("linux") {
-        return Err(NoteError::UnsupportedGuest { loader: p.loader, guest_os: p.guest_os });
+        return Err(NoteError::UnsupportedGuest {
+            loader: p.loader,
+            guest_os: p.guest_os,
+        });
     }
     if !p.xen_ver.starts_with("xen-3.0") {
         return Err(NoteError::UnsupportedXenVersion(p.xen_ver));
@@ -831,7 +858,10 @@ pub fn parse(elf: &Elf64<'_>) -> Result<XenGuestInfo, NoteError> {
     if p.elf_paddr_offset == UNSET_ADDR {
         // Old hypervisors put virt_base in p_paddr for __xen_guest kernels.
         p.elf_paddr_offset = if notes_scanned { 0 } else { p.virt_base };
-        p.warnings.push(format!("ELF_PADDR_OFFSET unset, using {:#x}", p.elf_paddr_offset));
+        p.warnings.push(format!(
+            "ELF_PADDR_OFFSET unset, using {:#x}",
+            p.elf_paddr_offset
+        ));
     }
     let (pstart, pend) = elf.paddr_range();
     let virt_offset = p.virt_base.wrapping_sub(p.elf_paddr_offset);
@@ -845,7 +875,9 @@ pub fn parse(elf: &Elf64<'_>) -> Result<XenGuestInfo, NoteError> {
         bsd_range = bsd_symtab_range(elf, pend);
         match bsd_range {
             Some((_, end)) => virt_kend = end.wrapping_add(virt_offset),
-            None => p.warnings.push("ELF: BSD_SYMTAB requested but no symbol table".to_owned()),
+            None => p
+                .warnings
+                .push("ELF: BSD_SYMTAB requested but no symbol table".to_owned()),
         }
     }
     if virt_kstart > virt_kend
@@ -861,7 +893,9 @@ pub fn parse(elf: &Elf64<'_>) -> Result<XenGuestInfo, NoteError> {
         });
     }
     if p.p2m_base != UNSET_ADDR && p.p2m_base >= virt_kstart && p.p2m_base < virt_kend {
-        return Err(NoteError::P2mInsideKernel { p2m_base: p.p2m_base });
+        return Err(NoteError::P2mInsideKernel {
+            p2m_base: p.p2m_base,
+        });
     }
 
     let set = |v: u64| (v != UNSET_ADDR).then_some(v);

@@ -20,6 +20,13 @@ pub fn current() -> &'static mut Vcpu {
     unsafe { &mut *(p as *mut Vcpu) }
 }
 
+/// The vCPU running on this CPU, if any.
+pub fn current_opt() -> Option<&'static mut Vcpu> {
+    let p = percpu::current().current_vcpu.load(core::sync::atomic::Ordering::Relaxed);
+    // SAFETY: as in `current`.
+    (p != 0).then(|| unsafe { &mut *(p as *mut Vcpu) })
+}
+
 /// SYSCALL from the guest: a hypercall in kernel mode (Xen's `lstar_enter` path).
 #[unsafe(no_mangle)]
 extern "C" fn xenolith_guest_syscall(regs: &mut TrapFrame) {
@@ -34,11 +41,13 @@ extern "C" fn xenolith_guest_syscall(regs: &mut TrapFrame) {
     let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8];
     if number == xen_abi::hypercall::iret {
         do_iret(v, regs);
+        super::events::check_events(v, regs);
         return;
     }
     let mut ctx = Ctx { vcpu: v, regs };
     let ret = hypercall::dispatch(&mut ctx, number, args);
     ctx.regs.rax = ret;
+    super::events::check_events(ctx.vcpu, ctx.regs);
 }
 
 /// `HYPERVISOR_iret`: return from a bounce frame the guest built (Xen's `do_iret`).
@@ -104,4 +113,12 @@ pub fn guest_trap(regs: &mut TrapFrame) {
     // TI_GET_IF: flag bit 2 set means "trap gate" (events stay as they are).
     let interrupt = ti.flags & 4 == 0;
     deliver(v, regs, TrapBounce { eip: ti.address, error_code, interrupt });
+    super::events::check_events(v, regs);
+}
+
+/// A hardware interrupt taken while the guest ran: the guest's timers may be due.
+pub fn guest_timer_interrupt(regs: &mut TrapFrame) {
+    let v = current();
+    super::time::on_tick(v);
+    super::events::check_events(v, regs);
 }

@@ -2,5 +2,10 @@
 //! entry handlers.
 
 pub mod bounce;
+pub mod clock;
 #[cfg(target_os = "none")]
 pub mod entry;
+#[cfg(target_os = "none")]
+pub mod events;
+#[cfg(target_os = "none")]
+pub mod time;

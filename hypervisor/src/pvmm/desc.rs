@@ -4,7 +4,9 @@
 //! `guest_gate_selector_okay`).
 
 use super::page::PageType;
-use super::refs::{get_page, get_page_and_type, get_page_type, put_page, put_page_and_type, put_page_type};
+use super::refs::{
+    get_page, get_page_and_type, get_page_type, put_page, put_page_and_type, put_page_type,
+};
 use super::{DomId, FrameEnv, Mfn};
 use xen_abi::errno::Errno;
 
@@ -97,9 +99,14 @@ pub const fn check_descriptor(desc: u64) -> Option<u64> {
 /// or otherwise a page it could map writable (a `PGT_writable_page` reference, so never a page
 /// table). The fixed-up descriptor is written. -EINVAL for a misaligned address, a descriptor
 /// [`check_descriptor`] refuses, a frame that is not `dom`'s, or a type conflict.
-pub fn update_descriptor<E: FrameEnv>(env: &mut E, dom: DomId, maddr: u64, desc: u64) -> Result<(), Errno> {
+pub fn update_descriptor<E: FrameEnv>(
+    env: &mut E,
+    dom: DomId,
+    maddr: u64,
+    desc: u64,
+) -> Result<(), Errno> {
     // The address must be aligned, or it would corrupt adjacent descriptors.
-    if maddr % 8 != 0 {
+    if !maddr.is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
     let Some(desc) = check_descriptor(desc) else {
@@ -127,7 +134,12 @@ pub fn update_descriptor<E: FrameEnv>(env: &mut E, dom: DomId, maddr: u64, desc:
 /// new GDT. -EINVAL if `entries` reaches into Xen's reserved GDT entries, `frames` is too
 /// short, or a frame fails (the references already taken are dropped). Release with
 /// [`put_gdt_frames`] (`pv_destroy_gdt`).
-pub fn get_gdt_frames<E: FrameEnv>(env: &mut E, dom: DomId, frames: &[Mfn], entries: u32) -> Result<(), Errno> {
+pub fn get_gdt_frames<E: FrameEnv>(
+    env: &mut E,
+    dom: DomId,
+    frames: &[Mfn],
+    entries: u32,
+) -> Result<(), Errno> {
     if entries > FIRST_RESERVED_GDT_ENTRY {
         return Err(Errno::EINVAL);
     }
@@ -148,7 +160,10 @@ pub fn get_gdt_frames<E: FrameEnv>(env: &mut E, dom: DomId, frames: &[Mfn], entr
 
 /// Releases the frames of a GDT taken by [`get_gdt_frames`] with the same `entries`.
 pub fn put_gdt_frames<E: FrameEnv>(env: &mut E, frames: &[Mfn], entries: u32) {
-    let nr = (entries.min(FIRST_RESERVED_GDT_ENTRY).div_ceil(DESCS_PER_PAGE) as usize).min(frames.len());
+    let nr = (entries
+        .min(FIRST_RESERVED_GDT_ENTRY)
+        .div_ceil(DESCS_PER_PAGE) as usize)
+        .min(frames.len());
     for &mfn in &frames[..nr] {
         put_page_and_type(env, mfn);
     }

@@ -4,7 +4,9 @@
 //! `zap_ro_mpt`, `vcpu_destroy_pagetables`).
 
 use super::page::{Level, PageType};
-use super::refs::{get_page, get_page_and_type, get_page_type, put_page, put_page_and_type, test_and_set_pinned};
+use super::refs::{
+    get_page, get_page_and_type, get_page_type, put_page, put_page_and_type, test_and_set_pinned,
+};
 use super::{DomId, FrameEnv, Mfn, RO_MPT_SLOT};
 use xen_abi::errno::Errno;
 
@@ -13,7 +15,12 @@ use xen_abi::errno::Errno;
 ///
 /// -EINVAL if the frame is not `pg_owner`'s or already pinned; the type's error (-EINVAL for
 /// a frame in use as another type, or the validation error) otherwise.
-pub fn pin_table<E: FrameEnv>(env: &mut E, pg_owner: DomId, mfn: Mfn, level: Level) -> Result<(), Errno> {
+pub fn pin_table<E: FrameEnv>(
+    env: &mut E,
+    pg_owner: DomId,
+    mfn: Mfn,
+    level: Level,
+) -> Result<(), Errno> {
     get_page(env, mfn, pg_owner)?;
     if let Err(e) = get_page_type(env, mfn, level.page_type()) {
         put_page(env, mfn);

@@ -50,10 +50,14 @@
 //!   operations on the frames involved (e.g. one MMU lock). Xen updates `count_info` and
 //!   `type_info` with `cmpxchg` loops, waits for a concurrent validation
 //!   (`!PGT_validated` with a non-zero count), and uses `page_lock` to serialise PTE updates;
-//!   here every read-modify-write of a counter is in [`refs`](self) helpers so that they can
-//!   become `AtomicU64` compare-exchange loops later without touching the rules. The one
-//!   state that only a race can reach (a non-zero type count on a frame not yet validated) is
-//!   refused with -EINVAL instead of waited for.
+//!   here every read-modify-write of a counter is a helper in the private `refs` module, so
+//!   that they can become `AtomicU64` compare-exchange loops later without touching the rules.
+//!   `page_lock` is modelled by its precondition and its extra type reference, without the
+//!   lock bit. The one state that only a race can reach (a non-zero type count on a frame not
+//!   yet validated) is refused with -EINVAL instead of waited for.
+//! * Who may name which `pg_owner`/`pt_owner` (`get_pg_owner`, `xsm_mmu_update`,
+//!   `is_pv_domain`) is the hypercall layer's check: the functions here trust the
+//!   [`MmuCtx`] and owner arguments they are given.
 //! * **Not preemptible.** Validation and devalidation run to completion; Xen's `-ERESTART`
 //!   continuations, `PGT_partial`, `nr_validated_ptes` and `old_guest_table` are not needed.
 //!   Xen defers the release of a failed partial validation (and of a replaced L2..L4 entry) to
@@ -139,4 +143,5 @@ pub const ROOT_PAGETABLE_FIRST_XEN_SLOT: usize = xenolith_arch::layout::HYPERVIS
 /// Last L4 slot reserved for the hypervisor (`ROOT_PAGETABLE_LAST_XEN_SLOT`, 271).
 pub const ROOT_PAGETABLE_LAST_XEN_SLOT: usize = xenolith_arch::layout::HYPERVISOR_L4_LAST;
 /// L4 slot of the read-only M2P (`l4_table_offset(RO_MPT_VIRT_START)`, 256).
-pub const RO_MPT_SLOT: usize = xenolith_arch::layout::l4_slot(xenolith_arch::layout::RO_MPT_VIRT_START);
+pub const RO_MPT_SLOT: usize =
+    xenolith_arch::layout::l4_slot(xenolith_arch::layout::RO_MPT_VIRT_START);

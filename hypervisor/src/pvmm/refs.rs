@@ -156,15 +156,19 @@ pub(crate) fn put_page_type_ptpg<E: FrameEnv>(env: &mut E, mfn: Mfn, ptpg: Optio
         return;
     };
     let x = pg.type_info;
-    debug_assert!(x & PGT_COUNT_MASK != 0, "put_page_type on mfn {mfn:#x} with no type refs");
+    debug_assert!(
+        x & PGT_COUNT_MASK != 0,
+        "put_page_type on mfn {mfn:#x} with no type refs"
+    );
     if x & PGT_COUNT_MASK == 0 {
         return;
     }
-    let linear = ptpg.and_then(|p| env.page(p)).is_some_and(|p| type_equal(x, p.type_info));
+    let linear = ptpg
+        .and_then(|p| env.page(p))
+        .is_some_and(|p| type_equal(x, p.type_info));
     let nx = x - 1;
     let ty = PageType::from_type_info(x);
-    if nx & PGT_COUNT_MASK == 0 && ty.level().is_some() && nx & (PGT_VALIDATED | PGT_PARTIAL) != 0
-    {
+    if nx & PGT_COUNT_MASK == 0 && ty.level().is_some() && nx & (PGT_VALIDATED | PGT_PARTIAL) != 0 {
         // Page-table pages must be devalidated when the count reaches zero. Clearing the
         // validated bit first keeps the count at one while the entries are released.
         set_type_info(env, mfn, x & !(PGT_VALIDATED | PGT_PARTIAL));
@@ -173,7 +177,11 @@ pub(crate) fn put_page_type_ptpg<E: FrameEnv>(env: &mut E, mfn: Mfn, ptpg: Optio
             dec_linear_uses(env, mfn);
             dec_linear_entries(env, p);
         }
-        update_type_info(env, mfn, |t| if t & PGT_COUNT_MASK != 0 { t - 1 } else { t });
+        update_type_info(
+            env,
+            mfn,
+            |t| if t & PGT_COUNT_MASK != 0 { t - 1 } else { t },
+        );
         return;
     }
     set_type_info(env, mfn, nx);
@@ -244,7 +252,10 @@ pub(crate) fn lock_page<E: FrameEnv>(env: &mut E, mfn: Mfn) -> bool {
 /// `page_unlock`: drops [`lock_page`]'s reference, which is never the last one.
 pub(crate) fn unlock_page<E: FrameEnv>(env: &mut E, mfn: Mfn) {
     if let Some(pg) = env.page_mut(mfn) {
-        debug_assert!(pg.type_count() > 1, "page_unlock would drop the last type reference");
+        debug_assert!(
+            pg.type_count() > 1,
+            "page_unlock would drop the last type reference"
+        );
         if pg.type_count() > 1 {
             pg.type_info -= 1;
         }

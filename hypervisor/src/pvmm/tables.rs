@@ -67,13 +67,8 @@ pub const L1_DISALLOW_MASK: u64 = (BASE_DISALLOW_MASK | PAGE_GNTTAB) & !PAGE_GLO
 /// `FASTPATH_FLAG_WHITELIST`: flags a guest may change in an existing entry without the entry
 /// being revalidated (`mod_lN_entry`'s fast path). All other bits affect translation, caching
 /// or Xen's safety.
-pub const FASTPATH_FLAG_WHITELIST: u64 = PAGE_NX
-    | PAGE_AVAIL_HIGH
-    | PAGE_AVAIL
-    | PAGE_GLOBAL
-    | PAGE_DIRTY
-    | PAGE_ACCESSED
-    | PAGE_USER;
+pub const FASTPATH_FLAG_WHITELIST: u64 =
+    PAGE_NX | PAGE_AVAIL_HIGH | PAGE_AVAIL | PAGE_GLOBAL | PAGE_DIRTY | PAGE_ACCESSED | PAGE_USER;
 
 /// `PADDR_MASK >> PAGE_SHIFT`: the MFN of an all-ones address field, i.e. `INVALID_MFN` as a
 /// PTE can hold it. Mapping it fails with -EINVAL rather than -EPERM.
@@ -235,8 +230,8 @@ pub(crate) fn get_page_from_l1e<E: FrameEnv>(
     }
 
     // Foreign mappings into paging-external guests don't count as writable mappings.
-    let write = l1e & PAGE_RW != 0
-        && (l1e_owner == pg_owner || !env.policy(pg_owner).paging_external);
+    let write =
+        l1e & PAGE_RW != 0 && (l1e_owner == pg_owner || !env.policy(pg_owner).paging_external);
     if write && get_page_type(env, mfn, PageType::Writable).is_err() {
         put_page(env, mfn);
         return Err(Errno::EBUSY);

@@ -4,10 +4,10 @@
 //! writable-page-table emulation `ptwr_emulated_update` (`pv/ro-page-fault.c`).
 
 use super::page::{Level, PageType};
-use super::refs::{get_page, lock_page, put_page, put_page_type, unlock_page, get_page_type};
+use super::refs::{get_page, get_page_type, lock_page, put_page, put_page_type, unlock_page};
 use super::tables::{
-    adjust_guest, adjust_guest_l1e, disallow_mask, get_page_from_l1e,
-    get_page_from_lne, has_changed, is_guest_l4_slot, put_page_from_l1e, put_page_from_lne,
+    adjust_guest, adjust_guest_l1e, disallow_mask, get_page_from_l1e, get_page_from_lne,
+    has_changed, is_guest_l4_slot, put_page_from_l1e, put_page_from_lne,
 };
 use super::{
     DomId, ENTRIES_PER_TABLE, FrameEnv, MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_NO_TRANSLATE,
@@ -48,8 +48,19 @@ impl MmuCtx {
 /// `UPDATE_ENTRY` / `update_intpte`: writes `new`; with `preserve_ad` the entry's current
 /// Accessed and Dirty bits (set by the hardware since it was read) are ORed in. In this
 /// single-threaded model the current value is `old`.
-fn update_entry<E: FrameEnv>(env: &mut E, table: Mfn, index: usize, old: u64, new: u64, preserve_ad: bool) {
-    let new = if preserve_ad { new | (old & PAGE_AD) } else { new };
+fn update_entry<E: FrameEnv>(
+    env: &mut E,
+    table: Mfn,
+    index: usize,
+    old: u64,
+    new: u64,
+    preserve_ad: bool,
+) {
+    let new = if preserve_ad {
+        new | (old & PAGE_AD)
+    } else {
+        new
+    };
     env.write_entry(table, index, new);
 }
 
@@ -79,7 +90,14 @@ fn mod_l1_entry<E: FrameEnv>(
             return Ok(());
         }
         let flip = get_page_from_l1e(env, nl1e, pt_dom, ctx.pg_owner, ctx.caller)?;
-        update_entry(env, table, index, ol1e, adjust_guest_l1e(nl1e ^ flip), preserve_ad);
+        update_entry(
+            env,
+            table,
+            index,
+            ol1e,
+            adjust_guest_l1e(nl1e ^ flip),
+            preserve_ad,
+        );
     } else {
         update_entry(env, table, index, ol1e, nl1e, preserve_ad);
     }
@@ -141,7 +159,11 @@ pub fn mod_entry<E: FrameEnv>(
     }
     get_page(env, table, ctx.pt_owner)?;
     let mut rc = Err(Errno::EINVAL);
-    if env.page(table).is_some_and(|p| p.page_type() == level.page_type()) && lock_page(env, table) {
+    if env
+        .page(table)
+        .is_some_and(|p| p.page_type() == level.page_type())
+        && lock_page(env, table)
+    {
         rc = mod_locked(env, ctx, table, index, val, level, preserve_ad);
         unlock_page(env, table);
     }
@@ -176,7 +198,12 @@ fn mod_locked<E: FrameEnv>(
 /// transient writable type reference); anything else (a descriptor page, a table in use as
 /// another type) is -EINVAL. Other commands (`MMU_MACHPHYS_UPDATE` is not handled here):
 /// -ENOSYS.
-pub fn mmu_pt_update<E: FrameEnv>(env: &mut E, ctx: MmuCtx, ptr: u64, val: u64) -> Result<(), Errno> {
+pub fn mmu_pt_update<E: FrameEnv>(
+    env: &mut E,
+    ctx: MmuCtx,
+    ptr: u64,
+    val: u64,
+) -> Result<(), Errno> {
     let cmd = ptr & 7;
     if !matches!(
         cmd,
@@ -279,7 +306,12 @@ pub fn ptwr_emulated_update<E: FrameEnv>(
     bytes: usize,
     old: Option<u64>,
 ) -> Ptwr {
-    if bytes == 0 || bytes > 8 || !bytes.is_power_of_two() || offset % bytes != 0 || offset >= 4096 {
+    if bytes == 0
+        || bytes > 8
+        || !bytes.is_power_of_two()
+        || !offset.is_multiple_of(bytes)
+        || offset >= 4096
+    {
         return Ptwr::Unhandleable;
     }
     if get_page(env, l1, dom).is_err() {
@@ -309,7 +341,11 @@ fn ptwr_locked<E: FrameEnv>(
     let mut val = val;
     let mut old_full = old.unwrap_or(0);
     let mut shift = 0;
-    let width_mask = if bytes == 8 { u64::MAX } else { (1u64 << (bytes * 8)) - 1 };
+    let width_mask = if bytes == 8 {
+        u64::MAX
+    } else {
+        (1u64 << (bytes * 8)) - 1
+    };
     // Turn a sub-word access into a full-word access.
     if bytes != 8 {
         shift = (offset % 8) * 8;

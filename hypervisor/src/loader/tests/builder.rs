@@ -62,13 +62,21 @@ pub const HYPERCALL: u64 = VIRT_BASE + TEXT_PADDR + 0x1000;
 pub const INIT_P2M: u64 = 0x80_0000_0000;
 
 pub fn num_note(n_type: u32, v: u64, size: usize) -> NoteSpec {
-    NoteSpec { name: b"Xen\0".to_vec(), n_type, desc: v.to_le_bytes()[..size].to_vec() }
+    NoteSpec {
+        name: b"Xen\0".to_vec(),
+        n_type,
+        desc: v.to_le_bytes()[..size].to_vec(),
+    }
 }
 
 pub fn str_note(n_type: u32, s: &str) -> NoteSpec {
     let mut desc = s.as_bytes().to_vec();
     desc.push(0);
-    NoteSpec { name: b"Xen\0".to_vec(), n_type, desc }
+    NoteSpec {
+        name: b"Xen\0".to_vec(),
+        n_type,
+        desc,
+    }
 }
 
 /// The notes a Debian 6.1 kernel carries (arch/x86/xen/xen-head.S), numerics 8 bytes wide
@@ -78,7 +86,11 @@ pub fn linux_notes() -> Vec<NoteSpec> {
     l1.extend_from_slice(&1u64.to_le_bytes());
     l1.extend_from_slice(&1u64.to_le_bytes());
     vec![
-        NoteSpec { name: b"GNU\0".to_vec(), n_type: 3, desc: vec![0xab; 20] },
+        NoteSpec {
+            name: b"GNU\0".to_vec(),
+            n_type: 3,
+            desc: vec![0xab; 20],
+        },
         str_note(XEN_ELFNOTE_GUEST_OS, "linux"),
         str_note(XEN_ELFNOTE_GUEST_VERSION, "2.6"),
         str_note(XEN_ELFNOTE_XEN_VERSION, "xen-3.0"),
@@ -89,7 +101,11 @@ pub fn linux_notes() -> Vec<NoteSpec> {
         str_note(XEN_ELFNOTE_FEATURES, "!writable_page_tables"),
         num_note(XEN_ELFNOTE_SUPPORTED_FEATURES, 0x8801, 4),
         str_note(XEN_ELFNOTE_PAE_MODE, "yes"),
-        NoteSpec { name: b"Xen\0".to_vec(), n_type: XEN_ELFNOTE_L1_MFN_VALID, desc: l1 },
+        NoteSpec {
+            name: b"Xen\0".to_vec(),
+            n_type: XEN_ELFNOTE_L1_MFN_VALID,
+            desc: l1,
+        },
         str_note(XEN_ELFNOTE_LOADER, "generic"),
         num_note(XEN_ELFNOTE_SUSPEND_CANCEL, 1, 4),
         num_note(XEN_ELFNOTE_MOD_START_PFN, 1, 4),
@@ -106,7 +122,11 @@ pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
             x ^= x << 13;
             x ^= x >> 17;
             x ^= x << 5;
-            if i % 7 < 4 { (i / 64) as u8 } else { x as u8 & 0x0f }
+            if i % 7 < 4 {
+                (i / 64) as u8
+            } else {
+                x as u8 & 0x0f
+            }
         })
         .collect()
 }
@@ -150,7 +170,8 @@ impl ElfBuilder {
 
     /// Removes the "Xen" note of type `n_type`.
     pub fn remove_note(&mut self, n_type: u32) -> &mut Self {
-        self.notes.retain(|n| !(n.name == b"Xen\0" && n.n_type == n_type));
+        self.notes
+            .retain(|n| !(n.name == b"Xen\0" && n.n_type == n_type));
         self
     }
 
@@ -158,7 +179,7 @@ impl ElfBuilder {
     fn note_area(&self) -> Vec<u8> {
         let a = if self.note_align > 4 { 8 } else { 4 };
         let pad = |v: &mut Vec<u8>| {
-            while v.len() % a != 0 {
+            while !v.len().is_multiple_of(a) {
                 v.push(0);
             }
         };
@@ -183,7 +204,7 @@ impl ElfBuilder {
         let phnum = self.segments.len() + usize::from(note_phdr);
         let mut img = vec![0u8; 64 + phnum * 56];
         let align = |img: &mut Vec<u8>, a: usize| {
-            while img.len() % a != 0 {
+            while !img.len().is_multiple_of(a) {
                 img.push(0);
             }
         };
@@ -209,7 +230,14 @@ impl ElfBuilder {
         // (name, type, offset, size, link, addralign)
         let mut shdrs: Vec<(u32, u32, u64, u64, u32, u64)> = vec![(0, 0, 0, 0, 0, 0)];
         if has_notes {
-            shdrs.push((name(".notes"), 7, note_off as u64, notes.len() as u64, 0, self.note_align));
+            shdrs.push((
+                name(".notes"),
+                7,
+                note_off as u64,
+                notes.len() as u64,
+                0,
+                self.note_align,
+            ));
         }
         let mut guest_off = 0;
         if let Some(g) = &self.xen_guest {
@@ -217,7 +245,14 @@ impl ElfBuilder {
             guest_off = img.len();
             img.extend_from_slice(g);
             img.push(0);
-            shdrs.push((name("__xen_guest"), 1, guest_off as u64, g.len() as u64 + 1, 0, 1));
+            shdrs.push((
+                name("__xen_guest"),
+                1,
+                guest_off as u64,
+                g.len() as u64 + 1,
+                0,
+                1,
+            ));
         }
         if let Some((sym, str_)) = self.symtab {
             align(&mut img, 8);
@@ -225,7 +260,14 @@ impl ElfBuilder {
             img.extend(std::iter::repeat_n(0u8, sym + str_));
             let link = shdrs.len() as u32 + 1;
             shdrs.push((name(".symtab"), 2, sym_off as u64, sym as u64, link, 8));
-            shdrs.push((name(".strtab"), 3, (sym_off + sym) as u64, str_ as u64, 0, 1));
+            shdrs.push((
+                name(".strtab"),
+                3,
+                (sym_off + sym) as u64,
+                str_ as u64,
+                0,
+                1,
+            ));
         }
         let shstr_name = name(".shstrtab");
         let shstr_off = img.len();
@@ -280,10 +322,26 @@ impl ElfBuilder {
         };
         for (s, off) in self.segments.iter().zip(&seg_offs) {
             let fsz = s.data.len() as u64;
-            phdr(&mut img, (1, s.flags, *off as u64, s.vaddr, s.paddr, fsz, s.memsz, 0x1000));
+            phdr(
+                &mut img,
+                (
+                    1,
+                    s.flags,
+                    *off as u64,
+                    s.vaddr,
+                    s.paddr,
+                    fsz,
+                    s.memsz,
+                    0x1000,
+                ),
+            );
         }
         if note_phdr {
-            let off = if self.zero_note_offset { 0 } else { note_off as u64 };
+            let off = if self.zero_note_offset {
+                0
+            } else {
+                note_off as u64
+            };
             let len = notes.len() as u64;
             phdr(&mut img, (4, 4, off, 0, 0, len, len, self.note_align));
         }
@@ -344,14 +402,27 @@ pub fn run_tool(cmd: &str, args: &[&str], data: &[u8]) -> Vec<u8> {
     let input = data.to_vec();
     let writer = std::thread::spawn(move || stdin.write_all(&input));
     let out = child.wait_with_output().expect("compressor output");
-    writer.join().expect("writer thread").expect("write to compressor");
+    writer
+        .join()
+        .expect("writer thread")
+        .expect("write to compressor");
     assert!(out.status.success(), "{cmd} failed");
     out.stdout
 }
 
 /// XZ exactly as Linux's `scripts/xz_wrap.sh` makes it for x86 (BCJ + LZMA2, CRC32 check).
 pub fn xz(data: &[u8]) -> Vec<u8> {
-    run_tool("xz", &["--format=xz", "--check=crc32", "--x86", "--lzma2=dict=1MiB", "-c"], data)
+    run_tool(
+        "xz",
+        &[
+            "--format=xz",
+            "--check=crc32",
+            "--x86",
+            "--lzma2=dict=1MiB",
+            "-c",
+        ],
+        data,
+    )
 }
 
 /// Legacy LZ4 (`lz4 -l`): magic, then `[u32 len][block]` per 8 MiB of input.

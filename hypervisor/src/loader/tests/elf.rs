@@ -19,19 +19,31 @@ fn linux_like_elf_parses() {
     assert_eq!(loads[0].p_memsz, 0x20_0000);
     assert_eq!(loads[2].p_filesz, 0);
     assert_eq!(elf.paddr_range(), (TEXT_PADDR, TEXT_PADDR + 0x38_0000));
-    assert_eq!(elf.segment_data(&loads[1]).unwrap(), &pattern(0x1800, 2)[..]);
+    assert_eq!(
+        elf.segment_data(&loads[1]).unwrap(),
+        &pattern(0x1800, 2)[..]
+    );
     assert_eq!(elf.section_by_name(b".notes").map(|s| s.sh_type), Some(7));
     assert!(elf.section_by_name(b"__xen_guest").is_none());
 }
 
 #[test]
 fn not_elf() {
-    assert_eq!(parse_err(b"MZ\x90\x00 not an ELF at all, long enough to be read"), ElfError::NotElf);
+    assert_eq!(
+        parse_err(b"MZ\x90\x00 not an ELF at all, long enough to be read"),
+        ElfError::NotElf
+    );
     assert_eq!(parse_err(b""), ElfError::NotElf);
     assert_eq!(ElfError::NotElf.to_string(), "not an ELF file");
     // And through the front end: no magic it knows.
     let e = inspect(b"MZ\x90\x00 not an ELF at all").unwrap_err();
-    assert!(matches!(e, LoadError::UnknownFormat { bzimage: false, magic: [b'M', b'Z', 0x90, 0] }));
+    assert!(matches!(
+        e,
+        LoadError::UnknownFormat {
+            bzimage: false,
+            magic: [b'M', b'Z', 0x90, 0]
+        }
+    ));
     assert!(e.to_string().contains("4d 5a 90 00"), "{e}");
 }
 
@@ -41,10 +53,28 @@ fn truncated_header() {
     assert_eq!(parse_err(&img[..40]), ElfError::TruncatedHeader { len: 40 });
     // Header intact, program header table cut off.
     let e = parse_err(&img[..100]);
-    assert!(matches!(e, ElfError::TableOutOfBounds { table: "program", .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            ElfError::TableOutOfBounds {
+                table: "program",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     // Section header table cut off (it is at the end of the file).
     let e = parse_err(&img[..img.len() - 10]);
-    assert!(matches!(e, ElfError::TableOutOfBounds { table: "section", .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            ElfError::TableOutOfBounds {
+                table: "section",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -62,7 +92,10 @@ fn wrong_class_and_encoding() {
     b.class = 1;
     let e = parse_err(&b.build());
     assert_eq!(e, ElfError::Class32);
-    assert_eq!(e.to_string(), "ELF class 32 not supported for a 64-bit PV kernel");
+    assert_eq!(
+        e.to_string(),
+        "ELF class 32 not supported for a 64-bit PV kernel"
+    );
     b.class = 7;
     assert_eq!(parse_err(&b.build()), ElfError::BadClass(7));
     let mut b = ElfBuilder::linux();
@@ -86,7 +119,13 @@ fn wrong_machine_and_type() {
 fn bad_phentsize() {
     let mut img = ElfBuilder::linux().build();
     img[54] = 32;
-    assert_eq!(parse_err(&img), ElfError::BadEntrySize { table: "program", size: 32 });
+    assert_eq!(
+        parse_err(&img),
+        ElfError::BadEntrySize {
+            table: "program",
+            size: 32
+        }
+    );
 }
 
 #[test]
@@ -95,7 +134,13 @@ fn overlapping_segments() {
     // Data segment starts inside the text segment's memsz.
     b.segments[1].paddr = TEXT_PADDR + 0x1f_f000;
     let e = parse_err(&b.build());
-    assert_eq!(e, ElfError::SegmentsOverlap { first: 0, second: 1 });
+    assert_eq!(
+        e,
+        ElfError::SegmentsOverlap {
+            first: 0,
+            second: 1
+        }
+    );
     assert!(e.to_string().starts_with("segments overlap"));
     // Touching is fine.
     let mut b = ElfBuilder::linux();
@@ -116,7 +161,11 @@ fn filesz_exceeds_memsz() {
     b.segments[1].memsz = 0x1000;
     assert_eq!(
         parse_err(&b.build()),
-        ElfError::FileszExceedsMemsz { index: 1, filesz: 0x1800, memsz: 0x1000 }
+        ElfError::FileszExceedsMemsz {
+            index: 1,
+            filesz: 0x1800,
+            memsz: 0x1000
+        }
     );
 }
 
@@ -125,7 +174,10 @@ fn segment_outside_file_and_wrapping() {
     let mut img = ElfBuilder::linux().build();
     // p_offset of phdr 0 far past the end.
     img[64 + 8..64 + 16].copy_from_slice(&u64::MAX.to_le_bytes());
-    assert!(matches!(parse_err(&img), ElfError::SegmentOutOfBounds { index: 0, .. }));
+    assert!(matches!(
+        parse_err(&img),
+        ElfError::SegmentOutOfBounds { index: 0, .. }
+    ));
     let mut b = ElfBuilder::linux();
     b.segments[2].paddr = u64::MAX - 0x1000;
     assert_eq!(parse_err(&b.build()), ElfError::SegmentWraps { index: 2 });
@@ -147,7 +199,7 @@ fn note_iteration_and_truncation() {
         area.extend_from_slice(&7u32.to_le_bytes());
         area.extend_from_slice(name);
         area.extend_from_slice(desc);
-        while area.len() % 4 != 0 {
+        while !area.len().is_multiple_of(4) {
             area.push(0);
         }
     }

@@ -1,6 +1,7 @@
 //! Deterministic mutation fuzzing: damaged images must produce errors, never panics.
 
 use super::builder::*;
+use crate::loader::inspect_with_limit;
 
 /// A small kernel: the decoders run unoptimised in tests, and 10,000 runs must stay quick.
 fn small_kernel() -> ElfBuilder {
@@ -9,7 +10,6 @@ fn small_kernel() -> ElfBuilder {
     b.segments[1].data.truncate(0x200);
     b
 }
-use crate::loader::inspect_with_limit;
 
 /// Mutates `img` in one of several ways, mostly inside the payload (where the decoders are).
 fn mutate(rng: &mut XorShift, img: &mut Vec<u8>, payload_start: usize) {
@@ -79,7 +79,12 @@ fn fuzz_bzimage_xz() {
 #[test]
 fn fuzz_bzimage_gzip() {
     let elf = small_kernel().build();
-    fuzz("gzip", &bzimage(&gzip(&elf), None, 0x020f), 0x1234_5678_9abc_def1, 2000);
+    fuzz(
+        "gzip",
+        &bzimage(&gzip(&elf), None, 0x020f),
+        0x1234_5678_9abc_def1,
+        2000,
+    );
 }
 
 #[test]
@@ -104,6 +109,13 @@ fn fuzz_plain_elf() {
     let mut legacy = small_kernel();
     legacy.notes.clear();
     legacy.placement = NotePlacement::SectionOnly;
-    legacy.xen_guest = Some(b"GUEST_OS=linux,XEN_VER=xen-3.0,VIRT_BASE=0xffffffff80000000,ELF_PADDR_OFFSET=0".to_vec());
-    fuzz("legacy", &bzimage(&legacy.build(), None, 0x020f), 0x7777_1111_2222_3333, 2000);
+    legacy.xen_guest = Some(
+        b"GUEST_OS=linux,XEN_VER=xen-3.0,VIRT_BASE=0xffffffff80000000,ELF_PADDR_OFFSET=0".to_vec(),
+    );
+    fuzz(
+        "legacy",
+        &bzimage(&legacy.build(), None, 0x020f),
+        0x7777_1111_2222_3333,
+        2000,
+    );
 }

@@ -33,8 +33,13 @@ fn bz(c: Compression, elf: &[u8]) -> Vec<u8> {
     bzimage(&compress(c, elf), trailer, 0x020f)
 }
 
-const ALL: [Compression; 5] =
-    [Compression::None, Compression::Gzip, Compression::Xz, Compression::Lz4, Compression::Zstd];
+const ALL: [Compression; 5] = [
+    Compression::None,
+    Compression::Gzip,
+    Compression::Xz,
+    Compression::Lz4,
+    Compression::Zstd,
+];
 
 #[test]
 fn bzimage_with_every_compressor() {
@@ -42,13 +47,22 @@ fn bzimage_with_every_compressor() {
     for c in ALL {
         let img = bz(c, &elf);
         let k = unwrap_kernel(&img).unwrap_or_else(|e| panic!("{c}: {e}"));
-        assert_eq!(k.format, KernelFormat::BzImage { version: 0x020f, compression: c });
+        assert_eq!(
+            k.format,
+            KernelFormat::BzImage {
+                version: 0x020f,
+                compression: c
+            }
+        );
         assert_eq!(&k.elf[..], &elf[..], "{c}");
         assert_eq!(matches!(k.elf, Cow::Borrowed(_)), c == Compression::None);
         let loaded = inspect(&img).unwrap();
         assert_eq!(loaded.info.entry, ENTRY);
         let summary = loaded.to_string();
-        assert!(summary.contains(&format!("bzImage v2.15, {c} payload")), "{summary}");
+        assert!(
+            summary.contains(&format!("bzImage v2.15, {c} payload")),
+            "{summary}"
+        );
     }
 }
 
@@ -60,7 +74,10 @@ fn bare_compressed_modules() {
     for (c, data) in [
         (Compression::Gzip, gzip(&elf)),
         (Compression::Xz, xz(&elf)),
-        (Compression::Lz4, [lz4_legacy(&elf), (elf.len() as u32).to_le_bytes().to_vec()].concat()),
+        (
+            Compression::Lz4,
+            [lz4_legacy(&elf), (elf.len() as u32).to_le_bytes().to_vec()].concat(),
+        ),
         (Compression::Zstd, zstd(&elf)),
     ] {
         let k = unwrap_kernel(&data).unwrap_or_else(|e| panic!("{c}: {e}"));
@@ -85,7 +102,11 @@ fn gzip_from_the_system_tool() {
 fn gzip_header_fields() {
     let data = pattern(5000, 9);
     let deflated = miniz_oxide::deflate::compress_to_vec(&data, 6);
-    let trailer = [decompress::crc32(&data).to_le_bytes(), (data.len() as u32).to_le_bytes()].concat();
+    let trailer = [
+        decompress::crc32(&data).to_le_bytes(),
+        (data.len() as u32).to_le_bytes(),
+    ]
+    .concat();
     // FEXTRA + FNAME + FCOMMENT + FHCRC, old-gzip magic 1f 9e.
     let mut gz = vec![0x1f, 0x9e, 8, 0x04 | 0x08 | 0x10 | 0x02, 0, 0, 0, 0, 0, 3];
     gz.extend_from_slice(&[3, 0, b'a', b'b', b'c']);
@@ -97,7 +118,10 @@ fn gzip_header_fields() {
     // Reserved flag bits are refused, as in Xen.
     let mut bad = gz.clone();
     bad[3] |= 0x20;
-    assert!(matches!(decompress::gunzip(&bad, None, 1 << 20), Err(DecompressError::Corrupt { .. })));
+    assert!(matches!(
+        decompress::gunzip(&bad, None, 1 << 20),
+        Err(DecompressError::Corrupt { .. })
+    ));
     // Bad CRC and bad length.
     let n = gz.len();
     let mut bad = gz.clone();
@@ -106,11 +130,21 @@ fn gzip_header_fields() {
     assert!(e.to_string().contains("CRC"), "{e}");
     let mut bad = gz.clone();
     bad[n - 4] ^= 1;
-    assert!(decompress::gunzip(&bad, None, 1 << 20).unwrap_err().to_string().contains("length"));
+    assert!(
+        decompress::gunzip(&bad, None, 1 << 20)
+            .unwrap_err()
+            .to_string()
+            .contains("length")
+    );
     // Not deflate.
     let mut bad = gz;
     bad[2] = 7;
-    assert!(decompress::gunzip(&bad, None, 1 << 20).unwrap_err().to_string().contains("method"));
+    assert!(
+        decompress::gunzip(&bad, None, 1 << 20)
+            .unwrap_err()
+            .to_string()
+            .contains("method")
+    );
 }
 
 #[test]
@@ -124,7 +158,10 @@ fn xz_uses_bcj_and_stops_at_stream_end() {
     let elf = kernel();
     let x = xz(&elf);
     // Block header filter flags: BCJ x86 is filter ID 0x04.
-    assert!(x[12..24].contains(&0x04), "expected a BCJ filter in the block header");
+    assert!(
+        x[12..24].contains(&0x04),
+        "expected a BCJ filter in the block header"
+    );
     // Trailing size bytes and garbage after the stream are not input.
     let mut with_trailer = x.clone();
     with_trailer.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
@@ -137,12 +174,18 @@ fn lz4_legacy_multi_block_and_repeated_magic() {
     let data = pattern(9 << 20, 4);
     let l = lz4_legacy(&data);
     let with_trailer = [l.clone(), (data.len() as u32).to_le_bytes().to_vec()].concat();
-    assert_eq!(decompress::unlz4_legacy(&with_trailer, None, 1 << 30).unwrap(), data);
+    assert_eq!(
+        decompress::unlz4_legacy(&with_trailer, None, 1 << 30).unwrap(),
+        data
+    );
     // Two archives concatenated: the second magic is skipped.
     let a = lz4_legacy(&data[..1000]);
     let b = lz4_legacy(&data[1000..3000]);
     let both = [a, b, 3000u32.to_le_bytes().to_vec()].concat();
-    assert_eq!(decompress::unlz4_legacy(&both, None, 1 << 20).unwrap(), &data[..3000]);
+    assert_eq!(
+        decompress::unlz4_legacy(&both, None, 1 << 20).unwrap(),
+        &data[..3000]
+    );
     // A block that does not end exactly at the trailer is an error (Xen: "data corrupted").
     let short = [&l[..l.len() - 1], &(data.len() as u32).to_le_bytes()[..]].concat();
     assert!(decompress::unlz4_legacy(&short, None, 1 << 30).is_err());
@@ -154,7 +197,16 @@ fn lz4_legacy_multi_block_and_repeated_magic() {
     over.extend_from_slice(&block);
     over.extend_from_slice(&[0; 4]);
     let e = decompress::unlz4_legacy(&over, None, 1 << 30).unwrap_err();
-    assert!(matches!(e, DecompressError::Corrupt { format: Compression::Lz4, .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            DecompressError::Corrupt {
+                format: Compression::Lz4,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     // Wrong magic.
     assert!(decompress::unlz4_legacy(&[1, 2, 3, 4, 0, 0, 0, 0], None, 100).is_err());
 }
@@ -181,7 +233,12 @@ fn zstd_raw_blocks_and_checksum() {
 #[test]
 fn truncated_payloads_error() {
     let elf = kernel();
-    for c in [Compression::Gzip, Compression::Xz, Compression::Lz4, Compression::Zstd] {
+    for c in [
+        Compression::Gzip,
+        Compression::Xz,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
         let full = compress(c, &elf);
         let step = (full.len() / 97).max(1);
         // Cuts with the real size appended as Linux's trailer (stopping short of the end, where
@@ -192,7 +249,12 @@ fn truncated_payloads_error() {
             let img = bzimage(part, trailer.then_some(elf.len() as u32), 0x020f);
             let e = inspect(&img).expect_err(&format!("{c} cut at {cut} accepted"));
             assert!(
-                matches!(e, LoadError::Decompress(_) | LoadError::BzImage(_) | LoadError::UnknownFormat { .. }),
+                matches!(
+                    e,
+                    LoadError::Decompress(_)
+                        | LoadError::BzImage(_)
+                        | LoadError::UnknownFormat { .. }
+                ),
                 "{c} cut at {cut}: {e:?}"
             );
         }
@@ -209,7 +271,11 @@ fn corrupted_payloads_error() {
         for at in [full.len() / 3, full.len() / 2, full.len() * 2 / 3] {
             let mut bad = full.clone();
             bad[at] ^= 0x55;
-            let trailer = if c == Compression::Gzip { None } else { Some(elf.len() as u32) };
+            let trailer = if c == Compression::Gzip {
+                None
+            } else {
+                Some(elf.len() as u32)
+            };
             let img = bzimage(&bad, trailer, 0x020f);
             match inspect(&img) {
                 Err(_) => {}
@@ -227,28 +293,47 @@ fn size_trailer_must_match() {
     let e = unwrap_kernel(&img).unwrap_err();
     assert_eq!(
         e,
-        LoadError::BzImage(BzImageError::SizeMismatch { expected: elf.len() + 1, actual: elf.len() })
+        LoadError::BzImage(BzImageError::SizeMismatch {
+            expected: elf.len() + 1,
+            actual: elf.len()
+        })
     );
 }
 
 #[test]
 fn output_limit_is_enforced() {
     let elf = kernel();
-    for c in [Compression::Gzip, Compression::Xz, Compression::Lz4, Compression::Zstd] {
+    for c in [
+        Compression::Gzip,
+        Compression::Xz,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
         // Claimed size above the limit: refused before decompressing.
         let img = bz(c, &elf);
         let e = inspect_with_limit(&img, 1000).unwrap_err();
-        assert_eq!(e, LoadError::Decompress(DecompressError::TooLarge { limit: 1000 }), "{c}");
+        assert_eq!(
+            e,
+            LoadError::Decompress(DecompressError::TooLarge { limit: 1000 }),
+            "{c}"
+        );
         // A lying trailer does not get past the limit either.
         let bare = compress(c, &elf);
         let e = decompress::decompress(c, &[&bare[..], &[0, 0, 0, 0]].concat(), Some(10), 1000)
             .unwrap_err();
         assert!(
-            matches!(e, DecompressError::TooLarge { .. } | DecompressError::Corrupt { .. }),
+            matches!(
+                e,
+                DecompressError::TooLarge { .. } | DecompressError::Corrupt { .. }
+            ),
             "{c}: {e:?}"
         );
     }
-    assert!(DecompressError::TooLarge { limit: 256 << 20 }.to_string().contains("256 MiB"));
+    assert!(
+        DecompressError::TooLarge { limit: 256 << 20 }
+            .to_string()
+            .contains("256 MiB")
+    );
 }
 
 #[test]
@@ -257,8 +342,14 @@ fn bzimage_header_rules() {
     // Protocol 2.07 has no payload fields.
     let img = bzimage(&elf, None, 0x0207);
     let e = unwrap_kernel(&img).unwrap_err();
-    assert_eq!(e, LoadError::BzImage(BzImageError::TooOld { version: 0x0207 }));
-    assert_eq!(e.to_string(), "Cannot load bzImage v2.07 at least v2.08 is required");
+    assert_eq!(
+        e,
+        LoadError::BzImage(BzImageError::TooOld { version: 0x0207 })
+    );
+    assert_eq!(
+        e.to_string(),
+        "Cannot load bzImage v2.07 at least v2.08 is required"
+    );
     // Payload running off the end.
     let mut img = bzimage(&elf, None, 0x0208);
     let too_long = img.len() as u32;
@@ -270,7 +361,10 @@ fn bzimage_header_rules() {
     // Header parse.
     let img = bzimage(&elf, None, 0x020f);
     let h = bzimage::parse_header(&img).unwrap().unwrap();
-    assert_eq!((h.setup_sects, h.version, h.payload_offset), (3, 0x020f, 0x1234));
+    assert_eq!(
+        (h.setup_sects, h.version, h.payload_offset),
+        (3, 0x020f, 0x1234)
+    );
     assert_eq!(h.payload_start(), 4 * 512 + 0x1234);
     assert_eq!(bzimage::parse_header(&elf).unwrap(), None);
     assert_eq!(bzimage::parse_header(&img[..0x24f]).unwrap(), None);
@@ -286,15 +380,27 @@ fn unsupported_and_unknown_payloads() {
         let img = bzimage(magic, Some(100), 0x020f);
         let e = unwrap_kernel(&img).unwrap_err();
         assert_eq!(e, LoadError::Decompress(DecompressError::Unsupported(name)));
-        assert_eq!(e.to_string(), format!("{name}-compressed kernels are not supported"));
+        assert_eq!(
+            e.to_string(),
+            format!("{name}-compressed kernels are not supported")
+        );
     }
     let img = bzimage(b"\x00\x01\x02\x03 nothing", None, 0x020f);
     let e = unwrap_kernel(&img).unwrap_err();
-    assert!(matches!(e, LoadError::UnknownFormat { bzimage: true, magic: [0, 1, 2, 3] }));
+    assert!(matches!(
+        e,
+        LoadError::UnknownFormat {
+            bzimage: true,
+            magic: [0, 1, 2, 3]
+        }
+    ));
     assert!(e.to_string().starts_with("bzImage payload is neither ELF"));
     // A bzImage whose payload is an ELF that fails validation reports the ELF error.
     let mut b = ElfBuilder::linux();
     b.class = 1;
     let img = bzimage(&b.build(), None, 0x020f);
-    assert_eq!(inspect(&img).unwrap_err().to_string(), "ELF class 32 not supported for a 64-bit PV kernel");
+    assert_eq!(
+        inspect(&img).unwrap_err().to_string(),
+        "ELF class 32 not supported for a 64-bit PV kernel"
+    );
 }

@@ -47,7 +47,10 @@ fn linux_notes_8_byte_numerics() {
     // The GNU note is skipped, every Xen note recorded in order.
     assert_eq!(info.notes.len(), 16);
     assert_eq!(info.notes[0].to_string(), "ELF: note: GUEST_OS = \"linux\"");
-    assert_eq!(info.notes[3].to_string(), "ELF: note: VIRT_BASE = 0xffffffff80000000");
+    assert_eq!(
+        info.notes[3].to_string(),
+        "ELF: note: VIRT_BASE = 0xffffffff80000000"
+    );
     assert!(info.warnings.is_empty(), "{:?}", info.warnings);
 }
 
@@ -76,7 +79,13 @@ fn numerics_4_byte_and_odd_sizes() {
     assert!(info.mod_start_pfn);
     assert!(info.suspend_cancel);
     assert_eq!(info.hv_start_low, Some(0));
-    assert!(info.warnings.iter().any(|w| w.contains("HV_START_LOW: 3-byte")), "{:?}", info.warnings);
+    assert!(
+        info.warnings
+            .iter()
+            .any(|w| w.contains("HV_START_LOW: 3-byte")),
+        "{:?}",
+        info.warnings
+    );
 }
 
 #[test]
@@ -85,9 +94,15 @@ fn missing_xen_version() {
     b.remove_note(XEN_ELFNOTE_XEN_VERSION);
     let e = info_of(&b).unwrap_err();
     assert_eq!(e, NoteError::UnsupportedXenVersion(String::new()));
-    assert_eq!(e.to_string(), "Xen will only load images built for Xen v3.0 (Not '')");
+    assert_eq!(
+        e.to_string(),
+        "Xen will only load images built for Xen v3.0 (Not '')"
+    );
     b.set_note(str_note(XEN_ELFNOTE_XEN_VERSION, "xen-2.0"));
-    assert_eq!(info_of(&b).unwrap_err(), NoteError::UnsupportedXenVersion("xen-2.0".into()));
+    assert_eq!(
+        info_of(&b).unwrap_err(),
+        NoteError::UnsupportedXenVersion("xen-2.0".into())
+    );
     // libelf compares only the first 7 characters.
     b.set_note(str_note(XEN_ELFNOTE_XEN_VERSION, "xen-3.0-unstable"));
     info_of(&b).unwrap();
@@ -101,7 +116,10 @@ fn guest_os_and_loader_rules() {
     let e = info_of(&b).unwrap_err();
     assert_eq!(
         e,
-        NoteError::UnsupportedGuest { loader: String::new(), guest_os: "NetBSD".into() }
+        NoteError::UnsupportedGuest {
+            loader: String::new(),
+            guest_os: "NetBSD".into()
+        }
     );
     assert!(e.to_string().contains("(Not '' and 'NetBSD')"));
     // LOADER=generic admits any OS...
@@ -119,10 +137,20 @@ fn no_notes_at_all() {
     b.notes.clear();
     let e = info_of(&b).unwrap_err();
     assert_eq!(e, NoteError::NotXenImage);
-    assert!(e.to_string().contains("No ELF notes or '__xen_guest' section found"));
+    assert!(
+        e.to_string()
+            .contains("No ELF notes or '__xen_guest' section found")
+    );
     // Notes present but none from Xen: libelf gets past the first check and fails later.
-    b.notes = vec![NoteSpec { name: b"GNU\0".to_vec(), n_type: 3, desc: vec![1; 20] }];
-    assert!(matches!(info_of(&b).unwrap_err(), NoteError::UnsupportedGuest { .. }));
+    b.notes = vec![NoteSpec {
+        name: b"GNU\0".to_vec(),
+        n_type: 3,
+        desc: vec![1; 20],
+    }];
+    assert!(matches!(
+        info_of(&b).unwrap_err(),
+        NoteError::UnsupportedGuest { .. }
+    ));
 }
 
 #[test]
@@ -130,14 +158,26 @@ fn entry_outside_image() {
     let mut b = ElfBuilder::linux();
     b.set_note(num_note(XEN_ELFNOTE_ENTRY, VIRT_BASE + 0x10_0000, 8));
     let e = info_of(&b).unwrap_err();
-    assert!(matches!(e, NoteError::AddressesOutOfBounds { entry, .. } if entry == VIRT_BASE + 0x10_0000));
-    assert!(e.to_string().starts_with("ELF start or entries are out of bounds"));
+    assert!(
+        matches!(e, NoteError::AddressesOutOfBounds { entry, .. } if entry == VIRT_BASE + 0x10_0000)
+    );
+    assert!(
+        e.to_string()
+            .starts_with("ELF start or entries are out of bounds")
+    );
     // The end of the image itself is still accepted (libelf uses `>`).
-    b.set_note(num_note(XEN_ELFNOTE_ENTRY, VIRT_BASE + TEXT_PADDR + 0x38_0000, 8));
+    b.set_note(num_note(
+        XEN_ELFNOTE_ENTRY,
+        VIRT_BASE + TEXT_PADDR + 0x38_0000,
+        8,
+    ));
     info_of(&b).unwrap();
     // Without an ENTRY note, e_entry is used (here the physical address: out of bounds).
     b.remove_note(XEN_ELFNOTE_ENTRY);
-    assert!(matches!(info_of(&b).unwrap_err(), NoteError::AddressesOutOfBounds { .. }));
+    assert!(matches!(
+        info_of(&b).unwrap_err(),
+        NoteError::AddressesOutOfBounds { .. }
+    ));
 }
 
 #[test]
@@ -146,31 +186,55 @@ fn virt_base_above_kernel_and_p2m_inside() {
     b.set_note(num_note(XEN_ELFNOTE_VIRT_BASE, VIRT_BASE + 0x200_0000, 8));
     b.set_note(num_note(XEN_ELFNOTE_PADDR_OFFSET, 0x200_0000, 8));
     // kstart = 0x1000000 + VIRT_BASE < virt_base.
-    assert!(matches!(info_of(&b).unwrap_err(), NoteError::AddressesOutOfBounds { .. }));
+    assert!(matches!(
+        info_of(&b).unwrap_err(),
+        NoteError::AddressesOutOfBounds { .. }
+    ));
     let mut b = ElfBuilder::linux();
-    b.set_note(num_note(XEN_ELFNOTE_INIT_P2M, VIRT_BASE + TEXT_PADDR + 0x1000, 8));
-    assert!(matches!(info_of(&b).unwrap_err(), NoteError::P2mInsideKernel { .. }));
+    b.set_note(num_note(
+        XEN_ELFNOTE_INIT_P2M,
+        VIRT_BASE + TEXT_PADDR + 0x1000,
+        8,
+    ));
+    assert!(matches!(
+        info_of(&b).unwrap_err(),
+        NoteError::P2mInsideKernel { .. }
+    ));
 }
 
 #[test]
 fn paddr_offset_defaults() {
     let mut b = ElfBuilder::linux();
     b.remove_note(XEN_ELFNOTE_VIRT_BASE);
-    assert_eq!(info_of(&b).unwrap_err(), NoteError::PaddrOffsetWithoutVirtBase);
+    assert_eq!(
+        info_of(&b).unwrap_err(),
+        NoteError::PaddrOffsetWithoutVirtBase
+    );
     // Neither: VIRT_BASE 0, PADDR_OFFSET 0, so the kernel is mapped at its p_paddr.
     b.remove_note(XEN_ELFNOTE_PADDR_OFFSET);
     b.set_note(num_note(XEN_ELFNOTE_ENTRY, TEXT_PADDR, 8));
     b.remove_note(XEN_ELFNOTE_HYPERCALL_PAGE);
     b.remove_note(XEN_ELFNOTE_INIT_P2M);
     let info = info_of(&b).unwrap();
-    assert_eq!((info.virt_base, info.paddr_offset, info.virt_kstart), (0, 0, TEXT_PADDR));
-    assert!(info.warnings.iter().any(|w| w == "ELF: VIRT_BASE unset, using 0"));
+    assert_eq!(
+        (info.virt_base, info.paddr_offset, info.virt_kstart),
+        (0, 0, TEXT_PADDR)
+    );
+    assert!(
+        info.warnings
+            .iter()
+            .any(|w| w == "ELF: VIRT_BASE unset, using 0")
+    );
     // Notes interface with only VIRT_BASE: PADDR_OFFSET defaults to 0.
     let mut b = ElfBuilder::linux();
     b.remove_note(XEN_ELFNOTE_PADDR_OFFSET);
     let info = info_of(&b).unwrap();
     assert_eq!(info.paddr_offset, 0);
-    assert!(info.warnings.iter().any(|w| w == "ELF_PADDR_OFFSET unset, using 0x0"));
+    assert!(
+        info.warnings
+            .iter()
+            .any(|w| w == "ELF_PADDR_OFFSET unset, using 0x0")
+    );
 }
 
 #[test]
@@ -191,11 +255,20 @@ fn feature_strings() {
             .unwrap(),
         (0b10110 | 1 << 11, 0b100 | 1 << 11)
     );
-    assert_eq!(features("hvm_callback_vector|supervisor_mode_kernel").unwrap(), (1 << 8 | 1 << 3, 0));
+    assert_eq!(
+        features("hvm_callback_vector|supervisor_mode_kernel").unwrap(),
+        (1 << 8 | 1 << 3, 0)
+    );
     // Unknown names are ignored, empty ones too, unless required.
-    assert_eq!(features("||gnttab_map_avoid_flush|dom0|").unwrap(), (1 << 11, 0));
+    assert_eq!(
+        features("||gnttab_map_avoid_flush|dom0|").unwrap(),
+        (1 << 11, 0)
+    );
     let e = features("dom0|!no_such_feature").unwrap_err();
-    assert_eq!(e, NoteError::UnknownRequiredFeature("no_such_feature".into()));
+    assert_eq!(
+        e,
+        NoteError::UnknownRequiredFeature("no_such_feature".into())
+    );
     assert!(e.to_string().contains("'no_such_feature'"));
     // Names are compared whole: a prefix does not count.
     assert_eq!(features("dom").unwrap(), (0, 0));
@@ -209,17 +282,27 @@ fn feature_strings() {
 #[test]
 fn feature_notes_combine_and_can_fail() {
     let mut b = ElfBuilder::linux();
-    b.set_note(str_note(XEN_ELFNOTE_FEATURES, "!writable_page_tables|pae_pgdir_above_4gb"));
+    b.set_note(str_note(
+        XEN_ELFNOTE_FEATURES,
+        "!writable_page_tables|pae_pgdir_above_4gb",
+    ));
     b.set_note(num_note(XEN_ELFNOTE_SUPPORTED_FEATURES, 1 << 11, 4));
     let info = info_of(&b).unwrap();
     assert_eq!(info.features_supported, [1 | 1 << 4 | 1 << 11]);
     assert_eq!(info.features_required, [1]);
     b.set_note(str_note(XEN_ELFNOTE_FEATURES, "!mystery"));
-    assert_eq!(info_of(&b).unwrap_err(), NoteError::UnknownRequiredFeature("mystery".into()));
+    assert_eq!(
+        info_of(&b).unwrap_err(),
+        NoteError::UnknownRequiredFeature("mystery".into())
+    );
     // SUPPORTED_FEATURES whose size is not a multiple of 4 contributes nothing (libelf).
     let mut b = ElfBuilder::linux();
     b.set_note(num_note(XEN_ELFNOTE_SUPPORTED_FEATURES, 0x8801, 2));
-    assert_eq!(info_of(&b).unwrap().features_supported, [1], "only FEATURES' bit");
+    assert_eq!(
+        info_of(&b).unwrap().features_supported,
+        [1],
+        "only FEATURES' bit"
+    );
     b.set_note(num_note(XEN_ELFNOTE_SUPPORTED_FEATURES, 0x8801, 8));
     assert_eq!(info_of(&b).unwrap().features_supported, [0x8801]);
 }
@@ -230,11 +313,21 @@ fn unknown_and_foreign_notes() {
     b.notes.push(num_note(99, 5, 4));
     b.notes.push(num_note(XEN_ELFNOTE_INFO, 5, 4));
     // A "Xen" note with a different owner name is someone else's.
-    b.notes.push(NoteSpec { name: b"XenX\0".to_vec(), n_type: 1, desc: vec![0; 8] });
+    b.notes.push(NoteSpec {
+        name: b"XenX\0".to_vec(),
+        n_type: 1,
+        desc: vec![0; 8],
+    });
     let info = info_of(&b).unwrap();
     assert_eq!(info.entry, ENTRY);
-    assert!(info.warnings.contains(&"ELF: note: unknown (0x63)".to_string()));
-    assert!(info.warnings.contains(&"ELF: note: unknown (0x0)".to_string()));
+    assert!(
+        info.warnings
+            .contains(&"ELF: note: unknown (0x63)".to_string())
+    );
+    assert!(
+        info.warnings
+            .contains(&"ELF: note: unknown (0x0)".to_string())
+    );
 }
 
 #[test]
@@ -244,14 +337,25 @@ fn string_notes_pae_and_unterminated() {
     assert_eq!(info_of(&b).unwrap().pae_mode, PaeMode::Bimodal);
     b.set_note(str_note(XEN_ELFNOTE_PAE_MODE, "no"));
     assert_eq!(info_of(&b).unwrap().pae_mode, PaeMode::No);
-    b.set_note(NoteSpec {
+    // `.ascii` without NUL, as Linux emits FEATURES: the zero padding terminates it.
+    let raw = |desc: &[u8]| NoteSpec {
         name: b"Xen\0".to_vec(),
         n_type: XEN_ELFNOTE_GUEST_OS,
-        desc: b"linux".to_vec(),
-    });
+        desc: desc.to_vec(),
+    };
+    b.set_note(raw(b"linux"));
     let info = info_of(&b).unwrap();
     assert_eq!(info.guest_os, "linux");
-    assert!(info.warnings.iter().any(|w| w.contains("not NUL-terminated")));
+    assert!(info.warnings.is_empty(), "{:?}", info.warnings);
+    // No NUL in descriptor or padding: taken whole, with a warning.
+    b.set_note(raw(b"linux-pv"));
+    let info = info_of(&b).unwrap();
+    assert_eq!(info.guest_os, "linux-pv");
+    assert!(
+        info.warnings
+            .iter()
+            .any(|w| w.contains("not NUL-terminated"))
+    );
 }
 
 #[test]
@@ -316,7 +420,11 @@ fn legacy_xen_guest_section() {
     assert_eq!(info.virt_kstart, VIRT_BASE + TEXT_PADDR);
     // A page number, relative to VIRT_BASE.
     assert_eq!(info.hypercall_page, Some(VIRT_BASE + 0x100_1000));
-    assert_eq!(info.entry, VIRT_BASE + TEXT_PADDR + 0x40, "e_entry without VIRT_ENTRY");
+    assert_eq!(
+        info.entry,
+        VIRT_BASE + TEXT_PADDR + 0x40,
+        "e_entry without VIRT_ENTRY"
+    );
     assert_eq!(info.features_supported, [1 | 1 << 4]);
     assert_eq!(info.features_required, [1 << 4]);
     assert_eq!(info.pae_mode, PaeMode::ExtendedCr3);
@@ -352,11 +460,20 @@ fn legacy_paddr_offset_defaults_to_virt_base() {
 #[test]
 fn legacy_bad_values() {
     let b = legacy("GUEST_OS=linux,XEN_VER=xen-3.0,VIRT_BASE=0x1ffffffffffffffff");
-    assert!(matches!(info_of(&b).unwrap_err(), NoteError::NumberOverflow { .. }));
+    assert!(matches!(
+        info_of(&b).unwrap_err(),
+        NoteError::NumberOverflow { .. }
+    ));
     let b = legacy("GUEST_OS=linux,XEN_VER=xen-3.0,FEATURES=!bogus");
-    assert_eq!(info_of(&b).unwrap_err(), NoteError::UnknownRequiredFeature("bogus".into()));
+    assert_eq!(
+        info_of(&b).unwrap_err(),
+        NoteError::UnknownRequiredFeature("bogus".into())
+    );
     let b = legacy("GUEST_OS=plan9,XEN_VER=xen-3.0");
-    assert!(matches!(info_of(&b).unwrap_err(), NoteError::UnsupportedGuest { .. }));
+    assert!(matches!(
+        info_of(&b).unwrap_err(),
+        NoteError::UnsupportedGuest { .. }
+    ));
     // Over-long keys are split at 31 bytes like libelf; the pieces are unknown keys.
     let b = legacy(&format!(
         "{}=1,GUEST_OS=linux,XEN_VER=xen-3.0,VIRT_BASE=0xffffffff80000000",
@@ -375,7 +492,10 @@ fn bsd_symtab_extends_the_kernel() {
     let info = info_of(&b).unwrap();
     let pend = TEXT_PADDR + 0x38_0000;
     // 272 bytes of headers, then the tables rounded to 8.
-    assert_eq!(info.bsd_symtab_range, Some((pend, pend + 272 + 0x30 + 0x18)));
+    assert_eq!(
+        info.bsd_symtab_range,
+        Some((pend, pend + 272 + 0x30 + 0x18))
+    );
     assert_eq!(info.virt_kend, VIRT_BASE + pend + 272 + 0x30 + 0x18);
     // Asked for but absent: no change.
     b.symtab = None;
@@ -398,7 +518,10 @@ fn dom0_checks() {
     // Ring-0 kernels cannot be PV dom0.
     let mut b = ElfBuilder::linux();
     b.set_note(str_note(XEN_ELFNOTE_FEATURES, "!supervisor_mode_kernel"));
-    assert_eq!(inspect(&b.build()).unwrap_err(), LoadError::SupervisorModeRequired);
+    assert_eq!(
+        inspect(&b.build()).unwrap_err(),
+        LoadError::SupervisorModeRequired
+    );
     // Mapped over Xen's own range.
     let mut b = ElfBuilder::linux();
     let base = 0xffff_8400_0000_0000;
@@ -407,30 +530,48 @@ fn dom0_checks() {
     b.set_note(num_note(XEN_ELFNOTE_HYPERCALL_PAGE, base + TEXT_PADDR, 8));
     let e = inspect(&b.build()).unwrap_err();
     assert!(matches!(e, LoadError::OverlapsXenArea { start, .. } if start == base));
-    assert!(e.to_string().starts_with("DOM0 image overlaps with Xen private area"));
+    assert!(
+        e.to_string()
+            .starts_with("DOM0 image overlaps with Xen private area")
+    );
     // Non-canonical.
     let base = 0x0000_8000_0000_0000;
     b.set_note(num_note(XEN_ELFNOTE_VIRT_BASE, base, 8));
     b.set_note(num_note(XEN_ELFNOTE_ENTRY, base + TEXT_PADDR, 8));
     b.set_note(num_note(XEN_ELFNOTE_HYPERCALL_PAGE, base + TEXT_PADDR, 8));
-    assert!(matches!(inspect(&b.build()).unwrap_err(), LoadError::NonCanonical { .. }));
+    assert!(matches!(
+        inspect(&b.build()).unwrap_err(),
+        LoadError::NonCanonical { .. }
+    ));
     // Hypercall page below the mapping.
     let mut b = ElfBuilder::linux();
     b.set_note(num_note(XEN_ELFNOTE_HYPERCALL_PAGE, 0x1000, 8));
     let e = inspect(&b.build()).unwrap_err();
-    assert!(matches!(e, LoadError::BadHypercallPage { address: 0x1000, .. }));
+    assert!(matches!(
+        e,
+        LoadError::BadHypercallPage {
+            address: 0x1000,
+            ..
+        }
+    ));
 }
 
 #[test]
 fn inspect_summary_and_segments() {
     let img = ElfBuilder::linux().build();
     let k = inspect(&img).unwrap();
-    assert!(matches!(k.elf, std::borrow::Cow::Borrowed(_)), "plain ELF is not copied");
+    assert!(
+        matches!(k.elf, std::borrow::Cow::Borrowed(_)),
+        "plain ELF is not copied"
+    );
     assert_eq!(k.segments.len(), 3);
     assert_eq!(k.segments[0].dest, VIRT_BASE + TEXT_PADDR);
     assert_eq!(k.segments[1].dest, VIRT_BASE + TEXT_PADDR + 0x20_0000);
     assert_eq!(k.segment_data(&k.segments[0]), &pattern(0x2000, 1)[..]);
-    assert_eq!(k.virt_range(), (VIRT_BASE + TEXT_PADDR, VIRT_BASE + TEXT_PADDR + 0x38_0000));
+    assert_eq!(
+        k.virt_range(),
+        (VIRT_BASE + TEXT_PADDR, VIRT_BASE + TEXT_PADDR + 0x38_0000)
+    );
     assert_eq!(k.entry(), ENTRY);
     let s = k.to_string();
     for line in [

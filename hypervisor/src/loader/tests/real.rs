@@ -16,7 +16,11 @@ fn inspect_real_kernels() {
         let t = Instant::now();
         let k = inspect(&module).unwrap_or_else(|e| panic!("{path}: {e}"));
         let elapsed = t.elapsed();
-        std::println!("==== {path} ({} bytes): inspect took {elapsed:?}\n{k}\n", module.len());
+        let crc = crate::loader::decompress::crc32(&k.elf);
+        std::println!(
+            "==== {path} ({} bytes): inspect took {elapsed:?}, ELF crc32 {crc:#010x}\n{k}\n",
+            module.len()
+        );
         assert_eq!(k.info.guest_os, "linux");
         assert!(k.info.supports(crate::loader::xen_notes::XENFEAT_DOM0));
     }

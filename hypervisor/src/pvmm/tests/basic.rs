@@ -30,7 +30,10 @@ fn page_info_layout_matches_xen() {
     // base_disallow_mask: PWT, PCD, PSE and GLOBAL.
     assert_eq!(BASE_DISALLOW_MASK, 0x198);
     assert_eq!(L1_DISALLOW_MASK, 0x98 | 1 << 62);
-    assert_eq!(FASTPATH_FLAG_WHITELIST, NX | (0x7ff << 52) | 0xe00 | G | D | A | U);
+    assert_eq!(
+        FASTPATH_FLAG_WHITELIST,
+        NX | (0x7ff << 52) | 0xe00 | G | D | A | U
+    );
 }
 
 #[test]
@@ -44,8 +47,14 @@ fn get_page_checks_owner_and_allocation() {
     put_page(&mut env, f);
     assert_eq!(env.pg(f).count(), 1);
     // Not allocated, hypervisor-private, beyond the frame table.
-    assert_eq!(get_page(&mut env, FREE_FRAME, DOMID_INVALID), Err(Errno::EINVAL));
-    assert_eq!(get_page(&mut env, XEN_PRIVATE, DOMID_XEN), Err(Errno::EINVAL));
+    assert_eq!(
+        get_page(&mut env, FREE_FRAME, DOMID_INVALID),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        get_page(&mut env, XEN_PRIVATE, DOMID_XEN),
+        Err(Errno::EINVAL)
+    );
     assert_eq!(get_page(&mut env, MMIO, DOM0), Err(Errno::EINVAL));
     assert_eq!(env.pg(FREE_FRAME).count(), 0);
     // The two values below wrap are reserved.
@@ -66,7 +75,11 @@ fn last_put_page_clears_writable_type() {
     get_page_and_type(&mut env, f, DOM1, PageType::Writable).unwrap();
     assert_eq!(env.pg(f).page_type(), PageType::Writable);
     put_page_type(&mut env, f);
-    assert_eq!(env.pg(f).page_type(), PageType::Writable, "type survives count 0");
+    assert_eq!(
+        env.pg(f).page_type(),
+        PageType::Writable,
+        "type survives count 0"
+    );
     assert!(env.pg(f).is_validated());
     // The guest frees the frame (drops PGC_allocated's reference), then the last reference.
     env.pages[f as usize].count_info &= !PGC_ALLOCATED;
@@ -86,7 +99,12 @@ fn pin_validates_recursively_and_unpin_releases_everything() {
 
     pin_table(&mut env, DOM1, t.l4, Level::L4).unwrap();
 
-    for (mfn, ty) in [(t.l4, PageType::L4), (t.l3, PageType::L3), (t.l2, PageType::L2), (t.l1, PageType::L1)] {
+    for (mfn, ty) in [
+        (t.l4, PageType::L4),
+        (t.l3, PageType::L3),
+        (t.l2, PageType::L2),
+        (t.l1, PageType::L1),
+    ] {
         let pg = env.pg(mfn);
         assert_eq!(pg.page_type(), ty, "{mfn:#x}");
         assert!(pg.is_validated(), "{mfn:#x}");
@@ -118,7 +136,11 @@ fn pin_validates_recursively_and_unpin_releases_everything() {
     assert_eq!(env.get(t.l1, 2), pte(t.l1, P | U | PAGE_GUEST_KERNEL));
 
     unpin_table(&mut env, DOM1, t.l4).unwrap();
-    assert_eq!(env.counts(), before, "unpin returns every count to its start");
+    assert_eq!(
+        env.counts(),
+        before,
+        "unpin returns every count to its start"
+    );
     for mfn in [t.l4, t.l3, t.l2, t.l1] {
         assert!(!env.pg(mfn).is_validated(), "{mfn:#x} devalidated");
     }
@@ -138,18 +160,39 @@ fn pin_and_unpin_errors() {
     let mut env = FakeEnv::new();
     let t = build_tree(&mut env, dom_base(DOM1));
     // Not the domain's frame.
-    assert_eq!(pin_table(&mut env, DOM0, t.l1, Level::L1), Err(Errno::EINVAL));
-    assert_eq!(pin_table(&mut env, DOM1, XEN_PRIVATE, Level::L1), Err(Errno::EINVAL));
-    assert_eq!(pin_table(&mut env, DOM1, MMIO, Level::L1), Err(Errno::EINVAL));
+    assert_eq!(
+        pin_table(&mut env, DOM0, t.l1, Level::L1),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        pin_table(&mut env, DOM1, XEN_PRIVATE, Level::L1),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        pin_table(&mut env, DOM1, MMIO, Level::L1),
+        Err(Errno::EINVAL)
+    );
     pin_table(&mut env, DOM1, t.l2, Level::L2).unwrap();
     // Already pinned.
-    assert_eq!(pin_table(&mut env, DOM1, t.l2, Level::L2), Err(Errno::EINVAL));
+    assert_eq!(
+        pin_table(&mut env, DOM1, t.l2, Level::L2),
+        Err(Errno::EINVAL)
+    );
     assert_eq!(env.pg(t.l2).type_count(), 1);
     // In use as another type.
-    assert_eq!(pin_table(&mut env, DOM1, t.l2, Level::L1), Err(Errno::EINVAL));
-    assert_eq!(pin_table(&mut env, DOM1, t.l1, Level::L2), Err(Errno::EINVAL));
+    assert_eq!(
+        pin_table(&mut env, DOM1, t.l2, Level::L1),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        pin_table(&mut env, DOM1, t.l1, Level::L2),
+        Err(Errno::EINVAL)
+    );
     // A frame mapped writable is not a table.
-    assert_eq!(pin_table(&mut env, DOM1, t.rw, Level::L1), Err(Errno::EINVAL));
+    assert_eq!(
+        pin_table(&mut env, DOM1, t.rw, Level::L1),
+        Err(Errno::EINVAL)
+    );
     // But an L1 referenced by the pinned L2 can be pinned as an L1 too.
     pin_table(&mut env, DOM1, t.l1, Level::L1).unwrap();
     assert_eq!(env.pg(t.l1).type_count(), 2);
@@ -170,7 +213,10 @@ fn type_count_overflow_is_einval() {
     let f = dom_base(DOM1) + 7;
     get_page_and_type(&mut env, f, DOM1, PageType::Writable).unwrap();
     env.pages[f as usize].type_info = PageType::Writable.bits() | PGT_VALIDATED | PGT_COUNT_MASK;
-    assert_eq!(get_page_type(&mut env, f, PageType::Writable), Err(Errno::EINVAL));
+    assert_eq!(
+        get_page_type(&mut env, f, PageType::Writable),
+        Err(Errno::EINVAL)
+    );
     assert_eq!(env.pg(f).type_count(), PGT_COUNT_MASK);
 }
 
@@ -191,7 +237,11 @@ fn failed_validation_rolls_back_everything() {
     env.set(l2, 2, pte(bad, P | RW));
     assert_eq!(pin_table(&mut env, DOM1, l2, Level::L2), Err(Errno::EBUSY));
     assert_eq!(env.counts(), before);
-    assert_eq!(env.pg(l2).type_info, 0, "a failed validation leaves the frame untyped");
+    assert_eq!(
+        env.pg(l2).type_info,
+        0,
+        "a failed validation leaves the frame untyped"
+    );
     assert_eq!(env.pg(bad).type_info, 0);
     assert_eq!(env.pg(l1a).page_type(), PageType::L1);
     assert!(!env.pg(l1a).is_validated());
@@ -219,10 +269,22 @@ fn l4_hypervisor_slots_are_the_hypervisors() {
     env.set(t.l4, 300, pte(other_l3, P));
     pin_table(&mut env, DOM1, t.l4, Level::L4).unwrap();
     for slot in 256..=271 {
-        assert_eq!(env.get(t.l4, slot), FakeEnv::xen_slot_value(t.l4, DOM1, slot, false), "slot {slot}");
+        assert_eq!(
+            env.get(t.l4, slot),
+            FakeEnv::xen_slot_value(t.l4, DOM1, slot, false),
+            "slot {slot}"
+        );
     }
-    assert_eq!(env.get(t.l4, 258), pte(t.l4, P | RW | A | D), "linear self-map slot");
-    assert_eq!(env.get(t.l4, RO_MPT_SLOT), 0, "no RO M2P without m2p_strict");
+    assert_eq!(
+        env.get(t.l4, 258),
+        pte(t.l4, P | RW | A | D),
+        "linear self-map slot"
+    );
+    assert_eq!(
+        env.get(t.l4, RO_MPT_SLOT),
+        0,
+        "no RO M2P without m2p_strict"
+    );
     // Slot 300 is a guest slot (272-511 are), validated as usual.
     assert_eq!(env.pg(other_l3).page_type(), PageType::L3);
     assert_eq!(env.pg(other_l3).type_count(), 1);
@@ -235,10 +297,22 @@ fn l4_hypervisor_slots_are_the_hypervisors() {
             Err(Errno::EINVAL),
             "slot {slot}"
         );
-        assert_eq!(mmu_pt_update(&mut env, ctx, (t.l4 << 12) + slot as u64 * 8, 0), Err(Errno::EINVAL));
+        assert_eq!(
+            mmu_pt_update(&mut env, ctx, (t.l4 << 12) + slot as u64 * 8, 0),
+            Err(Errno::EINVAL)
+        );
     }
     for slot in [255, 272, 511] {
-        mod_entry(&mut env, ctx, t.l4, slot, pte(other_l3, P | RW), Level::L4, false).unwrap();
+        mod_entry(
+            &mut env,
+            ctx,
+            t.l4,
+            slot,
+            pte(other_l3, P | RW),
+            Level::L4,
+            false,
+        )
+        .unwrap();
     }
     assert_eq!(env.pg(other_l3).type_count(), 4);
     check_invariants(&env, &init, &[]);
@@ -253,7 +327,10 @@ fn m2p_strict_ro_mpt_slot() {
     // dom2 uses m2p_strict: the promoted L4 has the RO M2P; a user base pointer zaps it.
     let t = build_tree(&mut env, dom_base(DOM2));
     pin_table(&mut env, DOM2, t.l4, Level::L4).unwrap();
-    assert_eq!(env.get(t.l4, RO_MPT_SLOT), FakeEnv::xen_slot_value(t.l4, DOM2, RO_MPT_SLOT, true));
+    assert_eq!(
+        env.get(t.l4, RO_MPT_SLOT),
+        FakeEnv::xen_slot_value(t.l4, DOM2, RO_MPT_SLOT, true)
+    );
     let mut user = 0;
     new_user_baseptr(&mut env, DOM2, DOM2, &mut user, t.l4).unwrap();
     assert_eq!(env.get(t.l4, RO_MPT_SLOT), 0);
@@ -263,7 +340,10 @@ fn m2p_strict_ro_mpt_slot() {
     let t1 = build_tree(&mut env, dom_base(DOM1));
     let mut kernel = 0;
     new_baseptr(&mut env, DOM1, DOM1, &mut kernel, t1.l4).unwrap();
-    assert_eq!(env.get(t1.l4, RO_MPT_SLOT), FakeEnv::xen_slot_value(t1.l4, DOM1, RO_MPT_SLOT, true));
+    assert_eq!(
+        env.get(t1.l4, RO_MPT_SLOT),
+        FakeEnv::xen_slot_value(t1.l4, DOM1, RO_MPT_SLOT, true)
+    );
     release_baseptr(&mut env, &mut kernel);
 }
 
@@ -276,13 +356,25 @@ fn new_baseptr_rules() {
     let t2 = build_tree(&mut env, dom_base(DOM1) + 10);
     let mut cr3 = 0;
     // foreigndom must be the caller.
-    assert_eq!(new_baseptr(&mut env, DOM1, DOM0, &mut cr3, t.l4), Err(Errno::EPERM));
+    assert_eq!(
+        new_baseptr(&mut env, DOM1, DOM0, &mut cr3, t.l4),
+        Err(Errno::EPERM)
+    );
     // Not the domain's frame.
-    assert_eq!(new_baseptr(&mut env, DOM0, DOM0, &mut cr3, t.l4), Err(Errno::EINVAL));
-    assert_eq!(new_baseptr(&mut env, DOM1, DOM1, &mut cr3, XEN_PRIVATE), Err(Errno::EINVAL));
+    assert_eq!(
+        new_baseptr(&mut env, DOM0, DOM0, &mut cr3, t.l4),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        new_baseptr(&mut env, DOM1, DOM1, &mut cr3, XEN_PRIVATE),
+        Err(Errno::EINVAL)
+    );
     // Not (validatable as) an L4: the L3 is in use as an L3.
     pin_table(&mut env, DOM1, t.l3, Level::L3).unwrap();
-    assert_eq!(new_baseptr(&mut env, DOM1, DOM1, &mut cr3, t.l3), Err(Errno::EINVAL));
+    assert_eq!(
+        new_baseptr(&mut env, DOM1, DOM1, &mut cr3, t.l3),
+        Err(Errno::EINVAL)
+    );
     assert_eq!(cr3, 0);
 
     new_baseptr(&mut env, DOM1, DOM1, &mut cr3, t.l4).unwrap();
@@ -300,7 +392,10 @@ fn new_baseptr_rules() {
     check_invariants(&env, &init, &[cr3]);
 
     let mut user = 0;
-    assert_eq!(new_user_baseptr(&mut env, DOM1, DOM2, &mut user, t.l4), Err(Errno::EPERM));
+    assert_eq!(
+        new_user_baseptr(&mut env, DOM1, DOM2, &mut user, t.l4),
+        Err(Errno::EPERM)
+    );
     new_user_baseptr(&mut env, DOM1, DOM1, &mut user, t.l4).unwrap();
     check_invariants(&env, &init, &[cr3, user]);
     new_user_baseptr(&mut env, DOM1, DOM1, &mut user, 0).unwrap();
@@ -319,26 +414,72 @@ fn tables_reject_other_domains_and_bad_flags() {
     pin_table(&mut env, DOM1, l2, Level::L2).unwrap();
     // Another domain's (empty) L1, a hypervisor frame, a frame beyond the frame table.
     for target in [dom_base(DOM2), XEN_PRIVATE, RO_M2P, MMIO, 5] {
-        assert_eq!(mod_entry(&mut env, ctx, l2, 0, pte(target, P | RW), Level::L2, false), Err(Errno::EINVAL), "{target:#x}");
+        assert_eq!(
+            mod_entry(&mut env, ctx, l2, 0, pte(target, P | RW), Level::L2, false),
+            Err(Errno::EINVAL),
+            "{target:#x}"
+        );
     }
     // Flags outside the L2 mask: PWT, PCD, PSE (no PV superpages), GLOBAL.
     for bad in [PWT, PCD, PSE, G] {
-        assert_eq!(mod_entry(&mut env, ctx, l2, 0, pte(l1, P | RW | bad), Level::L2, false), Err(Errno::EINVAL), "{bad:#x}");
+        assert_eq!(
+            mod_entry(
+                &mut env,
+                ctx,
+                l2,
+                0,
+                pte(l1, P | RW | bad),
+                Level::L2,
+                false
+            ),
+            Err(Errno::EINVAL),
+            "{bad:#x}"
+        );
     }
     // Allowed flags: A, D, U, NX, software bits.
-    mod_entry(&mut env, ctx, l2, 0, pte(l1, P | RW | A | D | NX | 0xe00 | 1 << 60), Level::L2, false).unwrap();
+    mod_entry(
+        &mut env,
+        ctx,
+        l2,
+        0,
+        pte(l1, P | RW | A | D | NX | 0xe00 | 1 << 60),
+        Level::L2,
+        false,
+    )
+    .unwrap();
     assert_eq!(env.pg(l1).page_type(), PageType::L1);
     // An L2 entry to a page mapped writable: it cannot become an L1.
     mod_entry(&mut env, ctx, l1, 0, pte(b + 5, P | RW), Level::L1, false).unwrap();
-    assert_eq!(mod_entry(&mut env, ctx, l2, 1, pte(b + 5, P), Level::L2, false), Err(Errno::EINVAL));
+    assert_eq!(
+        mod_entry(&mut env, ctx, l2, 1, pte(b + 5, P), Level::L2, false),
+        Err(Errno::EINVAL)
+    );
     // The L2 cannot be given foreign frames.
-    let foreign = MmuCtx { pg_owner: DOM2, ..ctx };
-    assert_eq!(mod_entry(&mut env, foreign, l2, 2, pte(b + 6, P), Level::L2, false), Err(Errno::EINVAL));
+    let foreign = MmuCtx {
+        pg_owner: DOM2,
+        ..ctx
+    };
+    assert_eq!(
+        mod_entry(&mut env, foreign, l2, 2, pte(b + 6, P), Level::L2, false),
+        Err(Errno::EINVAL)
+    );
     // mod_entry requires the table to be of the given level, validated, and pt_owner's.
-    assert_eq!(mod_entry(&mut env, ctx, l2, 0, 0, Level::L1, false), Err(Errno::EINVAL));
-    assert_eq!(mod_entry(&mut env, ctx, b + 6, 0, 0, Level::L1, false), Err(Errno::EINVAL));
-    assert_eq!(mod_entry(&mut env, MmuCtx::local(DOM2), l2, 0, 0, Level::L2, false), Err(Errno::EINVAL));
-    assert_eq!(mod_entry(&mut env, ctx, l2, 512, 0, Level::L2, false), Err(Errno::EINVAL));
+    assert_eq!(
+        mod_entry(&mut env, ctx, l2, 0, 0, Level::L1, false),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        mod_entry(&mut env, ctx, b + 6, 0, 0, Level::L1, false),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        mod_entry(&mut env, MmuCtx::local(DOM2), l2, 0, 0, Level::L2, false),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        mod_entry(&mut env, ctx, l2, 512, 0, Level::L2, false),
+        Err(Errno::EINVAL)
+    );
 }
 
 #[test]
@@ -359,7 +500,10 @@ fn changing_entries_moves_references() {
     // x is free to become a table now.
     pin_table(&mut env, DOM1, x, Level::L1).unwrap();
     // ... and then cannot be mapped writable (-EBUSY), only read-only.
-    assert_eq!(mod_entry(&mut env, ctx, l1, 8, pte(x, P | RW), Level::L1, false), Err(Errno::EBUSY));
+    assert_eq!(
+        mod_entry(&mut env, ctx, l1, 8, pte(x, P | RW), Level::L1, false),
+        Err(Errno::EBUSY)
+    );
     mod_entry(&mut env, ctx, l1, 8, pte(x, P), Level::L1, false).unwrap();
     // y's mapping becomes read-only: the writable type reference goes, the general stays.
     mod_entry(&mut env, ctx, l1, 7, pte(y, P), Level::L1, false).unwrap();
@@ -383,9 +527,21 @@ fn fast_path_and_preserve_ad() {
     mod_entry(&mut env, ctx, l1, 0, pte(x, P | RW), Level::L1, false).unwrap();
     let counts = env.counts();
     // Whitelisted flags change without touching references.
-    mod_entry(&mut env, ctx, l1, 0, pte(x, P | RW | A | D | NX | 0x200), Level::L1, false).unwrap();
+    mod_entry(
+        &mut env,
+        ctx,
+        l1,
+        0,
+        pte(x, P | RW | A | D | NX | 0x200),
+        Level::L1,
+        false,
+    )
+    .unwrap();
     assert_eq!(env.counts(), counts);
-    assert_eq!(env.get(l1, 0), pte(x, P | RW | A | D | NX | 0x200 | U | PAGE_GUEST_KERNEL));
+    assert_eq!(
+        env.get(l1, 0),
+        pte(x, P | RW | A | D | NX | 0x200 | U | PAGE_GUEST_KERNEL)
+    );
     // Hardware set A and D since; a plain update clears them, preserve-AD keeps them.
     mod_entry(&mut env, ctx, l1, 0, pte(x, P | RW), Level::L1, true).unwrap();
     assert_eq!(env.get(l1, 0) & (A | D), A | D);
@@ -406,10 +562,23 @@ fn fast_path_and_preserve_ad() {
     pin_table(&mut env, DOM1, l2, Level::L2).unwrap();
     mod_entry(&mut env, ctx, l2, 0, pte(l1b, P | RW), Level::L2, false).unwrap();
     let counts = env.counts();
-    mod_entry(&mut env, ctx, l2, 0, pte(l1b, P | RW | A | D | U), Level::L2, true).unwrap();
+    mod_entry(
+        &mut env,
+        ctx,
+        l2,
+        0,
+        pte(l1b, P | RW | A | D | U),
+        Level::L2,
+        true,
+    )
+    .unwrap();
     assert_eq!(env.counts(), counts);
     mod_entry(&mut env, ctx, l2, 0, pte(l1b, P), Level::L2, true).unwrap();
-    assert_eq!(env.counts(), counts, "re-referenced before the old reference is dropped");
+    assert_eq!(
+        env.counts(),
+        counts,
+        "re-referenced before the old reference is dropped"
+    );
     assert_eq!(env.get(l2, 0), pte(l1b, P | A | D | U));
 }
 
@@ -424,26 +593,50 @@ fn mmu_update_dispatch() {
     let plain = b + 20;
     mmu_pt_update(&mut env, ctx, (plain << 12) + 16, 0x1234).unwrap();
     assert_eq!(env.get(plain, 2), 0x1234);
-    assert_eq!((env.pg(plain).page_type(), env.pg(plain).type_count()), (PageType::Writable, 0));
+    assert_eq!(
+        (env.pg(plain).page_type(), env.pg(plain).type_count()),
+        (PageType::Writable, 0)
+    );
     // A frame with writable mappings too.
     mmu_pt_update(&mut env, ctx, t.rw << 12, 0x99).unwrap();
     assert_eq!(env.get(t.rw, 0), 0x99);
     // Tables dispatch to mod_lN_entry: an L2 entry to a frame that cannot be an L1.
-    assert_eq!(mmu_pt_update(&mut env, ctx, (t.l2 << 12) + 8, pte(t.rw, P)), Err(Errno::EINVAL));
+    assert_eq!(
+        mmu_pt_update(&mut env, ctx, (t.l2 << 12) + 8, pte(t.rw, P)),
+        Err(Errno::EINVAL)
+    );
     mmu_pt_update(&mut env, ctx, (t.l2 << 12) + 8, pte(plain, P)).unwrap();
     assert_eq!(env.pg(plain).page_type(), PageType::L1);
     // Another domain's frame; an unknown command; MACHPHYS is not handled here.
-    assert_eq!(mmu_pt_update(&mut env, ctx, dom_base(DOM2) << 12, 0), Err(Errno::EINVAL));
-    assert_eq!(mmu_pt_update(&mut env, ctx, (plain << 12) | 5, 0), Err(Errno::ENOSYS));
-    assert_eq!(mmu_pt_update(&mut env, ctx, (plain << 12) | MMU_MACHPHYS_UPDATE, 0), Err(Errno::ENOSYS));
+    assert_eq!(
+        mmu_pt_update(&mut env, ctx, dom_base(DOM2) << 12, 0),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        mmu_pt_update(&mut env, ctx, (plain << 12) | 5, 0),
+        Err(Errno::ENOSYS)
+    );
+    assert_eq!(
+        mmu_pt_update(&mut env, ctx, (plain << 12) | MMU_MACHPHYS_UPDATE, 0),
+        Err(Errno::ENOSYS)
+    );
     // Foreign pg_owner: L1 updates may map dom1 frames for dom0 only with xsm_priv_mapping;
     // L2..L4 updates never.
-    let foreign = MmuCtx { pg_owner: DOM0, ..ctx };
-    assert_eq!(mmu_pt_update(&mut env, foreign, (t.l3 << 12) + 8, 0), Err(Errno::EINVAL));
+    let foreign = MmuCtx {
+        pg_owner: DOM0,
+        ..ctx
+    };
+    assert_eq!(
+        mmu_pt_update(&mut env, foreign, (t.l3 << 12) + 8, 0),
+        Err(Errno::EINVAL)
+    );
     // A descriptor page is neither a table nor writable.
     let gdt = b + 30;
     get_gdt_frames(&mut env, DOM1, &[gdt], 512).unwrap();
-    assert_eq!(mmu_pt_update(&mut env, ctx, gdt << 12, 0), Err(Errno::EINVAL));
+    assert_eq!(
+        mmu_pt_update(&mut env, ctx, gdt << 12, 0),
+        Err(Errno::EINVAL)
+    );
     put_gdt_frames(&mut env, &[gdt], 512);
     // Unused now (type count 0): written directly, and retyped.
     mmu_pt_update(&mut env, ctx, gdt << 12, 0).unwrap();
@@ -460,13 +653,28 @@ fn update_va_mapping_path() {
     update_va_mapping_l1(&mut env, ctx, t.l1, 9, pte(b + 20, P | RW)).unwrap();
     assert_eq!(env.pg(b + 20).type_count(), 1);
     // Not an L1, not the caller's, bad index.
-    assert_eq!(update_va_mapping_l1(&mut env, ctx, t.l2, 9, 0), Err(Errno::EINVAL));
-    assert_eq!(update_va_mapping_l1(&mut env, MmuCtx::local(DOM0), t.l1, 9, 0), Err(Errno::EINVAL));
-    assert_eq!(update_va_mapping_l1(&mut env, ctx, t.l1, 600, 0), Err(Errno::EINVAL));
+    assert_eq!(
+        update_va_mapping_l1(&mut env, ctx, t.l2, 9, 0),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        update_va_mapping_l1(&mut env, MmuCtx::local(DOM0), t.l1, 9, 0),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        update_va_mapping_l1(&mut env, ctx, t.l1, 600, 0),
+        Err(Errno::EINVAL)
+    );
     // update_va_mapping_otherdomain: the page owner is foreign (the hypercall layer checked
     // the caller may name it). Its frames may be mapped, the caller's own no longer.
-    let foreign = MmuCtx { pg_owner: DOM2, ..ctx };
+    let foreign = MmuCtx {
+        pg_owner: DOM2,
+        ..ctx
+    };
     update_va_mapping_l1(&mut env, foreign, t.l1, 10, pte(dom_base(DOM2), P)).unwrap();
     assert_eq!(env.pg(dom_base(DOM2)).count(), 2);
-    assert_eq!(update_va_mapping_l1(&mut env, foreign, t.l1, 11, pte(b + 21, P)), Err(Errno::EBUSY));
+    assert_eq!(
+        update_va_mapping_l1(&mut env, foreign, t.l1, 11, pte(b + 21, P)),
+        Err(Errno::EBUSY)
+    );
 }

@@ -15,8 +15,14 @@ fn self_maps_need_no_references_and_must_be_read_only() {
     check_invariants(&env, &init, &[]);
     let ctx = MmuCtx::local(DOM1);
     // Writable self-maps would give the guest write access to its own tables.
-    assert_eq!(mod_entry(&mut env, ctx, t.l4, 6, pte(t.l4, P | RW), Level::L4, false), Err(Errno::EINVAL));
-    assert_eq!(mod_entry(&mut env, ctx, t.l2, 6, pte(t.l2, P | RW), Level::L2, false), Err(Errno::EINVAL));
+    assert_eq!(
+        mod_entry(&mut env, ctx, t.l4, 6, pte(t.l4, P | RW), Level::L4, false),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        mod_entry(&mut env, ctx, t.l2, 6, pte(t.l2, P | RW), Level::L2, false),
+        Err(Errno::EINVAL)
+    );
     // Read-only ones at every level.
     mod_entry(&mut env, ctx, t.l4, 6, pte(t.l4, P), Level::L4, false).unwrap();
     mod_entry(&mut env, ctx, t.l3, 6, pte(t.l3, P), Level::L3, false).unwrap();
@@ -31,7 +37,10 @@ fn self_maps_need_no_references_and_must_be_read_only() {
 
     // A writable self-map present at validation time fails it.
     env.set(t.l4, 5, pte(t.l4, P | RW));
-    assert_eq!(pin_table(&mut env, DOM1, t.l4, Level::L4), Err(Errno::EINVAL));
+    assert_eq!(
+        pin_table(&mut env, DOM1, t.l4, Level::L4),
+        Err(Errno::EINVAL)
+    );
     check_invariants(&env, &init, &[]);
 }
 
@@ -47,29 +56,53 @@ fn linear_mappings_between_tables_are_one_level_deep() {
         pin_table(&mut env, DOM1, l2, Level::L2).unwrap();
     }
     // x maps y: y must be read-only mapped, and gets a general and a type reference.
-    assert_eq!(mod_entry(&mut env, ctx, x, 0, pte(y, P | RW), Level::L2, false), Err(Errno::EINVAL));
+    assert_eq!(
+        mod_entry(&mut env, ctx, x, 0, pte(y, P | RW), Level::L2, false),
+        Err(Errno::EINVAL)
+    );
     mod_entry(&mut env, ctx, x, 0, pte(y, P), Level::L2, false).unwrap();
     assert_eq!((env.pg(y).count(), env.pg(y).type_count()), (3, 2));
-    assert_eq!((env.pg(x).linear_pt_count, env.pg(y).linear_pt_count), (1, -1));
+    assert_eq!(
+        (env.pg(x).linear_pt_count, env.pg(y).linear_pt_count),
+        (1, -1)
+    );
     // x may map more tables; y may be mapped by more tables.
     mod_entry(&mut env, ctx, x, 1, pte(z, P), Level::L2, false).unwrap();
     mod_entry(&mut env, ctx, w, 0, pte(y, P), Level::L2, false).unwrap();
-    assert_eq!((env.pg(x).linear_pt_count, env.pg(y).linear_pt_count), (2, -2));
+    assert_eq!(
+        (env.pg(x).linear_pt_count, env.pg(y).linear_pt_count),
+        (2, -2)
+    );
     check_invariants(&env, &init, &[]);
     // But y and z, used as linear tables, may not have linear entries; x and w, having them,
     // may not be used as one.
     let v = b + 4;
     pin_table(&mut env, DOM1, v, Level::L2).unwrap();
-    assert_eq!(mod_entry(&mut env, ctx, y, 0, pte(v, P), Level::L2, false), Err(Errno::EINVAL));
-    assert_eq!(mod_entry(&mut env, ctx, z, 0, pte(v, P), Level::L2, false), Err(Errno::EINVAL));
-    assert_eq!(mod_entry(&mut env, ctx, v, 0, pte(x, P), Level::L2, false), Err(Errno::EINVAL));
-    assert_eq!(mod_entry(&mut env, ctx, v, 0, pte(w, P), Level::L2, false), Err(Errno::EINVAL));
+    assert_eq!(
+        mod_entry(&mut env, ctx, y, 0, pte(v, P), Level::L2, false),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        mod_entry(&mut env, ctx, z, 0, pte(v, P), Level::L2, false),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        mod_entry(&mut env, ctx, v, 0, pte(x, P), Level::L2, false),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        mod_entry(&mut env, ctx, v, 0, pte(w, P), Level::L2, false),
+        Err(Errno::EINVAL)
+    );
     assert_eq!(env.pg(v).linear_pt_count, 0);
     check_invariants(&env, &init, &[]);
     // Another domain's table is not a linear target.
     let other = dom_base(DOM2);
     pin_table(&mut env, DOM2, other, Level::L2).unwrap();
-    assert_eq!(mod_entry(&mut env, ctx, x, 2, pte(other, P), Level::L2, false), Err(Errno::EINVAL));
+    assert_eq!(
+        mod_entry(&mut env, ctx, x, 2, pte(other, P), Level::L2, false),
+        Err(Errno::EINVAL)
+    );
     unpin_table(&mut env, DOM2, other).unwrap();
 
     // Tear down in an awkward order: y loses its pin first and lives on through the linear
@@ -132,7 +165,13 @@ fn linear_page_tables_can_be_disabled() {
     let ctx = MmuCtx::local(DOM1);
     let t = build_tree(&mut env, b);
     pin_table(&mut env, DOM1, t.l4, Level::L4).unwrap();
-    assert_eq!(mod_entry(&mut env, ctx, t.l4, 5, pte(t.l4, P), Level::L4, false), Err(Errno::EINVAL));
+    assert_eq!(
+        mod_entry(&mut env, ctx, t.l4, 5, pte(t.l4, P), Level::L4, false),
+        Err(Errno::EINVAL)
+    );
     pin_table(&mut env, DOM1, b + 10, Level::L2).unwrap();
-    assert_eq!(mod_entry(&mut env, ctx, t.l2, 5, pte(b + 10, P), Level::L2, false), Err(Errno::EINVAL));
+    assert_eq!(
+        mod_entry(&mut env, ctx, t.l2, 5, pte(b + 10, P), Level::L2, false),
+        Err(Errno::EINVAL)
+    );
 }

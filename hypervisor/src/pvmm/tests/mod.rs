@@ -126,14 +126,15 @@ impl FakeEnv {
             .collect()
     }
 
-    /// The fake hypervisor L4 entries.
+    /// The fake hypervisor L4 entries. They point at real hypervisor frames, so that
+    /// treating them as guest entries would corrupt those frames' counts.
     pub fn xen_slot_value(l4: Mfn, dom: DomId, slot: usize, ro_mpt: bool) -> u64 {
         match slot {
-            RO_MPT_SLOT if ro_mpt => pte(0x5000, P | A | U),
+            RO_MPT_SLOT if ro_mpt => pte(RO_M2P, P | A | U),
             RO_MPT_SLOT => 0,
             258 => pte(l4, P | RW | A | D),
-            260 => pte(0x6000 + dom as Mfn, P | RW | A | D),
-            _ => pte(0x7000 + slot as Mfn, P | RW | A | D),
+            260 => pte(XEN_PRIVATE + 1 + dom as Mfn % 2, P | RW | A | D),
+            _ => pte(RO_M2P + 1 + slot as Mfn % 3, P | RW | A | D),
         }
     }
 }
@@ -295,7 +296,11 @@ pub(super) fn check_invariants(env: &FakeEnv, init: &[PageInfo], roots: &[Mfn]) 
                 general[m] += 1;
                 if e & RW != 0 {
                     typed[m] += 1;
-                    assert_eq!(env.pages[m].page_type(), PageType::Writable, "{t:#x}[{i}] -> {m:#x}");
+                    assert_eq!(
+                        env.pages[m].page_type(),
+                        PageType::Writable,
+                        "{t:#x}[{i}] -> {m:#x}"
+                    );
                 }
                 continue;
             }
@@ -307,21 +312,43 @@ pub(super) fn check_invariants(env: &FakeEnv, init: &[PageInfo], roots: &[Mfn]) 
             general[m] += 1;
             typed[m] += 1;
             let tt = env.pages[m].page_type();
-            assert!(env.pages[m].is_validated(), "{t:#x}[{i}] -> unvalidated {m:#x}");
+            assert!(
+                env.pages[m].is_validated(),
+                "{t:#x}[{i}] -> unvalidated {m:#x}"
+            );
             if tt == level.page_type() {
                 assert_eq!(e & RW, 0, "writable linear entry {t:#x}[{i}]");
                 entries[t] += 1;
                 uses[m] += 1;
             } else {
-                assert_eq!(Some(tt), level.lower().map(Level::page_type), "{t:#x}[{i}] -> {m:#x}");
+                assert_eq!(
+                    Some(tt),
+                    level.lower().map(Level::page_type),
+                    "{t:#x}[{i}] -> {m:#x}"
+                );
             }
         }
     }
     for m in 0..n {
         let pg = env.pages[m];
-        assert_eq!(pg.count() as i64, general[m], "general count of {m:#x}: {pg:?}");
-        assert_eq!(pg.type_count() as i64, typed[m], "type count of {m:#x}: {pg:?}");
-        assert!(entries[m] == 0 || uses[m] == 0, "{m:#x} both has and is a linear entry");
-        assert_eq!(pg.linear_pt_count as i64, entries[m] - uses[m], "linear count of {m:#x}");
+        assert_eq!(
+            pg.count() as i64,
+            general[m],
+            "general count of {m:#x}: {pg:?}"
+        );
+        assert_eq!(
+            pg.type_count() as i64,
+            typed[m],
+            "type count of {m:#x}: {pg:?}"
+        );
+        assert!(
+            entries[m] == 0 || uses[m] == 0,
+            "{m:#x} both has and is a linear entry"
+        );
+        assert_eq!(
+            pg.linear_pt_count as i64,
+            entries[m] - uses[m],
+            "linear count of {m:#x}"
+        );
     }
 }

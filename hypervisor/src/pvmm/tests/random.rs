@@ -30,9 +30,26 @@ impl Rng {
 const POOL: u64 = 20;
 
 /// Flags a well-behaved guest uses.
-const GOOD_FLAGS: &[u64] = &[0, P, P, P | RW, P | RW, P | RW | A | D, P | U, P | RW | U, P | A | NX, P | U | G];
+const GOOD_FLAGS: &[u64] = &[
+    0,
+    P,
+    P,
+    P | RW,
+    P | RW,
+    P | RW | A | D,
+    P | U,
+    P | RW | U,
+    P | A | NX,
+    P | U | G,
+];
 /// Flags refused at some or all levels.
-const BAD_FLAGS: &[u64] = &[P | PCD, P | PAGE_PAT | RW, P | RW | PAGE_GNTTAB, P | PSE, RW | A];
+const BAD_FLAGS: &[u64] = &[
+    P | PCD,
+    P | PAGE_PAT | RW,
+    P | RW | PAGE_GNTTAB,
+    P | PSE,
+    RW | A,
+];
 const INDEXES: &[usize] = &[0, 0, 1, 1, 2, 3, 7, 256, 258, 272, 511];
 const DOMS: [DomId; 3] = [DOM0, DOM1, DOM2];
 
@@ -87,7 +104,13 @@ impl World {
     }
 
     fn roots(&self) -> Vec<Mfn> {
-        let mut r: Vec<Mfn> = self.kernel.iter().chain(&self.user).copied().filter(|&m| m != 0).collect();
+        let mut r: Vec<Mfn> = self
+            .kernel
+            .iter()
+            .chain(&self.user)
+            .copied()
+            .filter(|&m| m != 0)
+            .collect();
         for (frames, _) in &self.gdts {
             r.extend(frames);
         }
@@ -98,7 +121,9 @@ impl World {
     fn frame(&mut self, d: DomId) -> Mfn {
         match self.rng.below(20) {
             0 => dom_base(self.rng.pick(&DOMS)) + self.rng.below(POOL),
-            1 => self.rng.pick(&[XEN_PRIVATE, RO_M2P, 5, MMIO, FREE_FRAME, 0]),
+            1 => self
+                .rng
+                .pick(&[XEN_PRIVATE, RO_M2P, 5, MMIO, FREE_FRAME, 0]),
             _ => dom_base(d) + self.rng.below(POOL),
         }
     }
@@ -147,7 +172,11 @@ impl World {
                     pte(f, self.rng.pick(&[P, P | A, P | RW]))
                 } else {
                     let f = self.frame_in_role(d, level.lower());
-                    pte(f, self.rng.pick(&[0, P, P | RW, P | RW | A | D, P | RW | U, P | A | NX]))
+                    pte(
+                        f,
+                        self.rng
+                            .pick(&[0, P, P | RW, P | RW | A | D, P | RW | U, P | A | NX]),
+                    )
                 }
             }
         }
@@ -164,10 +193,20 @@ impl World {
 
     /// A pin: mostly a frame of some table role at its level.
     fn pin_target(&mut self, d: DomId) -> (Mfn, Level) {
-        let level = self.rng.pick(&[Level::L1, Level::L2, Level::L2, Level::L3, Level::L4, Level::L4]);
+        let level = self.rng.pick(&[
+            Level::L1,
+            Level::L2,
+            Level::L2,
+            Level::L3,
+            Level::L4,
+            Level::L4,
+        ]);
         if self.rng.below(5) == 0 {
             let f = self.frame(d);
-            (f, self.rng.pick(&[Level::L1, Level::L2, Level::L3, Level::L4]))
+            (
+                f,
+                self.rng.pick(&[Level::L1, Level::L2, Level::L3, Level::L4]),
+            )
         } else {
             (self.frame_in_role(d, Some(level)), level)
         }
@@ -182,10 +221,21 @@ impl World {
             0..40 => {
                 let table = self.table(d);
                 let idx = self.rng.pick(INDEXES) as u64;
-                let cmd = self.rng.pick(&[0, 0, 0, MMU_PT_UPDATE_PRESERVE_AD, MMU_PT_UPDATE_NO_TRANSLATE, 5]);
+                let cmd = self.rng.pick(&[
+                    0,
+                    0,
+                    0,
+                    MMU_PT_UPDATE_PRESERVE_AD,
+                    MMU_PT_UPDATE_NO_TRANSLATE,
+                    5,
+                ]);
                 let val = self.entry_for(table, d);
                 let env = &mut self.env;
-                (0, mmu_pt_update(env, MmuCtx::local(d), (table << 12) + idx * 8 + cmd, val).is_ok())
+                (
+                    0,
+                    mmu_pt_update(env, MmuCtx::local(d), (table << 12) + idx * 8 + cmd, val)
+                        .is_ok(),
+                )
             }
             40..55 => {
                 let (f, level) = self.pin_target(d);
@@ -196,7 +246,11 @@ impl World {
                 (2, unpin_table(&mut self.env, d, f).is_ok())
             }
             63..68 => {
-                let f = if self.rng.below(4) == 0 { self.frame(d) } else { self.frame_in_role(d, Some(Level::L4)) };
+                let f = if self.rng.below(4) == 0 {
+                    self.frame(d)
+                } else {
+                    self.frame_in_role(d, Some(Level::L4))
+                };
                 let mut cur = self.kernel[di];
                 let r = new_baseptr(&mut self.env, d, d, &mut cur, f);
                 self.kernel[di] = cur;
@@ -214,9 +268,14 @@ impl World {
                 (4, r.is_ok())
             }
             71..79 => {
-                let l1 = if self.rng.below(4) == 0 { self.frame(d) } else { self.frame_in_role(d, Some(Level::L1)) };
+                let l1 = if self.rng.below(4) == 0 {
+                    self.frame(d)
+                } else {
+                    self.frame_in_role(d, Some(Level::L1))
+                };
                 let bytes = self.rng.pick(&[8, 8, 8, 4, 2]);
-                let offset = self.rng.pick(INDEXES) * 8 + self.rng.below(8 / bytes as u64) as usize * bytes;
+                let offset =
+                    self.rng.pick(INDEXES) * 8 + self.rng.below(8 / bytes as u64) as usize * bytes;
                 let val = self.entry_for(l1, d);
                 let old = match self.rng.below(3) {
                     0 => None,
@@ -227,10 +286,22 @@ impl World {
                 (5, r == Ptwr::Okay)
             }
             79..84 => {
-                let f = if self.rng.below(4) == 0 { self.frame(d) } else { self.frame_in_role(d, None) };
+                let f = if self.rng.below(4) == 0 {
+                    self.frame(d)
+                } else {
+                    self.frame_in_role(d, None)
+                };
                 let off = self.rng.pick(INDEXES) as u64 * 8;
-                let desc = self.rng.pick(&[0, 0x00af_9a00_0000_ffff, 0x0000_8900_0000_0067, 0x00cf_f200_0000_ffff]);
-                (6, update_descriptor(&mut self.env, d, (f << 12) + off, desc).is_ok())
+                let desc = self.rng.pick(&[
+                    0,
+                    0x00af_9a00_0000_ffff,
+                    0x0000_8900_0000_0067,
+                    0x00cf_f200_0000_ffff,
+                ]);
+                (
+                    6,
+                    update_descriptor(&mut self.env, d, (f << 12) + off, desc).is_ok(),
+                )
             }
             84..88 => {
                 if self.rng.below(2) == 0 && !self.gdts.is_empty() {
@@ -241,7 +312,13 @@ impl World {
                 } else {
                     let n = self.rng.below(3);
                     let frames: Vec<Mfn> = (0..n)
-                        .map(|_| if self.rng.below(4) == 0 { self.frame(d) } else { self.frame_in_role(d, None) })
+                        .map(|_| {
+                            if self.rng.below(4) == 0 {
+                                self.frame(d)
+                            } else {
+                                self.frame_in_role(d, None)
+                            }
+                        })
                         .collect();
                     let entries = (n as u32 * 512).saturating_sub(self.rng.below(300) as u32);
                     let ok = get_gdt_frames(&mut self.env, d, &frames, entries).is_ok();
@@ -254,8 +331,18 @@ impl World {
             88..93 => {
                 // Foreign page owners: dom0 for dom1 (allowed by xsm_priv_mapping), dom2
                 // naming dom0 or DOMID_IO.
-                let (caller, pg_owner) = self.rng.pick(&[(DOM0, DOM1), (DOM2, DOM0), (DOM0, DOMID_IO), (DOM1, DOMID_IO), (DOM0, DOMID_XEN)]);
-                let ctx = MmuCtx { caller, pt_owner: caller, pg_owner };
+                let (caller, pg_owner) = self.rng.pick(&[
+                    (DOM0, DOM1),
+                    (DOM2, DOM0),
+                    (DOM0, DOMID_IO),
+                    (DOM1, DOMID_IO),
+                    (DOM0, DOMID_XEN),
+                ]);
+                let ctx = MmuCtx {
+                    caller,
+                    pt_owner: caller,
+                    pg_owner,
+                };
                 let table = if self.rng.below(4) == 0 {
                     dom_base(caller) + self.rng.below(POOL)
                 } else {
@@ -268,13 +355,23 @@ impl World {
                     o => dom_base(o) + self.rng.below(POOL),
                 };
                 let val = pte(target, self.flags());
-                (8, mmu_pt_update(&mut self.env, ctx, (table << 12) + idx * 8, val).is_ok())
+                (
+                    8,
+                    mmu_pt_update(&mut self.env, ctx, (table << 12) + idx * 8, val).is_ok(),
+                )
             }
             93..96 => {
-                let l1 = if self.rng.below(4) == 0 { self.frame(d) } else { self.frame_in_role(d, Some(Level::L1)) };
+                let l1 = if self.rng.below(4) == 0 {
+                    self.frame(d)
+                } else {
+                    self.frame_in_role(d, Some(Level::L1))
+                };
                 let idx = self.rng.pick(INDEXES);
                 let val = self.entry_for(l1, d);
-                (9, update_va_mapping_l1(&mut self.env, MmuCtx::local(d), l1, idx, val).is_ok())
+                (
+                    9,
+                    update_va_mapping_l1(&mut self.env, MmuCtx::local(d), l1, idx, val).is_ok(),
+                )
             }
             _ => {
                 if self.rng.below(2) == 0 {
@@ -295,7 +392,11 @@ impl World {
                 self.stats.ok[kind] += 1;
             } else {
                 self.stats.err[kind] += 1;
-                assert_eq!(self.env.counts(), before, "failed op {n} (kind {kind}) changed counts");
+                assert_eq!(
+                    self.env.counts(),
+                    before,
+                    "failed op {n} (kind {kind}) changed counts"
+                );
             }
             if n % 10 == 0 || n + 1 == ops {
                 check_invariants(&self.env, &self.init, &self.roots());
@@ -333,7 +434,11 @@ impl World {
         check_invariants(&self.env, &self.init, &[]);
         for (mfn, (pg, init)) in self.env.pages.iter().zip(&self.init).enumerate() {
             assert_eq!(pg.count(), init.count(), "leaked general refs on {mfn:#x}");
-            assert_eq!(pg.type_count(), init.type_count(), "leaked type refs on {mfn:#x}");
+            assert_eq!(
+                pg.type_count(),
+                init.type_count(),
+                "leaked type refs on {mfn:#x}"
+            );
             assert_eq!(pg.linear_pt_count, 0, "{mfn:#x}");
             if pg.page_type().level().is_some() {
                 assert!(!pg.is_validated(), "{mfn:#x} still validated");
@@ -356,16 +461,34 @@ fn random_operations_conserve_references() {
         let stats = run_seed(seed, 10_000);
         // The sequence must exercise the rules, not just bounce off them.
         let ok = &stats.ok;
-        assert!(ok[0] > 1000, "seed {seed:#x}: mmu_update successes {stats:?}");
+        assert!(
+            ok[0] > 1000,
+            "seed {seed:#x}: mmu_update successes {stats:?}"
+        );
         assert!(ok[1] > 100, "seed {seed:#x}: pins {stats:?}");
         assert!(ok[2] > 50, "seed {seed:#x}: unpins {stats:?}");
-        assert!(ok[3] > 20 && ok[4] > 20, "seed {seed:#x}: base pointers {stats:?}");
+        assert!(
+            ok[3] > 20 && ok[4] > 20,
+            "seed {seed:#x}: base pointers {stats:?}"
+        );
         assert!(ok[5] > 100, "seed {seed:#x}: ptwr {stats:?}");
-        assert!(ok[6] > 50 && ok[7] > 50, "seed {seed:#x}: descriptors {stats:?}");
-        assert!(ok[8] > 50 && ok[9] > 20, "seed {seed:#x}: foreign / va {stats:?}");
-        assert!(stats.err.iter().sum::<u32>() > 1000, "seed {seed:#x}: failures {stats:?}");
+        assert!(
+            ok[6] > 50 && ok[7] > 50,
+            "seed {seed:#x}: descriptors {stats:?}"
+        );
+        assert!(
+            ok[8] > 50 && ok[9] > 20,
+            "seed {seed:#x}: foreign / va {stats:?}"
+        );
+        assert!(
+            stats.err.iter().sum::<u32>() > 1000,
+            "seed {seed:#x}: failures {stats:?}"
+        );
         // Whole trees and linear mappings were built along the way.
-        assert!(stats.max_validated.iter().all(|&n| n >= 3), "seed {seed:#x}: {stats:?}");
+        assert!(
+            stats.max_validated.iter().all(|&n| n >= 3),
+            "seed {seed:#x}: {stats:?}"
+        );
         assert!(stats.max_linear >= 1, "seed {seed:#x}: {stats:?}");
     }
 }

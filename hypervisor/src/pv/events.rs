@@ -1,0 +1,53 @@
+//! Raising events for a PV vCPU and delivering the upcall (Xen's `send_guest_vcpu_virq`,
+//! `evtchn_port_set_pending` and the `test_all_events` check on the way back to the guest).
+
+use super::bounce::TrapBounce;
+use crate::domain::Vcpu;
+use crate::evtchn::two_level::Shared;
+use xenolith_arch::layout::phys_to_virt;
+use xenolith_arch::trap::TrapFrame;
+
+/// The 2-level view of `v`'s domain's shared_info and `v`'s vcpu_info.
+pub fn shared(v: &Vcpu) -> Shared {
+    Shared {
+        shared_info: phys_to_virt(v.domain().shared_info_mfn << 12) as usize,
+        vcpu_info: v.pv.vcpu_info as usize,
+    }
+}
+
+/// Marks `port` pending for `v` (2-level). Returns true if the vCPU has a new upcall.
+pub fn set_pending(v: &Vcpu, port: u32) -> bool {
+    if v.pv.vcpu_info == 0 || port >= crate::evtchn::NR_PORTS_2L {
+        return false;
+    }
+    // SAFETY: the domain's shared_info and the vCPU's vcpu_info are live, direct-mapped
+    // pages the hypervisor keeps for the domain's lifetime; port < 4096.
+    unsafe { shared(v).set_pending(port) }
+}
+
+/// Raises `virq` on `v` if the guest bound it.
+pub fn send_virq(v: &Vcpu, virq: u32) {
+    let port = v.domain().evtchn.lock().virq_port(v.id, virq);
+    if let Some(port) = port {
+        set_pending(v, port);
+    }
+}
+
+/// Whether `v` has an upcall to take: pending and not masked.
+pub fn upcall_due(v: &Vcpu) -> bool {
+    if v.pv.vcpu_info == 0 {
+        return false;
+    }
+    // SAFETY: as in `set_pending`.
+    let (pending, mask) = unsafe { shared(v).upcall_state() };
+    pending != 0 && mask == 0
+}
+
+/// On the way back to the guest: if an event upcall is due and the guest has an event
+/// callback, bounce to it with events masked (Xen's `test_all_events`/`process_guest_events`).
+pub fn check_events(v: &mut Vcpu, regs: &mut TrapFrame) {
+    if v.pv.event_callback != 0 && upcall_due(v) {
+        let eip = v.pv.event_callback;
+        super::entry::deliver(v, regs, TrapBounce { eip, error_code: None, interrupt: true });
+    }
+}
