@@ -53,6 +53,9 @@ pub fn init_guest_entry() -> Result<(), &'static str> {
     }
     let va = paging::map_code_page(pa).map_err(|_| "cannot map the SYSCALL stub")?;
     init_syscall(va);
+    // SAFETY: PAT exists on every x86_64 CPU; Xen's layout keeps index 0 WB and index 3 UC,
+    // the two the hypervisor's own mappings use, and gives PV guests the layout they expect.
+    unsafe { xenolith_arch::cpu::wrmsr(xenolith_arch::cpu::msr::PAT, crate::pv::emulate::XEN_MSR_PAT) };
     if xenolith_arch::cpu::Features::detect().smep {
         // SAFETY: SMEP only forbids ring-0 execution of user pages; the hypervisor's code is
         // all in supervisor pages.

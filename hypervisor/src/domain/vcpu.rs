@@ -46,6 +46,8 @@ pub struct PvVcpu {
     pub vcpu_info: u64,
     /// Virtual I/O privilege level (`PHYSDEVOP_set_iopl`), 0-3.
     pub iopl: u32,
+    /// Virtual CR2: the last page-fault address delivered.
+    pub cr2: u64,
     /// Guest's virtual CR0.TS (`fpu_taskswitch`).
     pub cr0_ts: bool,
     /// Single-shot timer expiry, system time in ns (`u64::MAX`: not set).
@@ -98,7 +100,8 @@ impl Vcpu {
                 gs_base_kernel: 0,
                 gs_base_user: 0,
                 vcpu_info: 0,
-                iopl: 1,
+                iopl: 0,
+                cr2: 0,
                 cr0_ts: false,
                 timer_deadline: u64::MAX,
                 periodic_period: 0,

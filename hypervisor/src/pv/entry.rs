@@ -100,9 +100,21 @@ pub fn deliver(v: &mut Vcpu, regs: &mut TrapFrame, tb: TrapBounce) {
 pub fn guest_trap(regs: &mut TrapFrame) {
     let v = current();
     let vector = regs.entry_vector;
+    let emulated = match vector {
+        6 => super::emulate::invalid_op(v, regs),
+        13 if regs.error_code == 0 => super::emulate::privileged_op(v, regs),
+        13 => software_interrupt(v, regs),
+        _ => false,
+    };
+    if emulated {
+        super::events::check_events(v, regs);
+        return;
+    }
     let ti = v.pv.trap_table.get(vector as usize).copied().unwrap_or_default();
     if vector == 14 {
-        crate::domain::set_cr2(v, xenolith_arch::cpu::read_cr2());
+        let cr2 = xenolith_arch::cpu::read_cr2();
+        v.pv.cr2 = cr2;
+        crate::domain::set_cr2(v, cr2);
     }
     let error_code = xenolith_arch::trap::has_error_code(vector as u8).then_some(regs.error_code);
     if ti.address == 0 {
@@ -114,6 +126,25 @@ pub fn guest_trap(regs: &mut TrapFrame) {
     let interrupt = ti.flags & 4 == 0;
     deliver(v, regs, TrapBounce { eip: ti.address, error_code, interrupt });
     super::events::check_events(v, regs);
+}
+
+/// `int $n` faults with #GP(n << 3 | 2) because the IDT gates are DPL 0: deliver it to the
+/// guest's handler if its trap-table DPL allows the current guest ring (Xen's
+/// `permit_softint`: the guest kernel counts as ring 1, user mode as ring 3).
+fn software_interrupt(v: &mut Vcpu, regs: &mut TrapFrame) -> bool {
+    if regs.error_code & 7 != 2 {
+        return false;
+    }
+    let vector = (regs.error_code >> 3) as usize;
+    let ti = v.pv.trap_table.get(vector).copied().unwrap_or_default();
+    let ring = if v.pv.kernel_mode { 1 } else { 3 };
+    if ti.address == 0 || u32::from(ti.flags & 3) < ring {
+        return false;
+    }
+    regs.rip += 2; // `int imm8`
+    let interrupt = ti.flags & 4 == 0;
+    deliver(v, regs, TrapBounce { eip: ti.address, error_code: None, interrupt });
+    true
 }
 
 /// A hardware interrupt taken while the guest ran: the guest's timers may be due.

@@ -3,6 +3,9 @@
 
 pub mod bounce;
 pub mod clock;
+pub mod decode;
+#[cfg(target_os = "none")]
+pub mod emulate;
 #[cfg(target_os = "none")]
 pub mod entry;
 #[cfg(target_os = "none")]

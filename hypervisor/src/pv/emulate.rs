@@ -1,0 +1,266 @@
+//! Emulating what a PV guest kernel (at CPL3) may not execute itself (Xen's
+//! `xen/arch/x86/pv/emul-priv-op.c`, `emul-inv-op.c` and `traps.c`):
+//! forced-emulation CPUID on #UD, and on #GP: software interrupts allowed by the guest's trap
+//! table, port I/O, `cli`/`sti`, MSRs and control registers.
+
+use super::decode::{self, Insn, IoSize};
+use crate::domain::Vcpu;
+use crate::guest_mem::copy_from_guest;
+use core::arch::x86_64::__cpuid_count;
+use xenolith_arch::cpu::{self, msr, rdmsr};
+use xenolith_arch::trap::TrapFrame;
+
+/// Xen's PAT layout (`XEN_MSR_PAT`): WB, WT, UC-, UC, WC, WP. PV guests' PTE cache bits index
+/// this table, so the hypervisor programs it on every CPU.
+pub const XEN_MSR_PAT: u64 = 0x0005_0100_0704_0406;
+
+/// The instruction bytes at the guest's `rip` (up to 15; fewer near an unmapped page).
+fn fetch(regs: &TrapFrame) -> ([u8; 15], usize) {
+    let mut b = [0u8; 15];
+    for n in (1..=15).rev() {
+        if copy_from_guest(&mut b[..n], regs.rip).is_ok() {
+            return (b, n);
+        }
+    }
+    (b, 0)
+}
+
+/// Guest view of CPUID (Xen's PV policy, simplified: host values with what PV guests cannot
+/// use hidden, and Xen's leaves at 0x40000000).
+pub fn guest_cpuid(leaf: u32, subleaf: u32, dom0: bool) -> [u32; 4] {
+    if (0x4000_0000..0x4000_0100).contains(&leaf) {
+        return match leaf - 0x4000_0000 {
+            // Max leaf and "XenVMMXenVMM".
+            0 => [0x4000_0005, 0x566e_6558, 0x6558_4d4d, 0x4d4d_566e],
+            1 => [(xen_abi::version::XEN_MAJOR << 16) | xen_abi::version::XEN_MINOR, 0, 0, 0],
+            // One hypercall page, written through MSR 0x40000000.
+            2 => [1, 0x4000_0000, 0, 0],
+            _ => [0; 4],
+        };
+    }
+    let r = __cpuid_count(leaf, subleaf);
+    let (mut a, mut b, mut c, mut d) = (r.eax, r.ebx, r.ecx, r.edx);
+    match leaf {
+        1 => {
+            // Hide VMX, SMX, EST, TM2, DS-CPL, MONITOR, DTES64, PDCM, PCID, x2APIC,
+            // TSC-deadline; report a hypervisor.
+            c &= !((1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8)
+                | (1 << 15) | (1 << 17) | (1 << 21) | (1 << 24));
+            c |= 1 << 31;
+            // Hide VME, DE, PSE, APIC, PGE, PSE36, DS, ACPI, TM, PBE; MTRR only for dom0.
+            d &= !((1 << 1) | (1 << 2) | (1 << 3) | (1 << 9) | (1 << 13) | (1 << 17) | (1 << 21)
+                | (1 << 22) | (1 << 29) | (1 << 31));
+            if !dom0 {
+                d &= !(1 << 12);
+            }
+        }
+        7 if subleaf == 0 => {
+            // Hide FSGSBASE, SMEP, INVPCID, SMAP (a PV kernel runs at CPL3).
+            b &= !((1 << 0) | (1 << 7) | (1 << 10) | (1 << 20));
+        }
+        0x8000_0001 => {
+            // Hide SVM and 1 GiB pages (PV page tables cannot use them).
+            c &= !(1 << 2);
+            d &= !(1 << 26);
+        }
+        _ => {}
+    }
+    let _ = &mut a;
+    [a, b, c, d]
+}
+
+fn reg_mut(regs: &mut TrapFrame, n: u8) -> &mut u64 {
+    match n & 15 {
+        0 => &mut regs.rax,
+        1 => &mut regs.rcx,
+        2 => &mut regs.rdx,
+        3 => &mut regs.rbx,
+        4 => &mut regs.rsp,
+        5 => &mut regs.rbp,
+        6 => &mut regs.rsi,
+        7 => &mut regs.rdi,
+        8 => &mut regs.r8,
+        9 => &mut regs.r9,
+        10 => &mut regs.r10,
+        11 => &mut regs.r11,
+        12 => &mut regs.r12,
+        13 => &mut regs.r13,
+        14 => &mut regs.r14,
+        _ => &mut regs.r15,
+    }
+}
+
+/// #UD from the guest: the forced-emulation CPUID. Returns true if handled.
+pub fn invalid_op(v: &mut Vcpu, regs: &mut TrapFrame) -> bool {
+    let (b, n) = fetch(regs);
+    let Some(len) = decode::forced_cpuid(&b[..n]) else { return false };
+    let r = guest_cpuid(regs.rax as u32, regs.rcx as u32, v.domain().privileged);
+    regs.rax = u64::from(r[0]);
+    regs.rbx = u64::from(r[1]);
+    regs.rcx = u64::from(r[2]);
+    regs.rdx = u64::from(r[3]);
+    regs.rip += len as u64;
+    true
+}
+
+/// Xen's `iopl_ok`: the guest kernel counts as ring 1, user mode as ring 3.
+fn iopl_ok(v: &Vcpu) -> bool {
+    let cpl = if v.pv.kernel_mode { 1 } else { 3 };
+    cpl <= v.pv.iopl
+}
+
+/// Ports the hardware domain may not touch directly (Xen's `dom0_setup_permissions`): the
+/// PIC, PIT, ELCR, PCI configuration mechanism and the hypervisor's own serial console.
+fn port_denied(port: u32) -> bool {
+    matches!(port, 0x20 | 0x21 | 0xa0 | 0xa1 | 0x40..=0x43 | 0x4d0 | 0x4d1 | 0xcf8..=0xcff | 0x3f8..=0x3ff)
+}
+
+fn io_read(v: &Vcpu, port: u32, size: IoSize) -> u32 {
+    use x86_64::instructions::port::Port;
+    if !v.domain().privileged || (port..port + size.bytes()).any(port_denied) {
+        return u32::MAX; // no device there, as far as the guest can tell
+    }
+    let port = port as u16;
+    // SAFETY: a port the hardware domain owns (the denied ranges are excluded above).
+    unsafe {
+        match size {
+            IoSize::Byte => u32::from(Port::<u8>::new(port).read()),
+            IoSize::Word => u32::from(Port::<u16>::new(port).read()),
+            IoSize::Dword => Port::<u32>::new(port).read(),
+        }
+    }
+}
+
+fn io_write(v: &Vcpu, port: u32, size: IoSize, val: u32) {
+    use x86_64::instructions::port::Port;
+    if !v.domain().privileged || (port..port + size.bytes()).any(port_denied) {
+        return; // dropped
+    }
+    let port = port as u16;
+    // SAFETY: as in `io_read`.
+    unsafe {
+        match size {
+            IoSize::Byte => Port::<u8>::new(port).write(val as u8),
+            IoSize::Word => Port::<u16>::new(port).write(val as u16),
+            IoSize::Dword => Port::<u32>::new(port).write(val),
+        }
+    }
+}
+
+fn read_msr(v: &Vcpu, index: u32) -> Option<u64> {
+    Some(match index {
+        msr::FS_BASE => v.pv.fs_base,
+        msr::GS_BASE => {
+            if v.pv.kernel_mode { v.pv.gs_base_kernel } else { v.pv.gs_base_user }
+        }
+        msr::SHADOW_GS_BASE => {
+            if v.pv.kernel_mode { v.pv.gs_base_user } else { v.pv.gs_base_kernel }
+        }
+        // SAFETY: EFER exists on every x86_64 CPU. Unknown bits and SVME are hidden.
+        msr::EFER => (unsafe { rdmsr(msr::EFER) }) & 0xd01 & !(1 << 12),
+        msr::PAT => XEN_MSR_PAT,
+        // IA32_MISC_ENABLE: BTS/PEBS unavailable, xTPR disabled, no MONITOR (Xen's view).
+        0x1a0 => (1 << 11) | (1 << 12) | (1 << 23),
+        // Microcode revision: not exposed.
+        0x8b => 0,
+        _ => return None,
+    })
+}
+
+fn write_msr(v: &mut Vcpu, index: u32, val: u64) -> bool {
+    let canonical = { let t = val >> 47; t == 0 || t == 0x1ffff };
+    match index {
+        msr::FS_BASE | msr::GS_BASE | msr::SHADOW_GS_BASE if !canonical => false,
+        msr::FS_BASE => {
+            v.pv.fs_base = val;
+            // SAFETY: canonical value for the running vCPU.
+            unsafe { cpu::wrmsr(msr::FS_BASE, val) };
+            true
+        }
+        msr::GS_BASE | msr::SHADOW_GS_BASE => {
+            let kernel = v.pv.kernel_mode == (index == msr::GS_BASE);
+            if kernel { v.pv.gs_base_kernel = val } else { v.pv.gs_base_user = val }
+            // SAFETY: canonical value for the running vCPU.
+            unsafe { cpu::wrmsr(index, val) };
+            true
+        }
+        // Writing back the value it reads is accepted; anything else is refused.
+        msr::EFER | msr::PAT | 0x1a0 => read_msr(v, index) == Some(val),
+        _ => false,
+    }
+}
+
+/// #GP(0) from the guest kernel: emulates a privileged instruction. Returns true if done.
+pub fn privileged_op(v: &mut Vcpu, regs: &mut TrapFrame) -> bool {
+    let (b, n) = fetch(regs);
+    let Some(dec) = decode::decode(&b[..n]) else { return false };
+    match dec.insn {
+        Insn::In { port, size } | Insn::Out { port, size } => {
+            if !iopl_ok(v) {
+                return false;
+            }
+            let port = port.map_or(regs.rdx as u32 & 0xffff, u32::from);
+            if let Insn::In { .. } = dec.insn {
+                let data = io_read(v, port, size);
+                regs.rax = match size {
+                    IoSize::Byte => (regs.rax & !0xff) | u64::from(data & 0xff),
+                    IoSize::Word => (regs.rax & !0xffff) | u64::from(data & 0xffff),
+                    IoSize::Dword => u64::from(data),
+                };
+            } else {
+                io_write(v, port, size, regs.rax as u32);
+            }
+        }
+        Insn::Cli | Insn::Sti => {
+            if !iopl_ok(v) {
+                return false;
+            }
+            crate::domain::set_upcall_mask(v, u8::from(dec.insn == Insn::Cli));
+        }
+        Insn::Clts => v.pv.cr0_ts = false,
+        // Cache flushes only make sense for the hardware domain; others are ignored.
+        Insn::Wbinvd => {
+            if v.domain().privileged {
+                // SAFETY: WBINVD only writes back and invalidates caches.
+                unsafe { core::arch::asm!("wbinvd", options(nostack)) };
+            }
+        }
+        Insn::MovFromCr { cr, reg } => {
+            let val = match cr {
+                0 => (cpu::read_cr0() & !(1 << 3)) | if v.pv.cr0_ts { 1 << 3 } else { 0 },
+                2 => v.pv.cr2,
+                3 => (if v.pv.kernel_mode { v.pv.guest_table } else { v.pv.guest_table_user }) << 12,
+                // PAE, and the FPU/SSE enables the guest relies on; no PGE/PSE/SMEP/SMAP.
+                4 => cpu::read_cr4() & ((1 << 5) | (1 << 9) | (1 << 10) | (1 << 18)),
+                _ => return false,
+            };
+            *reg_mut(regs, reg) = val;
+        }
+        Insn::MovToCr { cr: 0, reg } => {
+            // Only TS may change (Xen: other bits must match).
+            let val = *reg_mut(regs, reg);
+            let cur = cpu::read_cr0() & !(1 << 3);
+            if val & !(1 << 3) != cur {
+                return false;
+            }
+            v.pv.cr0_ts = val & (1 << 3) != 0;
+        }
+        Insn::MovToCr { .. } | Insn::MovFromDr { .. } | Insn::MovToDr { .. } => return false,
+        Insn::Rdmsr => match read_msr(v, regs.rcx as u32) {
+            Some(val) => {
+                regs.rax = val & 0xffff_ffff;
+                regs.rdx = val >> 32;
+            }
+            None => return false,
+        },
+        Insn::Wrmsr => {
+            let val = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);
+            if !write_msr(v, regs.rcx as u32, val) {
+                return false;
+            }
+        }
+        Insn::Rdtsc | Insn::Rdtscp | Insn::Hlt => return false,
+    }
+    regs.rip += dec.len as u64;
+    true
+}
