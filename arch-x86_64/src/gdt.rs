@@ -53,11 +53,16 @@ pub struct Tss {
     pub iomap_base: u16,
 }
 
-/// One CPU's reserved GDT page (the 4 KiB at offset 0xe000 of its GDT) and its TSS.
+/// Entries of the GDT below the hypervisor's reserved page: a PV guest's own descriptors
+/// (`FIRST_RESERVED_GDT_ENTRY`).
+pub const GUEST_GDT_ENTRIES: usize = FIRST_RESERVED_GDT_BYTE as usize / 8;
+
+/// One CPU's GDT (16 pages: the running vCPU's descriptors in the first 14, the hypervisor's
+/// in the page at 0xe000) and its TSS.
 #[repr(C, align(4096))]
 pub struct CpuTables {
-    /// Descriptors at byte offsets 0xe000.. of the GDT.
-    pub gdt_page: [u64; 512],
+    /// The whole GDT.
+    pub gdt: [u64; 8192],
     /// This CPU's TSS.
     pub tss: Tss,
 }
@@ -87,13 +92,23 @@ pub fn system_descriptor(base: u64, limit: u32, typ: u8) -> [u64; 2] {
 
 impl CpuTables {
     /// Tables for CPU `cpu` with IST stacks whose tops are `ist_tops` (DF, NMI, MCE) and the
-    /// ring-0 stack used on entry from a guest, `rsp0`.
-    pub fn new(cpu: u32, ist_tops: [u64; 3], rsp0: u64) -> Self {
-        let mut gdt_page = [0u64; 512];
-        gdt_page[..XEN_GDT_TABLE.len()].copy_from_slice(&XEN_GDT_TABLE);
+    /// ring-0 stack used on entry from a guest, `rsp0`, on the heap (64 KiB: too big for a
+    /// boot stack).
+    pub fn new_boxed(cpu: u32, ist_tops: [u64; 3], rsp0: u64) -> alloc::boxed::Box<Self> {
+        let b = alloc::boxed::Box::<Self>::new_zeroed();
+        // SAFETY: all-zero bytes are a valid `CpuTables` (plain integers and arrays of them).
+        let mut t = unsafe { b.assume_init() };
+        t.setup(cpu, ist_tops, rsp0);
+        t
+    }
+
+    /// Fills zeroed tables for CPU `cpu` (see [`CpuTables::new_boxed`]).
+    fn setup(&mut self, cpu: u32, ist_tops: [u64; 3], rsp0: u64) {
+        let gdt = &mut self.gdt;
+        gdt[GUEST_GDT_ENTRIES..GUEST_GDT_ENTRIES + XEN_GDT_TABLE.len()].copy_from_slice(&XEN_GDT_TABLE);
         // Per-CPU entry: a present, non-system data-less descriptor whose limit is the CPU
         // number, so `lsl` gives it to code that needs it cheaply (as Xen's RDTSCP fallback).
-        gdt_page[usize::from((PER_CPU_SELECTOR - FIRST_RESERVED_GDT_BYTE) / 8)] =
+        gdt[usize::from(PER_CPU_SELECTOR / 8)] =
             0x0000_9100_0000_0000 | u64::from(cpu & 0xffff) | (u64::from(cpu >> 16 & 0xf) << 48);
         let mut tss = Tss {
             iomap_base: size_of::<Tss>() as u16,
@@ -103,7 +118,12 @@ impl CpuTables {
         tss.ist[usize::from(IST_DF - 1)] = ist_tops[0];
         tss.ist[usize::from(IST_NMI - 1)] = ist_tops[1];
         tss.ist[usize::from(IST_MCE - 1)] = ist_tops[2];
-        Self { gdt_page, tss }
+        self.tss = tss;
+    }
+
+    /// The descriptors a PV guest may own (entries 0..7168).
+    pub fn guest_entries_mut(&mut self) -> &mut [u64] {
+        &mut self.gdt[..GUEST_GDT_ENTRIES]
     }
 
     /// Installs this CPU's TSS descriptor (called once the tables are at their final address).
@@ -111,14 +131,14 @@ impl CpuTables {
     fn install_tss_descriptor(&mut self) {
         let base = &self.tss as *const Tss as u64;
         let d = system_descriptor(base, size_of::<Tss>() as u32 - 1, 0x9);
-        let i = usize::from((TSS_SELECTOR - FIRST_RESERVED_GDT_BYTE) / 8);
-        self.gdt_page[i] = d[0];
-        self.gdt_page[i + 1] = d[1];
+        let i = usize::from(TSS_SELECTOR / 8);
+        self.gdt[i] = d[0];
+        self.gdt[i + 1] = d[1];
     }
 
-    /// The GDTR base: 0xe000 bytes below the reserved page.
+    /// The GDTR base.
     pub fn gdt_base(&self) -> u64 {
-        self.gdt_page.as_ptr() as u64 - u64::from(FIRST_RESERVED_GDT_BYTE)
+        self.gdt.as_ptr() as u64
     }
 
     /// Loads GDTR, reloads CS/SS/DS/ES and loads TR on the executing CPU.
@@ -169,8 +189,8 @@ mod tests {
 
     #[test]
     fn selectors_index_xen_table() {
-        let t = CpuTables::new(3, [1, 2, 3], 4);
-        let at = |sel: u16| t.gdt_page[usize::from((sel & !7) - FIRST_RESERVED_GDT_BYTE) / 8];
+        let t = CpuTables::new_boxed(3, [1, 2, 3], 4);
+        let at = |sel: u16| t.gdt[usize::from(sel & !7) / 8];
         assert_eq!(at(HYPERVISOR_CS), 0x00af_9b00_0000_ffff);
         assert_eq!(at(FLAT_RING3_CS64), 0x00af_fb00_0000_ffff);
         assert_eq!(at(FLAT_RING3_DS32), 0x00cf_f300_0000_ffff);

@@ -87,6 +87,7 @@ extern "C" fn xenolith_start(magic: u32, info: u32) -> ! {
     );
     init_frames(&boot);
     init_paging(&boot, &features);
+    grow_heap();
     init_m2p(&boot);
 
     if let Err(e) = smpboot::init_guest_entry() {
@@ -195,6 +196,28 @@ fn init_frames(boot: &BootInfo) {
         let _ = write!(line, " {order}:{n}");
     }
     printk!("{line}\n");
+}
+
+/// Adds a large heap region from the frame allocator: a quarter of free memory, at most
+/// 256 MiB, as one naturally aligned block (unpacking a dom0 kernel needs it in one piece).
+fn grow_heap() {
+    let (free, _, _) = frames::stats();
+    let mut order = 16usize; // 256 MiB
+    while order > 9 && (1u64 << order) > free / 4 {
+        order -= 1;
+    }
+    match frames::alloc(order) {
+        Some(pa) => {
+            let bytes = 4096usize << order;
+            // SAFETY: a fresh block from the frame allocator, mapped by the direct map, handed
+            // to the heap for good.
+            let added = unsafe { crate::mm::heap::add_region(phys_to_virt(pa) as *mut u8, bytes) };
+            if added {
+                printk_lvl!(Info, "Heap: added {} MiB at {pa:#x}\n", bytes >> 20);
+            }
+        }
+        None => printk!("Heap: no memory to grow the heap; large dom0 kernels will not unpack\n"),
+    }
 }
 
 /// Creates the machine-to-phys table and the frame table for all RAM.

@@ -22,7 +22,7 @@ static ONLINE: AtomicU32 = AtomicU32::new(1);
 fn new_cpu(cpu: u32, apic_id: u32, base: u64) -> &'static mut CpuTables {
     let ist = [IST_DF, IST_NMI, IST_MCE].map(|n| percpu::ist_top(base, n));
     let rsp0 = percpu::guest_frame_top(base);
-    let tables = Box::leak(Box::new(CpuTables::new(cpu, ist, rsp0)));
+    let tables = Box::leak(CpuTables::new_boxed(cpu, ist, rsp0));
     let info = CpuInfo {
         cpu,
         apic_id,

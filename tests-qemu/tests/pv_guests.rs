@@ -77,3 +77,107 @@ fn pvtest_basic_matches_xen_on_xenolith() {
         xenolith.report()
     );
 }
+
+/// Runs `suite` on Xen 4.17 and requires a clean run where every check passes.
+fn expect_all_pass_on_xen(suite: &str) -> GuestRun {
+    let r = run(Hypervisor::Xen, suite);
+    assert_eq!(
+        r.run.end,
+        EndReason::Success(xen_ref::DOM0_HALTED.into()),
+        "{}",
+        r.report()
+    );
+    if let Err(e) = r.transcript.expect_all_pass(&[suite]) {
+        panic!("pvtest {suite} on Xen 4.17:\n{e}\n{}", r.report());
+    }
+    r
+}
+
+/// Requires `key`'s verdict to be PASS with exactly `details`.
+fn assert_verdict(r: &GuestRun, key: &str, details: &str) {
+    let v = r
+        .transcript
+        .get(key)
+        .unwrap_or_else(|| panic!("no verdict {key}\n{}", r.report()));
+    assert_eq!(
+        (v.outcome, v.details.as_str()),
+        (Outcome::Pass, details),
+        "{key}"
+    );
+}
+
+/// Runs `suite` on Xen 4.17 (which must pass it) and on Xenolith, and requires identical
+/// verdicts.
+fn expect_xenolith_matches_xen(suite: &str) {
+    let xen = run(Hypervisor::Xen, suite);
+    if let Err(e) = xen.transcript.expect_all_pass(&[suite]) {
+        panic!("the reference run is not clean:\n{e}\n{}", xen.report());
+    }
+    let xenolith = run(Hypervisor::Xenolith, suite);
+    let cmp = compare(&xen.transcript, &xenolith.transcript);
+    assert!(
+        cmp.identical(),
+        "Xenolith's verdicts differ from Xen 4.17's:\n{cmp}\n{}",
+        xenolith.report()
+    );
+}
+
+#[test]
+fn pvtest_traps_on_xen_4_17() {
+    let r = expect_all_pass_on_xen("traps");
+    eprintln!("pvtest traps on Xen 4.17:\n{}", r.transcript);
+}
+
+#[test]
+#[ignore = "Xenolith: not yet implemented"]
+fn pvtest_traps_matches_xen_on_xenolith() {
+    expect_xenolith_matches_xen("traps");
+}
+
+#[test]
+fn pvtest_emul_on_xen_4_17() {
+    let r = expect_all_pass_on_xen("emul");
+    eprintln!("pvtest emul on Xen 4.17:\n{}", r.transcript);
+}
+
+#[test]
+#[ignore = "Xenolith: not yet implemented"]
+fn pvtest_emul_matches_xen_on_xenolith() {
+    expect_xenolith_matches_xen("emul");
+}
+
+#[test]
+fn pvtest_time_on_xen_4_17() {
+    let r = expect_all_pass_on_xen("time");
+    eprintln!("pvtest time on Xen 4.17:\n{}", r.transcript);
+}
+
+#[test]
+#[ignore = "Xenolith: not yet implemented"]
+fn pvtest_time_matches_xen_on_xenolith() {
+    expect_xenolith_matches_xen("time");
+}
+
+#[test]
+fn pvtest_mmu_on_xen_4_17() {
+    let r = expect_all_pass_on_xen("mmu");
+    eprintln!("pvtest mmu on Xen 4.17:\n{}", r.transcript);
+}
+
+#[test]
+#[ignore = "Xenolith: not yet implemented"]
+fn pvtest_mmu_matches_xen_on_xenolith() {
+    expect_xenolith_matches_xen("mmu");
+}
+
+#[test]
+fn pvtest_misc_on_xen_4_17() {
+    let r = expect_all_pass_on_xen("misc");
+    eprintln!("pvtest misc on Xen 4.17:\n{}", r.transcript);
+}
+
+#[test]
+#[ignore = "Xenolith: not yet implemented"]
+fn pvtest_misc_matches_xen_on_xenolith() {
+    expect_xenolith_matches_xen("misc");
+}

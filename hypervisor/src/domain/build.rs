@@ -56,8 +56,6 @@ pub enum BuildError {
     NoMemory,
     /// A kernel segment lies outside the initial mapping.
     SegmentOutside(u64),
-    /// `INIT_P2M` placement is not supported yet.
-    InitP2mUnsupported,
     /// The page-type rules refused the initial page tables (a builder bug).
     PageTables(xen_abi::errno::Errno),
 }
@@ -68,7 +66,6 @@ impl core::fmt::Display for BuildError {
             BuildError::TooSmall => f.write_str("the kernel and its boot data do not fit in the domain's memory"),
             BuildError::NoMemory => f.write_str("out of memory"),
             BuildError::SegmentOutside(va) => write!(f, "kernel segment at {va:#x} outside the initial mapping"),
-            BuildError::InitP2mUnsupported => f.write_str("XEN_ELFNOTE_INIT_P2M placement is not supported yet"),
             BuildError::PageTables(e) => write!(f, "the initial page tables do not validate ({})", e.name()),
         }
     }
@@ -144,56 +141,72 @@ fn allocate(nr_pages: u64) -> Result<Vec<u64>, BuildError> {
     Ok(p2m)
 }
 
+/// Page-table frames for the initial mappings, taken in order from a range of guest frames.
+struct PtAlloc {
+    next: u64,
+    end: u64,
+}
+
+impl PtAlloc {
+    fn take(&mut self) -> u64 {
+        assert!(self.next < self.end, "page-table frame budget exceeded (layout bug)");
+        self.next += 1;
+        self.next - 1
+    }
+}
+
+/// Maps guest virtual `va` to guest frame `pfn` with `l1_flags` in the tables under the L4 at
+/// `l4_pfn`, creating intermediate tables from `pts`.
+fn map_page(mem: &Memory, l4_pfn: u64, va: u64, pfn: u64, l1_flags: u64, pts: &mut PtAlloc) {
+    let mut table = mem.table(l4_pfn);
+    for level in (2..=4u32).rev() {
+        let idx = ((va >> (12 + 9 * (level - 1))) & 511) as usize;
+        // SAFETY: `table` is a page-table frame of the domain; idx < 512.
+        let e = unsafe { table.add(idx).read() };
+        let next_pfn = if e & 1 == 0 {
+            let p = pts.take();
+            // SAFETY: as above.
+            unsafe { table.add(idx).write((mem.p2m[p as usize] << 12) | LN_PROT) };
+            p
+        } else {
+            m2p::get(e >> 12)
+        };
+        table = mem.table(next_pfn);
+    }
+    // SAFETY: `table` is an L1 of the domain.
+    unsafe { table.add(((va >> 12) & 511) as usize).write((mem.p2m[pfn as usize] << 12) | l1_flags) };
+}
+
 /// Builds the initial page tables for `[v_start, v_end)` in the page-table frames of the
 /// layout, maps those frames read-only, and installs the hypervisor's L4 slots. Returns the
-/// L4's machine frame.
+/// L4's guest frame.
 fn build_page_tables(mem: &Memory) -> u64 {
     let l = &mem.layout;
-    let pt_first = l.pfn_of(l.vpt.0);
-    let mut next_pt = pt_first + 1;
-    let l4_pfn = pt_first;
-    let mfn = |pfn: u64| mem.p2m[pfn as usize];
-    let mut alloc_pt = || {
-        let p = next_pt;
-        next_pt += 1;
-        p
-    };
+    let l4_pfn = l.pfn_of(l.vpt.0);
+    let mut pts = PtAlloc { next: l4_pfn + 1, end: l.pfn_of(l.vpt.1) };
     let idle_l4 = phys_to_virt(paging::root()) as *const u64;
     let l4 = mem.table(l4_pfn);
     for slot in HYPERVISOR_L4_FIRST..=HYPERVISOR_L4_LAST {
         // SAFETY: both are live page-table frames; slot < 512.
         unsafe { l4.add(slot).write(idle_l4.add(slot).read()) };
     }
-    let entry = |table: *mut u64, idx: usize| -> u64 {
-        // SAFETY: `table` is a page-table frame of the domain; idx < 512.
-        unsafe { table.add(idx).read() }
-    };
-    let set = |table: *mut u64, idx: usize, v: u64| {
-        // SAFETY: as above.
-        unsafe { table.add(idx).write(v) }
-    };
     let mut va = l.v_start;
     while va < l.v_end {
-        let mut table = l4;
-        for level in (2..=4u32).rev() {
-            let idx = ((va >> (12 + 9 * (level - 1))) & 511) as usize;
-            let e = entry(table, idx);
-            let next_pfn = if e & 1 == 0 {
-                let p = alloc_pt();
-                set(table, idx, (mfn(p) << 12) | LN_PROT);
-                p
-            } else {
-                m2p::get(e >> 12)
-            };
-            table = mem.table(next_pfn);
-        }
-        let pfn = l.pfn_of(va);
         let in_pt = va >= l.vpt.0 && va < l.vpt.1;
         let flags = if in_pt { L1_PROT & !Pte::RW.bits() } else { L1_PROT };
-        set(table, ((va >> 12) & 511) as usize, (mfn(pfn) << 12) | flags);
+        map_page(mem, l4_pfn, va, l.pfn_of(va), flags, &mut pts);
         va += PAGE;
     }
-    mfn(l4_pfn)
+    l4_pfn
+}
+
+/// Frames for an `INIT_P2M` mapping of `nr_pages` entries: (data pages, page-table pages).
+fn p2m_frames(nr_pages: u64) -> (u64, u64) {
+    let data = (nr_pages * 8).div_ceil(PAGE);
+    let l1 = data.div_ceil(512);
+    let l2 = l1.div_ceil(512);
+    let l3 = l2.div_ceil(512);
+    (data, l1 + l2 + l3)
 }
 
 /// Xen's 64-bit PV hypercall page: one 32-byte `syscall` stub per hypercall, and the special
@@ -264,9 +277,6 @@ pub fn build_dom0(
     cmdline: &str,
     nr_pages: u64,
 ) -> Result<&'static mut Domain, BuildError> {
-    if kernel.p2m_base.is_some() {
-        return Err(BuildError::InitP2mUnsupported);
-    }
     let initrd = initrd.unwrap_or(&[]);
     let layout = Layout::compute(&LayoutInput {
         v_start: kernel.virt_base,
@@ -279,8 +289,12 @@ pub fn build_dom0(
     })
     .ok_or(BuildError::TooSmall)?;
     report_layout(&layout, kernel);
-    let initrd_pages = (initrd.len() as u64).div_ceil(PAGE);
-    if kernel.unmapped_initrd && layout.initial_pages() + initrd_pages > nr_pages {
+    let initrd_pages = if kernel.unmapped_initrd { (initrd.len() as u64).div_ceil(PAGE) } else { 0 };
+    // Frame order (Xen's): the initial mapping, the unmapped initrd, the separately mapped
+    // p2m list and its page tables, then the rest of the domain's memory.
+    let first_p2m_pfn = layout.initial_pages() + initrd_pages;
+    let (p2m_data, p2m_pts) = if kernel.p2m_base.is_some() { p2m_frames(nr_pages) } else { (0, 0) };
+    if first_p2m_pfn + p2m_data + p2m_pts > nr_pages {
         return Err(BuildError::TooSmall);
     }
     for s in &kernel.segments {
@@ -313,11 +327,31 @@ pub fn build_dom0(
         }
     };
     let p2m_bytes: Vec<u8> = mem.p2m.iter().flat_map(|m| m.to_le_bytes()).collect();
-    mem.write_va(layout.vphysmap.0, &p2m_bytes);
     if let Some(hp) = kernel.hypercall_page {
         mem.write_va(hp, &hypercall_page());
     }
-    let l4_mfn = build_page_tables(&mem);
+    let l4_pfn = build_page_tables(&mem);
+    let mfn_list = match kernel.p2m_base {
+        None => {
+            mem.write_va(layout.vphysmap.0, &p2m_bytes);
+            layout.vphysmap.0
+        }
+        Some(base) => {
+            // The p2m list in its own frames, mapped writable at the kernel's address, with
+            // the unused tail of the last page marked invalid.
+            mem.write_pfn(first_p2m_pfn, &p2m_bytes);
+            let tail = (p2m_data * PAGE) as usize - p2m_bytes.len();
+            let last = first_p2m_pfn + p2m_data - 1;
+            // SAFETY: the last p2m frame belongs to the domain; the tail lies in it.
+            unsafe { core::ptr::write_bytes(mem.frame_ptr(last).add(PAGE as usize - tail), 0xff, tail) };
+            let mut pts = PtAlloc { next: first_p2m_pfn + p2m_data, end: first_p2m_pfn + p2m_data + p2m_pts };
+            for i in 0..p2m_data {
+                map_page(&mem, l4_pfn, base + i * PAGE, first_p2m_pfn + i, L1_PROT, &mut pts);
+            }
+            base
+        }
+    };
+    let l4_mfn = mem.p2m[l4_pfn as usize];
 
     let shared_info = frames::alloc(0).ok_or(BuildError::NoMemory)?;
     // SAFETY: a fresh frame; zero it, then mask events on every legacy vcpu_info (byte 1 of
@@ -349,7 +383,11 @@ pub fn build_dom0(
     }
     // Xen: "xen-3.0-x86_64" plus "p" when the kernel declares a PAE mode.
     let magic = if kernel.pae { "xen-3.0-x86_64p" } else { "xen-3.0-x86_64" };
-    let si = start_info(magic, nr_pages, shared_info, flags, &layout, layout.vphysmap.0, mod_start, mod_len, cmdline);
+    let mut si = start_info(magic, nr_pages, shared_info, flags, &layout, mfn_list, mod_start, mod_len, cmdline);
+    if kernel.p2m_base.is_some() {
+        si[1152..1160].copy_from_slice(&first_p2m_pfn.to_le_bytes());
+        si[1160..1168].copy_from_slice(&(p2m_data + p2m_pts).to_le_bytes());
+    }
     mem.write_va(layout.vstartinfo.0, &si);
 
     let mut v = Box::new(Vcpu::new(0));

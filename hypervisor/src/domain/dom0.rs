@@ -1,7 +1,6 @@
 //! Starting dom0 from the first boot module (the second, if present, is its initrd).
 
 use super::build::{self, KernelImage, Segment};
-use crate::loader::elf::Elf64;
 use crate::loader::xen_notes;
 use crate::options::{self, Options};
 use crate::printk;
@@ -23,24 +22,22 @@ pub fn start(boot: &BootInfo, opts: &Options, available_bytes: u64) {
     let Some(kmod) = boot.modules.first() else { return };
     printk!("*** Building a PV Dom0 ***\n");
     let image = module_bytes(kmod);
-    let elf = match Elf64::parse(image) {
-        Ok(e) => e,
+    let loaded = match crate::loader::inspect(image) {
+        Ok(k) => k,
         Err(e) => return fail(&e),
     };
-    let info = match xen_notes::parse(&elf) {
-        Ok(i) => i,
-        Err(e) => return fail(&e),
-    };
-    let segments: Vec<Segment<'_>> = elf
-        .loadable_segments()
-        .map(|ph| Segment {
-            va: ph.p_paddr.wrapping_add(info.virt_offset),
-            data: elf.segment_data(&ph).unwrap_or(&[]),
-            memsz: ph.p_memsz,
-        })
+    printk!(
+        "Dom0 kernel: {:?}, 64-bit, lsb, paddr {:#x} -> {:#x}\n",
+        loaded.format,
+        loaded.paddr_start,
+        loaded.paddr_end
+    );
+    let info = &loaded.info;
+    let segments: Vec<Segment<'_>> = loaded
+        .segments
+        .iter()
+        .map(|seg| Segment { va: seg.dest, data: loaded.segment_data(seg), memsz: seg.memsz })
         .collect();
-    let (pstart, pend) = elf.paddr_range();
-    printk!("Dom0 kernel: 64-bit, lsb, paddr {pstart:#x} -> {pend:#x}\n");
     let kernel = KernelImage {
         segments,
         entry: info.entry,

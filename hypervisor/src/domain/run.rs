@@ -64,6 +64,7 @@ pub fn run_vcpu(v: &'static mut Vcpu) -> ! {
     crate::pv::time::update_vcpu_time(v);
     crate::pv::time::update_wallclock(xenolith_arch::layout::phys_to_virt(v.domain().shared_info_mfn << 12));
     crate::pv::time::arm(v);
+    crate::hypercall::desc::load_guest_gdt(v);
     let frame = xenolith_arch::guest_entry::frame_at(percpu::guest_frame_top(info.stack_base));
     // SAFETY: the frame area belongs to this CPU; the vCPU's saved registers are a complete
     // ring-3 context (the builder or the last exit wrote them).

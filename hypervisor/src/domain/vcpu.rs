@@ -60,6 +60,10 @@ pub struct PvVcpu {
     pub runstate_area: u64,
     /// Frame holding a registered `vcpu_info` (0: it is in shared_info).
     pub vcpu_info_mfn: u64,
+    /// The guest's GDT frames (`set_gdt`), each held as a descriptor page.
+    pub gdt_frames: Vec<u64>,
+    /// Entries in the guest's GDT.
+    pub gdt_entries: u32,
 }
 
 /// A virtual CPU.
@@ -108,6 +112,8 @@ impl Vcpu {
                 periodic_next: u64::MAX,
                 runstate_area: 0,
                 vcpu_info_mfn: 0,
+                gdt_frames: Vec::new(),
+                gdt_entries: 0,
             },
         }
     }

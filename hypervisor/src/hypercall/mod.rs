@@ -8,6 +8,7 @@
 #![allow(non_upper_case_globals)]
 
 mod console_io;
+pub mod desc;
 mod event_channel_op;
 mod memory_op;
 mod misc;
@@ -68,6 +69,8 @@ hypercall_table! {
     nr::mmu_update => mmu::do_mmu_update,
     nr::update_va_mapping => mmu::do_update_va_mapping,
     nr::mmuext_op => mmu::do_mmuext_op,
+    nr::set_gdt => desc::do_set_gdt,
+    nr::update_descriptor => desc::do_update_descriptor,
 }
 
 /// Runs hypercall `number` for `ctx` and returns the value for the guest's `rax`.

@@ -68,7 +68,7 @@ unsafe extern "C" {
 }
 
 /// Installs handlers for [`TRAP_VECTORS`].
-fn install_trap_table() {
+pub(crate) fn install_trap_table() {
     let base = (&raw const pvtest_trap_stubs) as u64;
     let mut table = [TrapInfo::default(); TRAP_VECTORS.len() + 1];
     for (slot, &vector) in table.iter_mut().zip(TRAP_VECTORS.iter()) {

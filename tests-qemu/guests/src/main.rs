@@ -17,15 +17,23 @@ mod console;
 #[cfg(target_os = "none")]
 mod entry;
 #[cfg(target_os = "none")]
+mod events;
+#[cfg(target_os = "none")]
 mod hypercall;
 #[cfg(target_os = "none")]
 mod mm;
 #[cfg(target_os = "none")]
 mod notes;
 #[cfg(target_os = "none")]
+mod probe;
+#[cfg(target_os = "none")]
 mod suites;
 #[cfg(target_os = "none")]
+mod traps_rt;
+#[cfg(target_os = "none")]
 mod verdict;
+#[cfg(target_os = "none")]
+mod window;
 
 #[cfg(not(target_os = "none"))]
 fn main() {}

@@ -165,6 +165,10 @@ fn entry_outside_image() {
         e.to_string()
             .starts_with("ELF start or entries are out of bounds")
     );
+    // Past the end of the image.
+    let kend = VIRT_BASE + TEXT_PADDR + 0x38_0000;
+    b.set_note(num_note(XEN_ELFNOTE_ENTRY, kend + 1, 8));
+    assert!(matches!(info_of(&b).unwrap_err(), NoteError::AddressesOutOfBounds { .. }));
     // The end of the image itself is still accepted (libelf uses `>`).
     b.set_note(num_note(
         XEN_ELFNOTE_ENTRY,

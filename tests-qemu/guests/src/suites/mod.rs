@@ -5,9 +5,21 @@ use crate::verdict::Suite;
 use xen_abi::xen::StartInfo;
 
 pub mod basic;
+pub mod emul;
+pub mod traps;
+pub mod time;
+pub mod mmu;
+pub mod misc;
 
 /// A suite: its name (as in `suites=` and the verdict lines) and its body.
 pub type SuiteFn = fn(&mut Suite, &StartInfo);
 
 /// Every suite, in the order they run.
-pub const SUITES: &[(&str, SuiteFn)] = &[("basic", basic::run)];
+pub const SUITES: &[(&str, SuiteFn)] = &[
+    ("basic", basic::run),
+    ("traps", traps::run),
+    ("emul", emul::run),
+    ("time", time::run),
+    ("mmu", mmu::run),
+    ("misc", misc::run),
+];
