@@ -85,7 +85,6 @@ pub mod pf {
 
 #[cfg(target_os = "none")]
 mod imp {
-    use super::has_error_code;
     use crate::gdt::{HYPERVISOR_CS, IST_DF, IST_MCE, IST_NMI};
 
     core::arch::global_asm!(
@@ -192,8 +191,10 @@ xenolith_trap_common:
                 18 => IST_MCE,
                 _ => 0,
             };
-            let _ = has_error_code(v as u8);
-            idt.0[v] = gate(stubs + (v as u64) * 16, ist, 0);
+            // int3, into and int $0x80 may be executed by PV guests (Xen's software-interrupt
+            // gates); everything else a guest raises with `int` faults with #GP.
+            let dpl = if matches!(v, 3 | 4 | 0x80) { 3 } else { 0 };
+            idt.0[v] = gate(stubs + (v as u64) * 16, ist, dpl);
         }
     }
 

@@ -85,6 +85,7 @@ extern "C" fn xenolith_start(magic: u32, info: u32) -> ! {
         features.vmx,
         features.phys_bits
     );
+    crate::hypercall::memory_op::MACHINE_MEMORY_MAP.call_once(|| boot.memory_map.clone());
     init_frames(&boot);
     init_paging(&boot, &features);
     grow_heap();

@@ -56,12 +56,36 @@ pub fn init_guest_entry() -> Result<(), &'static str> {
     // SAFETY: PAT exists on every x86_64 CPU; Xen's layout keeps index 0 WB and index 3 UC,
     // the two the hypervisor's own mappings use, and gives PV guests the layout they expect.
     unsafe { xenolith_arch::cpu::wrmsr(xenolith_arch::cpu::msr::PAT, crate::pv::emulate::XEN_MSR_PAT) };
+    enable_fpu_for_guests();
     if xenolith_arch::cpu::Features::detect().smep {
         // SAFETY: SMEP only forbids ring-0 execution of user pages; the hypervisor's code is
         // all in supervisor pages.
         unsafe { xenolith_arch::cpu::write_cr4(xenolith_arch::cpu::read_cr4() | (1 << 20)) };
     }
     Ok(())
+}
+
+/// Turns on what guests' FPU/SSE/AVX code needs: CR0.MP and NE (and AM, as Xen runs), CR4
+/// OSFXSR/OSXMMEXCPT, and with XSAVE, CR4.OSXSAVE with XCR0 = x87|SSE|AVX as supported.
+fn enable_fpu_for_guests() {
+    use core::arch::x86_64::__cpuid_count;
+    use xenolith_arch::cpu::{read_cr0, read_cr4, write_cr4};
+    let xsave = __cpuid_count(1, 0).ecx & (1 << 26) != 0;
+    // SAFETY: MP/NE/AM and the SSE enables are architectural and change nothing for the
+    // hypervisor (soft-float); XSETBV sets only components CPUID says are supported.
+    unsafe {
+        let cr0 = read_cr0() | (1 << 1) | (1 << 5) | (1 << 18);
+        core::arch::asm!("mov cr0, {}", in(reg) cr0, options(nostack));
+        let mut cr4 = read_cr4() | (1 << 9) | (1 << 10);
+        if xsave {
+            cr4 |= 1 << 18;
+        }
+        write_cr4(cr4);
+        if xsave {
+            let supported = __cpuid_count(0xd, 0).eax & 0x7;
+            core::arch::asm!("xsetbv", in("ecx") 0u32, in("eax") supported | 1, in("edx") 0u32, options(nostack));
+        }
+    }
 }
 
 /// Sets up the BSP's per-CPU state and descriptor tables on the boot stack block.

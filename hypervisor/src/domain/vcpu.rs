@@ -64,6 +64,10 @@ pub struct PvVcpu {
     pub gdt_frames: Vec<u64>,
     /// Entries in the guest's GDT.
     pub gdt_entries: u32,
+    /// Virtual debug registers DR0-DR7 (4 and 5 unused).
+    pub debugreg: [u64; 8],
+    /// A multicall is being processed (re-entry is refused).
+    pub in_multicall: bool,
 }
 
 /// A virtual CPU.
@@ -114,6 +118,8 @@ impl Vcpu {
                 vcpu_info_mfn: 0,
                 gdt_frames: Vec::new(),
                 gdt_entries: 0,
+                debugreg: [0, 0, 0, 0, 0, 0, 0xffff_0ff0, 0x400],
+                in_multicall: false,
             },
         }
     }

@@ -6,9 +6,12 @@ use xen_abi::errno::Errno;
 use xenolith_arch::layout::{RO_MPT_VIRT_END, RO_MPT_VIRT_START};
 
 use xen_abi::memory::{
-    XENMEM_current_reservation, XENMEM_machphys_mapping, XENMEM_maximum_gpfn,
-    XENMEM_maximum_ram_page, XENMEM_maximum_reservation,
+    XENMEM_current_reservation, XENMEM_machine_memory_map, XENMEM_machphys_mapping,
+    XENMEM_maximum_gpfn, XENMEM_maximum_ram_page, XENMEM_maximum_reservation,
 };
+
+/// The machine's memory map as the loader reported it, for `XENMEM_machine_memory_map`.
+pub static MACHINE_MEMORY_MAP: spin::Once<alloc::vec::Vec<xenolith_boot::MemoryRegion>> = spin::Once::new();
 use xen_abi::xen::DOMID_SELF;
 /// The low bits of `cmd` select the operation; the rest is a continuation's start extent.
 const MEMOP_CMD_MASK: u32 = (1 << 6) - 1;
@@ -40,6 +43,27 @@ pub fn do_memory_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
             };
             let m = [RO_MPT_VIRT_START, RO_MPT_VIRT_END, max_mfn];
             write_guest(a[1], &m).map(|_| 0)
+        }
+        XENMEM_machine_memory_map => {
+            if !d.privileged {
+                return Err(Errno::EPERM);
+            }
+            // struct xen_memory_map { unsigned int nr_entries; XEN_GUEST_HANDLE(void) buffer; }
+            let mut b = [0u8; 16];
+            crate::guest_mem::copy_from_guest(&mut b, a[1])?;
+            let room = u32::from_le_bytes(b[..4].try_into().unwrap_or_default()) as usize;
+            let buffer = u64::from_le_bytes(b[8..16].try_into().unwrap_or_default());
+            let map = MACHINE_MEMORY_MAP.get().map(|m| m.as_slice()).unwrap_or(&[]);
+            let n = map.len().min(room);
+            let mut out = alloc::vec::Vec::with_capacity(n * 20);
+            for r in &map[..n] {
+                out.extend_from_slice(&r.base.to_le_bytes());
+                out.extend_from_slice(&r.len.to_le_bytes());
+                out.extend_from_slice(&r.kind.e820_type().to_le_bytes());
+            }
+            crate::guest_mem::copy_to_guest(buffer, &out)?;
+            crate::guest_mem::copy_to_guest(a[1], &(n as u32).to_le_bytes())?;
+            Ok(0)
         }
         _ => Err(Errno::ENOSYS),
     }

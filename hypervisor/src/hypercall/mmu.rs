@@ -12,6 +12,7 @@ use xen_abi::xen::{
     MMUEXT_INVLPG_MULTI, MMUEXT_NEW_BASEPTR, MMUEXT_NEW_USER_BASEPTR, MMUEXT_PIN_L1_TABLE,
     MMUEXT_PIN_L2_TABLE, MMUEXT_PIN_L3_TABLE, MMUEXT_PIN_L4_TABLE, MMUEXT_TLB_FLUSH_ALL,
     MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_TLB_FLUSH_MULTI, MMUEXT_UNPIN_TABLE, UVMF_FLUSHTYPE_MASK,
+    MMUEXT_CLEAR_PAGE, MMUEXT_COPY_PAGE, MMUEXT_FLUSH_CACHE, MMUEXT_FLUSH_CACHE_GLOBAL, MMUEXT_SET_LDT,
     UVMF_INVLPG, UVMF_TLB_FLUSH,
 };
 use xenolith_arch::cpu;
@@ -137,7 +138,8 @@ pub fn do_mmuext_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
         }
         let cmd = u32::from_le_bytes(b[..4].try_into().unwrap_or_default());
         let arg1 = u64::from_le_bytes(b[8..16].try_into().unwrap_or_default());
-        if let Err(e) = mmuext_one(ctx, caller, owner, cmd, arg1) {
+        let arg2 = u64::from_le_bytes(b[16..24].try_into().unwrap_or_default());
+        if let Err(e) = mmuext_one(ctx, caller, owner, cmd, arg1, arg2) {
             rc = Err(e);
             break;
         }
@@ -149,7 +151,17 @@ pub fn do_mmuext_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
     rc
 }
 
-fn mmuext_one(ctx: &mut Ctx<'_>, caller: u16, owner: u16, cmd: u32, arg1: u64) -> Result<(), Errno> {
+/// Runs `f` on the direct-map address of `mfn` while holding a writable type reference on it
+/// (so it cannot be a page table or descriptor page meanwhile).
+fn with_writable_page(dom: u16, mfn: u64, f: impl FnOnce(*mut u8)) -> Result<(), Errno> {
+    let mut env = frametable::lock();
+    pvmm::get_page_and_type(&mut env, mfn, dom, pvmm::PageType::Writable).map_err(|_| Errno::EINVAL)?;
+    f(xenolith_arch::layout::phys_to_virt(mfn << 12) as *mut u8);
+    pvmm::put_page_and_type(&mut env, mfn);
+    Ok(())
+}
+
+fn mmuext_one(ctx: &mut Ctx<'_>, caller: u16, owner: u16, cmd: u32, arg1: u64, arg2: u64) -> Result<(), Errno> {
     let pin = |level| {
         let mut env = frametable::lock();
         pvmm::pin_table(&mut env, owner, arg1, level)
@@ -188,6 +200,47 @@ fn mmuext_one(ctx: &mut Ctx<'_>, caller: u16, owner: u16, cmd: u32, arg1: u64) -
             }
             Ok(())
         }
-        _ => Err(Errno::ENOSYS),
+        MMUEXT_SET_LDT => {
+            // arg1 = linear base, arg2 = entries. LDTs are not shadowed yet: only the empty
+            // LDT (what 64-bit Linux installs) is accepted.
+            if arg2 == 0 {
+                Ok(())
+            } else {
+                crate::printk!("{}v{} MMUEXT_SET_LDT with {arg2} entries: LDTs are not supported yet\n",
+                    ctx.vcpu.domain().label(), ctx.vcpu.id);
+                Err(Errno::ENOSYS)
+            }
+        }
+        MMUEXT_CLEAR_PAGE => with_writable_page(owner, arg1, |p| {
+            // SAFETY: a page of the domain held writable for the duration.
+            unsafe { core::ptr::write_bytes(p, 0, 4096) }
+        }),
+        MMUEXT_COPY_PAGE => {
+            // The source must be the domain's and readable (a general reference suffices).
+            let src = xenolith_arch::layout::phys_to_virt(arg2 << 12) as *const u8;
+            {
+                let mut env = frametable::lock();
+                pvmm::get_page(&mut env, arg2, owner).map_err(|_| Errno::EINVAL)?;
+            }
+            let r = with_writable_page(owner, arg1, |dst| {
+                // SAFETY: both frames belong to the domain and are referenced meanwhile.
+                unsafe { core::ptr::copy(src, dst, 4096) }
+            });
+            let mut env = frametable::lock();
+            pvmm::put_page(&mut env, arg2);
+            r
+        }
+        MMUEXT_FLUSH_CACHE | MMUEXT_FLUSH_CACHE_GLOBAL => {
+            if !ctx.vcpu.domain().privileged {
+                return Err(Errno::EACCES);
+            }
+            // SAFETY: WBINVD only writes back and invalidates caches.
+            unsafe { core::arch::asm!("wbinvd", options(nostack)) };
+            Ok(())
+        }
+        _ => {
+            crate::printk!("{}v{} mmuext_op command {cmd} not implemented\n", ctx.vcpu.domain().label(), ctx.vcpu.id);
+            Err(Errno::ENOSYS)
+        }
     }
 }

@@ -10,9 +10,11 @@
 mod console_io;
 pub mod desc;
 mod event_channel_op;
-mod memory_op;
+pub mod memory_op;
 mod misc;
+mod platform;
 mod mmu;
+mod multicall;
 mod sched_op;
 mod traps_cb;
 mod vcpu_op;
@@ -70,6 +72,11 @@ hypercall_table! {
     nr::update_va_mapping => mmu::do_update_va_mapping,
     nr::mmuext_op => mmu::do_mmuext_op,
     nr::set_gdt => desc::do_set_gdt,
+    nr::multicall => multicall::do_multicall,
+    nr::physdev_op => platform::do_physdev_op,
+    nr::platform_op => platform::do_platform_op,
+    nr::get_debugreg => platform::do_get_debugreg,
+    nr::set_debugreg => platform::do_set_debugreg,
     nr::update_descriptor => desc::do_update_descriptor,
 }
 
@@ -78,13 +85,39 @@ pub fn dispatch(ctx: &mut Ctx<'_>, number: u64, args: [u64; 5]) -> u64 {
     match lookup(number) {
         Some(h) => match h(ctx, args) {
             Ok(v) => v as u64,
-            Err(e) => e.to_ret() as u64,
+            Err(e) => {
+                if e == Errno::ENOSYS {
+                    report_unknown_subop(ctx, number, args[0]);
+                }
+                e.to_ret() as u64
+            }
         },
         None => {
             report_unknown(ctx, number);
             Errno::ENOSYS.to_ret() as u64
         }
     }
+}
+
+/// Logs an implemented hypercall's `-ENOSYS` sub-operation, once per (number, command).
+fn report_unknown_subop(ctx: &mut Ctx<'_>, number: u64, cmd: u64) {
+    static SEEN: spin::Mutex<alloc::vec::Vec<(u64, u64)>> = spin::Mutex::new(alloc::vec::Vec::new());
+    let key = (number, cmd & 0xffff_ffff);
+    {
+        let mut seen = SEEN.lock();
+        if seen.contains(&key) || seen.len() >= 256 {
+            return;
+        }
+        seen.push(key);
+    }
+    printk_lvl!(
+        Warning,
+        "{}v{} {} op {}: not implemented (-ENOSYS)\n",
+        ctx.vcpu.domain().label(),
+        ctx.vcpu.id,
+        nr::name(number),
+        key.1
+    );
 }
 
 fn report_unknown(ctx: &mut Ctx<'_>, number: u64) {

@@ -235,7 +235,13 @@ pub fn unwrap_kernel_with_limit(image: &[u8], limit: usize) -> Result<KernelImag
     if header.is_some() && trailer > limit {
         return Err(DecompressError::TooLarge { limit }.into());
     }
-    let elf = decompress::decompress(compression, payload, Some(trailer), limit)?;
+    // Only a bzImage is sure to carry the trailer; a bare gzip stream ends in ISIZE and Xen
+    // treats a bare LZ4 stream's last word as one, but bare XZ/zstd streams end in their own
+    // footer, which is no size.
+    let has_trailer =
+        header.is_some() || matches!(compression, Compression::Gzip | Compression::Lz4);
+    let hint = has_trailer.then_some(trailer);
+    let elf = decompress::decompress(compression, payload, hint, limit)?;
     // Xen takes the trailer as the ELF's size; a payload that disagrees is damaged.
     if header.is_some() && elf.len() != trailer {
         return Err(BzImageError::SizeMismatch {

@@ -8,8 +8,10 @@
 //! legacy format, whose block sequence has no terminator and is delimited by that trailer.
 //!
 //! Every decoder writes into memory it grows on demand up to a caller-given limit, so a
-//! hostile image cannot make the hypervisor allocate more than that (plus the decoder's own
-//! bounded state), and allocation failure is an error rather than an abort.
+//! hostile image cannot make the hypervisor allocate more than that plus the decoder's own
+//! state (XZ: a dictionary of at most 64 MiB; zstd: a window no larger than the limit), and
+//! running out of memory for the output is an error rather than an abort. A size hint is
+//! believed for preallocation only up to a 32:1 ratio, so a lying size field costs nothing.
 
 use alloc::boxed::Box;
 use alloc::string::{String, ToString};

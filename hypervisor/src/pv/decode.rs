@@ -216,3 +216,164 @@ mod tests {
         assert_eq!(forced_cpuid(&[0x0f, 0x0b]), None);
     }
 }
+
+/// A store to memory that Xen's page-table write emulation handles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PteWrite {
+    /// `mov reg, mem`.
+    MovReg {
+        /// Source register.
+        reg: u8,
+    },
+    /// `mov imm32, mem` (sign-extended to the operand size).
+    MovImm {
+        /// The immediate, sign-extended.
+        imm: u64,
+    },
+    /// `xchg reg, mem`.
+    Xchg {
+        /// The register exchanged.
+        reg: u8,
+    },
+    /// `cmpxchg reg, mem` (compares with rax).
+    Cmpxchg {
+        /// The register stored on success.
+        reg: u8,
+    },
+}
+
+/// A decoded memory store and its operand size and length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodedWrite {
+    /// The operation.
+    pub op: PteWrite,
+    /// Operand size in bytes (1, 2, 4 or 8).
+    pub size: usize,
+    /// Instruction length.
+    pub len: usize,
+}
+
+/// Length of a ModRM memory operand (ModRM, SIB, displacement) starting at `b[0]`; `None` for
+/// a register operand or truncated bytes.
+fn modrm_mem_len(b: &[u8]) -> Option<(u8, usize)> {
+    let modrm = *b.first()?;
+    let (md, rm) = (modrm >> 6, modrm & 7);
+    if md == 3 {
+        return None;
+    }
+    let mut n = 1;
+    if rm == 4 {
+        let sib = *b.get(1)?;
+        n += 1;
+        if md == 0 && sib & 7 == 5 {
+            n += 4;
+        }
+    } else if md == 0 && rm == 5 {
+        n += 4; // RIP-relative
+    }
+    n += match md {
+        1 => 1,
+        2 => 4,
+        _ => 0,
+    };
+    (b.len() >= n).then_some(((modrm >> 3) & 7, n))
+}
+
+/// Decodes a memory store at the start of `b` (Xen's `ptwr_emulated_*` callers see these).
+pub fn decode_write(b: &[u8]) -> Option<DecodedWrite> {
+    let mut i = 0;
+    let mut opsize16 = false;
+    while i < b.len().min(14) {
+        match b[i] {
+            0x66 => opsize16 = true,
+            0xf0 | 0x2e | 0x36 | 0x3e | 0x26 | 0x64 | 0x65 | 0x67 => {}
+            _ => break,
+        }
+        i += 1;
+    }
+    let mut rex = 0u8;
+    if let Some(&r) = b.get(i)
+        && r & 0xf0 == 0x40
+    {
+        rex = r;
+        i += 1;
+    }
+    let wide = rex & 8 != 0;
+    let size = if wide { 8 } else if opsize16 { 2 } else { 4 };
+    let reg_ext = (rex >> 2 & 1) << 3;
+    let op = *b.get(i)?;
+    i += 1;
+    let (kind, size) = match op {
+        0x88 | 0x89 | 0x87 => {
+            let (reg, n) = modrm_mem_len(b.get(i..)?)?;
+            i += n;
+            let reg = reg | reg_ext;
+            let size = if op == 0x88 { 1 } else { size };
+            (if op == 0x87 { PteWrite::Xchg { reg } } else { PteWrite::MovReg { reg } }, size)
+        }
+        0xc7 => {
+            let (digit, n) = modrm_mem_len(b.get(i..)?)?;
+            if digit != 0 {
+                return None;
+            }
+            i += n;
+            let imm_len = if size == 2 { 2 } else { 4 };
+            let raw = b.get(i..i + imm_len)?;
+            i += imm_len;
+            let imm = if imm_len == 2 {
+                i64::from(i16::from_le_bytes([raw[0], raw[1]])) as u64
+            } else {
+                i64::from(i32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]])) as u64
+            };
+            (PteWrite::MovImm { imm }, size)
+        }
+        0x0f if b.get(i) == Some(&0xb1) => {
+            i += 1;
+            let (reg, n) = modrm_mem_len(b.get(i..)?)?;
+            i += n;
+            (PteWrite::Cmpxchg { reg: reg | reg_ext }, size)
+        }
+        _ => return None,
+    };
+    Some(DecodedWrite { op: kind, size, len: i })
+}
+
+#[cfg(test)]
+mod write_tests {
+    use super::*;
+
+    #[test]
+    fn linux_pte_stores() {
+        // mov %rbp,(%rbx) as in xen_set_pte_init.
+        assert_eq!(
+            decode_write(&[0x48, 0x89, 0x2b]),
+            Some(DecodedWrite { op: PteWrite::MovReg { reg: 5 }, size: 8, len: 3 })
+        );
+        // mov %r12,0x8(%rax,%rcx,8)
+        assert_eq!(
+            decode_write(&[0x4c, 0x89, 0x64, 0xc8, 0x08]),
+            Some(DecodedWrite { op: PteWrite::MovReg { reg: 12 }, size: 8, len: 5 })
+        );
+        // xchg %rax,(%rdi)
+        assert_eq!(
+            decode_write(&[0x48, 0x87, 0x07]),
+            Some(DecodedWrite { op: PteWrite::Xchg { reg: 0 }, size: 8, len: 3 })
+        );
+        // lock cmpxchg %rsi,(%rdi)
+        assert_eq!(
+            decode_write(&[0xf0, 0x48, 0x0f, 0xb1, 0x37]),
+            Some(DecodedWrite { op: PteWrite::Cmpxchg { reg: 6 }, size: 8, len: 5 })
+        );
+        // movq $0x0,0x10(%rdi)
+        assert_eq!(
+            decode_write(&[0x48, 0xc7, 0x47, 0x10, 0, 0, 0, 0]),
+            Some(DecodedWrite { op: PteWrite::MovImm { imm: 0 }, size: 8, len: 8 })
+        );
+        // mov %eax,0x1234(%rip) and a 32-bit store
+        assert_eq!(decode_write(&[0x89, 0x05, 0x34, 0x12, 0, 0]).map(|d| (d.size, d.len)), Some((4, 6)));
+        // register operands and other opcodes are not stores
+        assert_eq!(decode_write(&[0x48, 0x89, 0xc3]), None);
+        assert_eq!(decode_write(&[0x90]), None);
+        assert_eq!(decode_write(&[0x48, 0x89]), None);
+    }
+}

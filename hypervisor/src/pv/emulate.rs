@@ -12,7 +12,7 @@ use xenolith_arch::trap::TrapFrame;
 
 /// Xen's PAT layout (`XEN_MSR_PAT`): WB, WT, UC-, UC, WC, WP. PV guests' PTE cache bits index
 /// this table, so the hypervisor programs it on every CPU.
-pub const XEN_MSR_PAT: u64 = 0x0005_0100_0704_0406;
+pub const XEN_MSR_PAT: u64 = 0x0000_0501_0007_0406;
 
 /// The instruction bytes at the guest's `rip` (up to 15; fewer near an unmapped page).
 fn fetch(regs: &TrapFrame) -> ([u8; 15], usize) {
@@ -262,5 +262,63 @@ pub fn privileged_op(v: &mut Vcpu, regs: &mut TrapFrame) -> bool {
         Insn::Rdtsc | Insn::Rdtscp | Insn::Hlt => return false,
     }
     regs.rip += dec.len as u64;
+    true
+}
+
+/// A write fault on a read-only mapping of one of the guest's own L1 page tables: emulate the
+/// store through the page-type rules (Xen's `ptwr_do_page_fault`). Returns true if done.
+pub fn ptwr_fault(v: &mut Vcpu, regs: &mut TrapFrame, cr2: u64) -> bool {
+    use crate::mm::frametable;
+    use crate::pvmm::{self, FrameEnv, Ptwr};
+    use decode::PteWrite;
+    // Present + write, not reserved-bit or fetch, from guest kernel mode.
+    const PRESENT: u32 = 1;
+    const WRITE: u32 = 2;
+    const RSVD: u32 = 8;
+    const FETCH: u32 = 16;
+    if regs.error_code & (PRESENT | WRITE | RSVD | FETCH) != PRESENT | WRITE || !v.pv.kernel_mode {
+        return false;
+    }
+    let (b, n) = fetch(regs);
+    let Some(w) = decode::decode_write(&b[..n]) else { return false };
+    let dom = v.domain().id;
+    let mut env = frametable::lock();
+    // Walk the guest's current tables to the PTE mapping cr2: it must be present, read-only,
+    // and map an L1 table of this domain (checked inside `ptwr_emulated_update`).
+    let mut table = v.pv.guest_table;
+    for level in (1..=4u32).rev() {
+        let e = env.read_entry(table, ((cr2 >> (12 + 9 * (level - 1))) & 511) as usize);
+        if e & 1 == 0 || (level > 1 && level < 4 && e & 0x80 != 0) {
+            return false;
+        }
+        if level == 1 && e & 2 != 0 {
+            return false;
+        }
+        table = (e & 0x000f_ffff_ffff_f000) >> 12;
+    }
+    let l1 = table;
+    let offset = (cr2 & 0xfff) as usize;
+    let mask = if w.size == 8 { u64::MAX } else { (1u64 << (w.size * 8)) - 1 };
+    let current = env.read_entry(l1, offset / 8) >> ((offset % 8) * 8) & mask;
+    let (val, old) = match w.op {
+        PteWrite::MovReg { reg } | PteWrite::Xchg { reg } => (*reg_mut(regs, reg) & mask, None),
+        PteWrite::MovImm { imm } => (imm & mask, None),
+        PteWrite::Cmpxchg { reg } => (*reg_mut(regs, reg) & mask, Some(regs.rax & mask)),
+    };
+    match pvmm::ptwr_emulated_update(&mut env, dom, l1, offset, val, w.size, old) {
+        Ptwr::Okay => {
+            match w.op {
+                PteWrite::Xchg { reg } => *reg_mut(regs, reg) = current,
+                PteWrite::Cmpxchg { .. } => regs.rflags |= 1 << 6, // ZF: exchanged
+                _ => {}
+            }
+        }
+        Ptwr::CmpxchgFailed { current } => {
+            regs.rax = (regs.rax & !mask) | current;
+            regs.rflags &= !(1 << 6);
+        }
+        Ptwr::Unhandleable => return false,
+    }
+    regs.rip += w.len as u64;
     true
 }

@@ -101,9 +101,21 @@ pub fn guest_trap(regs: &mut TrapFrame) {
     let v = current();
     let vector = regs.entry_vector;
     let emulated = match vector {
+        // `int $0x80` reaches the guest's handler whatever its DPL (Xen's int80 direct trap);
+        // without one it is #GP(0x80 << 3 | 2) at the instruction.
+        0x80 => {
+            let ti = v.pv.trap_table[0x80];
+            if ti.address == 0 {
+                regs.rip -= 2;
+                regs.entry_vector = 13;
+                regs.error_code = (0x80 << 3) | 2;
+            }
+            false
+        }
         6 => super::emulate::invalid_op(v, regs),
         13 if regs.error_code == 0 => super::emulate::privileged_op(v, regs),
         13 => software_interrupt(v, regs),
+        14 => super::emulate::ptwr_fault(v, regs, xenolith_arch::cpu::read_cr2()),
         _ => false,
     };
     if emulated {
@@ -116,14 +128,19 @@ pub fn guest_trap(regs: &mut TrapFrame) {
         v.pv.cr2 = cr2;
         crate::domain::set_cr2(v, cr2);
     }
-    let error_code = xenolith_arch::trap::has_error_code(vector as u8).then_some(regs.error_code);
+    let mut error_code = xenolith_arch::trap::has_error_code(vector as u8).then_some(regs.error_code);
+    if vector == 14 && v.pv.kernel_mode {
+        // The guest kernel runs at CPL3, but it should see its own faults as supervisor ones
+        // (Xen clears PFEC_user_mode for guest kernel mode).
+        error_code = error_code.map(|e| e & !xenolith_arch::trap::pf::USER);
+    }
     if ti.address == 0 {
         let name = xenolith_arch::trap::exception_name(vector);
         printk!("{}v{} unhandled trap {} ({name}) at {:#x}\n", v.domain().label(), v.id, vector, regs.rip);
         crate::domain::crash(v, regs, "unhandled guest trap");
     }
-    // TI_GET_IF: flag bit 2 set means "trap gate" (events stay as they are).
-    let interrupt = ti.flags & 4 == 0;
+    // TI_GET_IF: flag bit 2 set means an interrupt gate: events are masked on delivery.
+    let interrupt = ti.flags & 4 != 0;
     deliver(v, regs, TrapBounce { eip: ti.address, error_code, interrupt });
     super::events::check_events(v, regs);
 }
@@ -142,7 +159,7 @@ fn software_interrupt(v: &mut Vcpu, regs: &mut TrapFrame) -> bool {
         return false;
     }
     regs.rip += 2; // `int imm8`
-    let interrupt = ti.flags & 4 == 0;
+    let interrupt = ti.flags & 4 != 0;
     deliver(v, regs, TrapBounce { eip: ti.address, error_code: None, interrupt });
     true
 }

@@ -103,12 +103,6 @@ pub fn upcall_pending() -> u8 {
     unsafe { ptr::read_volatile(&raw const (*vcpu_info()).evtchn_upcall_pending) }
 }
 
-/// `evtchn_pending_sel` of vCPU 0.
-pub fn pending_sel() -> u64 {
-    // SAFETY: as for upcall_mask(); the field is 8-byte aligned.
-    unsafe { ptr::read_volatile(&raw const (*vcpu_info()).evtchn_pending_sel) }
-}
-
 /// The `evtchn_pending` word holding `port`.
 fn pending_word(port: u32) -> &'static AtomicU64 {
     let w = (port / 64) as usize % 64;
@@ -316,7 +310,8 @@ extern "C" fn pvtest_event_handler(frame: *const u64) {
         let w = bits.trailing_zeros();
         bits &= bits - 1;
         let port = w * 64;
-        let ready = pending_word(port).load(Ordering::SeqCst) & !mask_word(port).load(Ordering::SeqCst);
+        let ready =
+            pending_word(port).load(Ordering::SeqCst) & !mask_word(port).load(Ordering::SeqCst);
         pending_word(port).fetch_and(!ready, Ordering::SeqCst);
         if w == 0 {
             ports0 |= ready;

@@ -114,7 +114,11 @@ pub struct Fault {
 
 impl core::fmt::Display for Fault {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "vector={} error_code={:#x}", self.vector, self.error_code)
+        write!(
+            f,
+            "vector={} error_code={:#x}",
+            self.vector, self.error_code
+        )
     }
 }
 

@@ -220,7 +220,12 @@ fn zstd_raw_blocks_and_checksum() {
     assert_eq!(inspect(&img).unwrap().info.entry, ENTRY);
     // The encoder's frame carries a checksum; damaging the content is caught.
     let z = zstd(&elf);
+    assert_eq!(z[4] & 0x04, 0x04, "encoder frame has a content checksum");
     assert_eq!(decompress::unzstd(&z, None, 1 << 30).unwrap(), elf);
+    let mut z_bad = z.clone();
+    *z_bad.last_mut().unwrap() ^= 1;
+    let e = decompress::unzstd(&z_bad, None, 1 << 30).unwrap_err();
+    assert!(e.to_string().contains("checksum"), "{e}");
     let mut raw_bad = raw.clone();
     raw_bad[100] ^= 0xff; // raw block bytes are content; no checksum in this frame
     assert_ne!(decompress::unzstd(&raw_bad, None, 1 << 30).unwrap(), elf);

@@ -168,7 +168,10 @@ fn entry_outside_image() {
     // Past the end of the image.
     let kend = VIRT_BASE + TEXT_PADDR + 0x38_0000;
     b.set_note(num_note(XEN_ELFNOTE_ENTRY, kend + 1, 8));
-    assert!(matches!(info_of(&b).unwrap_err(), NoteError::AddressesOutOfBounds { .. }));
+    assert!(matches!(
+        info_of(&b).unwrap_err(),
+        NoteError::AddressesOutOfBounds { .. }
+    ));
     // The end of the image itself is still accepted (libelf uses `>`).
     b.set_note(num_note(
         XEN_ELFNOTE_ENTRY,
