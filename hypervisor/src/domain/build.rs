@@ -401,6 +401,9 @@ pub fn build_dom0(
         ..TrapFrame::default()
     };
     v.pv.guest_table = guest_table;
+    // Xen gives every PV vCPU a 10 ms periodic timer until the guest stops it.
+    v.pv.periodic_period = 10_000_000;
+    v.pv.periodic_next = crate::pv::time::now() + v.pv.periodic_period;
     v.pv.vcpu_info = phys_to_virt(shared_info);
     let d = Box::leak(Box::new(Domain {
         id: 0,

@@ -68,6 +68,8 @@ pub struct PvVcpu {
     pub debugreg: [u64; 8],
     /// A multicall is being processed (re-entry is refused).
     pub in_multicall: bool,
+    /// The guest's view of CR4 (PAE, MCE, OSFXSR, OSXMMEXCPT initially, as Xen shows).
+    pub cr4: u64,
 }
 
 /// A virtual CPU.
@@ -120,6 +122,7 @@ impl Vcpu {
                 gdt_entries: 0,
                 debugreg: [0, 0, 0, 0, 0, 0, 0xffff_0ff0, 0x400],
                 in_multicall: false,
+                cr4: 0x660,
             },
         }
     }

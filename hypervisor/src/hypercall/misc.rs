@@ -73,8 +73,14 @@ pub fn do_set_segment_base(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno>
             unsafe { wrmsr(msr::GS_BASE, base) };
             Ok(0)
         }
-        // SEGBASE_GS_USER_SEL: loading a user GS selector needs the guest GDT; not yet.
-        SEGBASE_GS_USER_SEL => Err(Errno::ENOSYS),
+        SEGBASE_GS_USER_SEL => {
+            // A faulting selector loads null instead; either way the call succeeds (Xen).
+            // SAFETY: the vCPU runs here in guest kernel mode (hypercalls come from there).
+            unsafe { xenolith_arch::uaccess::load_user_gs(base as u16) };
+            // SAFETY: reading the inactive GS base, which the load just set.
+            pv.gs_base_user = unsafe { xenolith_arch::cpu::rdmsr(msr::SHADOW_GS_BASE) };
+            Ok(0)
+        }
         _ => Err(Errno::EINVAL),
     }
 }

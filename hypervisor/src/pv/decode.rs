@@ -88,6 +88,8 @@ pub enum Insn {
     Rdtscp,
     /// `hlt`.
     Hlt,
+    /// `xsetbv`.
+    Xsetbv,
 }
 
 /// A decoded instruction and its length.
@@ -150,6 +152,10 @@ pub fn decode(b: &[u8]) -> Option<Decoded> {
                     i += 1;
                     Insn::Rdtscp
                 }
+                0x01 if b.get(i) == Some(&0xd1) => {
+                    i += 1;
+                    Insn::Xsetbv
+                }
                 0x20..=0x23 => {
                     // Always register-direct: the mod bits are ignored for these opcodes.
                     let modrm = *b.get(i)?;
@@ -203,6 +209,7 @@ mod tests {
         assert_eq!(d(&[0x0f, 0x32]), Some((Insn::Rdmsr, 2)));
         assert_eq!(d(&[0x0f, 0x30]), Some((Insn::Wrmsr, 2)));
         assert_eq!(d(&[0x0f, 0x01, 0xf9]), Some((Insn::Rdtscp, 3)));
+        assert_eq!(d(&[0x0f, 0x01, 0xd1]), Some((Insn::Xsetbv, 3)));
         assert_eq!(d(&[0x0f, 0x06]), Some((Insn::Clts, 2)));
         assert_eq!(d(&[0xfa]), Some((Insn::Cli, 1)));
         assert_eq!(d(&[0x90]), None);

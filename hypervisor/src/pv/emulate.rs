@@ -33,8 +33,12 @@ pub fn guest_cpuid(leaf: u32, subleaf: u32, dom0: bool) -> [u32; 4] {
             // Max leaf and "XenVMMXenVMM".
             0 => [0x4000_0005, 0x566e_6558, 0x6558_4d4d, 0x4d4d_566e],
             1 => [(xen_abi::version::XEN_MAJOR << 16) | xen_abi::version::XEN_MINOR, 0, 0, 0],
-            // One hypercall page, written through MSR 0x40000000.
-            2 => [1, 0x4000_0000, 0, 0],
+            // One hypercall page, written through MSR 0x40000000; ecx = 1 (Xen 4.17).
+            2 => [1, 0x4000_0000, 1, 0],
+            // TSC leaf, sub-leaf 0: "TSC stable" mode flags as Xen reports them.
+            3 if subleaf == 0 => [0x4, 0, 0, 0],
+            // PV-specific leaf: the feature bits Xen 4.17 reports in ebx.
+            5 => [0, 0x1f, 0, 0],
             _ => [0; 4],
         };
     }
@@ -55,17 +59,23 @@ pub fn guest_cpuid(leaf: u32, subleaf: u32, dom0: bool) -> [u32; 4] {
             }
         }
         7 if subleaf == 0 => {
-            // Hide FSGSBASE, SMEP, INVPCID, SMAP (a PV kernel runs at CPL3).
+            // Hide FSGSBASE, SMEP, INVPCID, SMAP (a PV kernel runs at CPL3), and UMIP,
+            // PKU, OSPKE, which a PV guest cannot control.
             b &= !((1 << 0) | (1 << 7) | (1 << 10) | (1 << 20));
+            c &= !((1 << 2) | (1 << 3) | (1 << 4));
+        }
+        // XSAVE: only the components the hypervisor enables in XCR0 (x87, SSE, AVX).
+        0xd if subleaf == 0 => {
+            a &= GUEST_XCR0_MASK as u32;
+            d = 0;
         }
         0x8000_0001 => {
-            // Hide SVM and 1 GiB pages (PV page tables cannot use them).
-            c &= !(1 << 2);
-            d &= !(1 << 26);
+            // Hide SVM, CR8_LEGACY, PSE, PGE, PSE36 and 1 GiB pages.
+            c &= !((1 << 2) | (1 << 4));
+            d &= !((1 << 3) | (1 << 13) | (1 << 17) | (1 << 26));
         }
         _ => {}
     }
-    let _ = &mut a;
     [a, b, c, d]
 }
 
@@ -147,6 +157,12 @@ fn io_write(v: &Vcpu, port: u32, size: IoSize, val: u32) {
     }
 }
 
+/// XCR0 components PV guests may enable (x87, SSE, AVX), as set up at boot.
+pub const GUEST_XCR0_MASK: u64 = 0x7;
+
+/// Machine-check banks of the virtual MCE (`GUEST_MC_BANK_NUM`).
+const VMCE_BANKS: u64 = 2;
+
 fn read_msr(v: &Vcpu, index: u32) -> Option<u64> {
     Some(match index {
         msr::FS_BASE => v.pv.fs_base,
@@ -159,10 +175,22 @@ fn read_msr(v: &Vcpu, index: u32) -> Option<u64> {
         // SAFETY: EFER exists on every x86_64 CPU. Unknown bits and SVME are hidden.
         msr::EFER => (unsafe { rdmsr(msr::EFER) }) & 0xd01 & !(1 << 12),
         msr::PAT => XEN_MSR_PAT,
-        // IA32_MISC_ENABLE: BTS/PEBS unavailable, xTPR disabled, no MONITOR (Xen's view).
-        0x1a0 => (1 << 11) | (1 << 12) | (1 << 23),
-        // Microcode revision: not exposed.
-        0x8b => 0,
+        // The default local APIC, enabled, BSP (Xen's fixed view for PV guests).
+        msr::APIC_BASE => 0xfee0_0000 | (1 << 11) | if v.id == 0 { 1 << 8 } else { 0 },
+        // IA32_MISC_ENABLE: the host's, without PERF_AVAIL/MONITOR, plus BTS/PEBS
+        // unavailable and xTPR disabled.
+        // SAFETY: present on the CPUs Xenolith runs on; read-only use.
+        0x1a0 => (unsafe { rdmsr(0x1a0) } & !((1 << 7) | (1 << 18))) | (1 << 11) | (1 << 12) | (1 << 23),
+        // Microcode revision: the host's.
+        // SAFETY: as above.
+        0x8b => unsafe { rdmsr(0x8b) },
+        // PLATFORM_INFO, MISC_FEATURES_ENABLES, the hypercall-page MSR: read as 0.
+        0xce | 0x140 | 0x4000_0000 => 0,
+        0x10 => cpu::rdtsc(),
+        // Virtual machine check (Xen's vMCE): two banks, nothing logged.
+        0x179 => VMCE_BANKS,
+        0x17a | 0x17b => 0,
+        i if (0x400..0x400 + 4 * VMCE_BANKS as u32).contains(&i) => 0,
         _ => return None,
     })
 }
@@ -184,8 +212,12 @@ fn write_msr(v: &mut Vcpu, index: u32, val: u64) -> bool {
             unsafe { cpu::wrmsr(index, val) };
             true
         }
-        // Writing back the value it reads is accepted; anything else is refused.
-        msr::EFER | msr::PAT | 0x1a0 => read_msr(v, index) == Some(val),
+        // Writing back the value it reads is accepted; anything else is refused. PAT is
+        // fixed for PV guests: every write faults.
+        msr::EFER | 0x1a0 => read_msr(v, index) == Some(val),
+        // vMCE: control and status writes are accepted (status only when clearing).
+        0x17a | 0x17b => true,
+        i if (0x400..0x400 + 4 * VMCE_BANKS as u32).contains(&i) => i % 4 != 1 || val == 0,
         _ => false,
     }
 }
@@ -211,11 +243,12 @@ pub fn privileged_op(v: &mut Vcpu, regs: &mut TrapFrame) -> bool {
                 io_write(v, port, size, regs.rax as u32);
             }
         }
+        // With I/O privilege, Xen makes cli/sti no-ops: the guest masks events through
+        // vcpu_info, never through the real IF.
         Insn::Cli | Insn::Sti => {
             if !iopl_ok(v) {
                 return false;
             }
-            crate::domain::set_upcall_mask(v, u8::from(dec.insn == Insn::Cli));
         }
         Insn::Clts => v.pv.cr0_ts = false,
         // Cache flushes only make sense for the hardware domain; others are ignored.
@@ -230,8 +263,7 @@ pub fn privileged_op(v: &mut Vcpu, regs: &mut TrapFrame) -> bool {
                 0 => (cpu::read_cr0() & !(1 << 3)) | if v.pv.cr0_ts { 1 << 3 } else { 0 },
                 2 => v.pv.cr2,
                 3 => (if v.pv.kernel_mode { v.pv.guest_table } else { v.pv.guest_table_user }) << 12,
-                // PAE, and the FPU/SSE enables the guest relies on; no PGE/PSE/SMEP/SMAP.
-                4 => cpu::read_cr4() & ((1 << 5) | (1 << 9) | (1 << 10) | (1 << 18)),
+                4 => v.pv.cr4,
                 _ => return false,
             };
             *reg_mut(regs, reg) = val;
@@ -245,7 +277,40 @@ pub fn privileged_op(v: &mut Vcpu, regs: &mut TrapFrame) -> bool {
             }
             v.pv.cr0_ts = val & (1 << 3) != 0;
         }
-        Insn::MovToCr { .. } | Insn::MovFromDr { .. } | Insn::MovToDr { .. } => return false,
+        Insn::MovToCr { cr: 4, reg } => {
+            // Xen's pv_fixup_guest_cr4: keep what a PV guest may control, never fault.
+            let allowed = (1 << 2) | (1 << 6) | (1 << 9) | (1 << 10) | (1 << 18);
+            v.pv.cr4 = (*reg_mut(regs, reg) & allowed) | (1 << 5);
+        }
+        Insn::MovToCr { cr: 3, reg } => {
+            let mfn = *reg_mut(regs, reg) >> 12;
+            let dom = v.domain().id;
+            let mut env = crate::mm::frametable::lock();
+            if crate::pvmm::new_baseptr(&mut env, dom, dom, &mut v.pv.guest_table, mfn).is_err() {
+                return false;
+            }
+            // SAFETY: just validated as this domain's L4 with the hypervisor slots.
+            unsafe { cpu::write_cr3(v.pv.guest_table << 12) };
+        }
+        Insn::MovToCr { .. } => return false,
+        Insn::MovFromDr { dr, reg } => {
+            let val = match dr {
+                0..=3 | 6 | 7 => v.pv.debugreg[usize::from(dr)],
+                4 => v.pv.debugreg[6],
+                5 => v.pv.debugreg[7],
+                _ => return false,
+            };
+            *reg_mut(regs, reg) = val;
+        }
+        Insn::MovToDr { dr, reg } => {
+            let val = *reg_mut(regs, reg);
+            match dr {
+                0..=3 if crate::guest_mem::range_ok(val, 1) => v.pv.debugreg[usize::from(dr)] = val,
+                6 => v.pv.debugreg[6] = (val & 0xffff_ffff & !0xffff_1ff0) | 0xffff_0ff0,
+                7 => v.pv.debugreg[7] = (val & 0xffff_ffff & !0xd800) | 0x400,
+                _ => return false,
+            }
+        }
         Insn::Rdmsr => match read_msr(v, regs.rcx as u32) {
             Some(val) => {
                 regs.rax = val & 0xffff_ffff;
@@ -258,6 +323,16 @@ pub fn privileged_op(v: &mut Vcpu, regs: &mut TrapFrame) -> bool {
             if !write_msr(v, regs.rcx as u32, val) {
                 return false;
             }
+        }
+        Insn::Xsetbv => {
+            let val = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);
+            let supported = u64::from(core::arch::x86_64::__cpuid_count(0xd, 0).eax) & GUEST_XCR0_MASK;
+            // XCR0 only; x87 always on; AVX needs SSE; nothing beyond what is enabled.
+            if regs.rcx as u32 != 0 || val & 1 == 0 || val & !supported != 0 || (val & 4 != 0 && val & 2 == 0) {
+                return false;
+            }
+            // SAFETY: a valid XCR0 value, checked above against the supported components.
+            unsafe { core::arch::asm!("xsetbv", in("ecx") 0u32, in("eax") val as u32, in("edx") (val >> 32) as u32, options(nostack)) };
         }
         Insn::Rdtsc | Insn::Rdtscp | Insn::Hlt => return false,
     }
