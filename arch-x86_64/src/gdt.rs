@@ -105,7 +105,8 @@ impl CpuTables {
     /// Fills zeroed tables for CPU `cpu` (see [`CpuTables::new_boxed`]).
     fn setup(&mut self, cpu: u32, ist_tops: [u64; 3], rsp0: u64) {
         let gdt = &mut self.gdt;
-        gdt[GUEST_GDT_ENTRIES..GUEST_GDT_ENTRIES + XEN_GDT_TABLE.len()].copy_from_slice(&XEN_GDT_TABLE);
+        gdt[GUEST_GDT_ENTRIES..GUEST_GDT_ENTRIES + XEN_GDT_TABLE.len()]
+            .copy_from_slice(&XEN_GDT_TABLE);
         // Per-CPU entry: a present, non-system data-less descriptor whose limit is the CPU
         // number, so `lsl` gives it to code that needs it cheaply (as Xen's RDTSCP fallback).
         gdt[usize::from(PER_CPU_SELECTOR / 8)] =

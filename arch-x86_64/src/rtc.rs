@@ -42,7 +42,16 @@ pub fn read(century_reg: Option<u8>) -> RtcTime {
             }
             core::hint::spin_loop();
         }
-        [0x00, 0x02, 0x04, 0x07, 0x08, 0x09, century_reg.unwrap_or(0x32)].map(cmos)
+        [
+            0x00,
+            0x02,
+            0x04,
+            0x07,
+            0x08,
+            0x09,
+            century_reg.unwrap_or(0x32),
+        ]
+        .map(cmos)
     };
     let mut r = raw();
     for _ in 0..8 {

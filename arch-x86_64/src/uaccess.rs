@@ -86,8 +86,17 @@ pub unsafe fn copy_raw(dst: *mut u8, src: *const u8, len: usize) -> usize {
 #[cfg(target_os = "none")]
 pub fn fixup(rip: u64) -> Option<u64> {
     let table = [
-        (xenolith_copy_raw_insn as *const (), xenolith_copy_raw_fixup as *const ()),
-        (xenolith_load_user_gs_insn as *const (), xenolith_load_user_gs_fixup as *const ()),
+        (
+            xenolith_copy_raw_insn as *const (),
+            xenolith_copy_raw_fixup as *const (),
+        ),
+        (
+            xenolith_load_user_gs_insn as *const (),
+            xenolith_load_user_gs_fixup as *const (),
+        ),
     ];
-    table.iter().find(|(at, _)| *at as u64 == rip).map(|(_, to)| *to as u64)
+    table
+        .iter()
+        .find(|(at, _)| *at as u64 == rip)
+        .map(|(_, to)| *to as u64)
 }

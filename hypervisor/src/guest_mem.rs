@@ -14,7 +14,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 /// Whether `[gva, gva + len)` is a guest-owned, canonical range (Xen's `__addr_ok` on both
 /// ends, for 64-bit PV guests).
 pub fn range_ok(gva: u64, len: usize) -> bool {
-    let Some(end) = gva.checked_add(len as u64) else { return false };
+    let Some(end) = gva.checked_add(len as u64) else {
+        return false;
+    };
     let low_half = end <= 0x0000_8000_0000_0000;
     let high_guest = gva >= HYPERVISOR_VIRT_END;
     len == 0 || low_half || high_guest
@@ -28,8 +30,13 @@ pub fn copy_from_guest(dst: &mut [u8], gva: u64) -> Result<(), Errno> {
     }
     // SAFETY: `dst` is a valid hypervisor buffer; the guest range was checked above and the
     // copy routine recovers from faults on it.
-    let left = unsafe { xenolith_arch::uaccess::copy_raw(dst.as_mut_ptr(), gva as *const u8, dst.len()) };
-    if left == 0 { Ok(()) } else { Err(Errno::EFAULT) }
+    let left =
+        unsafe { xenolith_arch::uaccess::copy_raw(dst.as_mut_ptr(), gva as *const u8, dst.len()) };
+    if left == 0 {
+        Ok(())
+    } else {
+        Err(Errno::EFAULT)
+    }
 }
 
 /// Copies `src` to guest memory at `gva`.
@@ -40,7 +47,11 @@ pub fn copy_to_guest(gva: u64, src: &[u8]) -> Result<(), Errno> {
     }
     // SAFETY: as in `copy_from_guest`, in the other direction.
     let left = unsafe { xenolith_arch::uaccess::copy_raw(gva as *mut u8, src.as_ptr(), src.len()) };
-    if left == 0 { Ok(()) } else { Err(Errno::EFAULT) }
+    if left == 0 {
+        Ok(())
+    } else {
+        Err(Errno::EFAULT)
+    }
 }
 
 /// Reads a `T` from guest memory.
@@ -65,10 +76,19 @@ mod tests {
     fn ranges() {
         assert!(range_ok(0x1000, 8));
         assert!(range_ok(0x0000_7fff_ffff_fff8, 8));
-        assert!(!range_ok(0x0000_7fff_ffff_fffc, 8), "crosses into non-canonical space");
-        assert!(!range_ok(0xffff_8000_0000_0000, 8), "the M2P is read directly, not passed");
+        assert!(
+            !range_ok(0x0000_7fff_ffff_fffc, 8),
+            "crosses into non-canonical space"
+        );
+        assert!(
+            !range_ok(0xffff_8000_0000_0000, 8),
+            "the M2P is read directly, not passed"
+        );
         assert!(!range_ok(0xffff_82d0_4000_0000, 1), "hypervisor image");
-        assert!(!range_ok(0xffff_87ff_ffff_fff8, 16), "ends past, starts inside");
+        assert!(
+            !range_ok(0xffff_87ff_ffff_fff8, 16),
+            "ends past, starts inside"
+        );
         assert!(range_ok(0xffff_8800_0000_0000, 4096));
         assert!(range_ok(0xffff_ffff_8000_0000, 4096));
         assert!(!range_ok(u64::MAX - 3, 8), "wraps");

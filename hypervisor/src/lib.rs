@@ -9,16 +9,16 @@ extern crate std;
 extern crate alloc;
 
 pub mod console;
-pub mod loader;
 pub mod domain;
 pub mod evtchn;
 pub mod guest_mem;
 #[cfg(target_os = "none")]
 pub mod hypercall;
+pub mod loader;
 pub mod mm;
 pub mod options;
-pub mod pvmm;
 pub mod pv;
+pub mod pvmm;
 #[cfg(target_os = "none")]
 pub mod setup;
 #[cfg(target_os = "none")]

@@ -345,7 +345,12 @@ fn init_poweroff(mem: &DirectMemory, f: &acpi::Fadt) {
     match acpi::s5::find_s5(&aml) {
         Some(s5) => {
             shutdown::set_acpi_poweroff(pm1a, pm1b, s5.a, s5.b);
-            printk_lvl!(Info, "ACPI: S5 sleep type {}/{}, PM1a control port {pm1a:#x}\n", s5.a, s5.b);
+            printk_lvl!(
+                Info,
+                "ACPI: S5 sleep type {}/{}, PM1a control port {pm1a:#x}\n",
+                s5.a,
+                s5.b
+            );
         }
         None => printk!("ACPI: no \\_S5_ package in the DSDT: power-off unavailable\n"),
     }

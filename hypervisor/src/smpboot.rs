@@ -44,7 +44,10 @@ pub fn init_guest_entry() -> Result<(), &'static str> {
     use xenolith_arch::guest_entry::{STUB_LEN, init_syscall, syscall_common_addr, syscall_stub};
     let info = percpu::current();
     let pa = frames::alloc(0).ok_or("no memory for the SYSCALL stub")?;
-    let stub = syscall_stub(percpu::guest_frame_top(info.stack_base), syscall_common_addr());
+    let stub = syscall_stub(
+        percpu::guest_frame_top(info.stack_base),
+        syscall_common_addr(),
+    );
     // SAFETY: the frame was just allocated and is reachable through the direct map.
     unsafe {
         let page = phys_to_virt(pa) as *mut u8;
@@ -55,7 +58,12 @@ pub fn init_guest_entry() -> Result<(), &'static str> {
     init_syscall(va);
     // SAFETY: PAT exists on every x86_64 CPU; Xen's layout keeps index 0 WB and index 3 UC,
     // the two the hypervisor's own mappings use, and gives PV guests the layout they expect.
-    unsafe { xenolith_arch::cpu::wrmsr(xenolith_arch::cpu::msr::PAT, crate::pv::emulate::XEN_MSR_PAT) };
+    unsafe {
+        xenolith_arch::cpu::wrmsr(
+            xenolith_arch::cpu::msr::PAT,
+            crate::pv::emulate::XEN_MSR_PAT,
+        )
+    };
     enable_fpu_for_guests();
     if xenolith_arch::cpu::Features::detect().smep {
         // SAFETY: SMEP only forbids ring-0 execution of user pages; the hypervisor's code is

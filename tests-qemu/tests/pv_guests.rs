@@ -150,7 +150,6 @@ fn pvtest_traps_on_xen_4_17() {
 }
 
 #[test]
-#[ignore = "Xenolith: not yet implemented"]
 fn pvtest_traps_matches_xen_on_xenolith() {
     expect_xenolith_matches_xen("traps");
 }
@@ -177,7 +176,6 @@ fn pvtest_emul_on_xen_4_17() {
 }
 
 #[test]
-#[ignore = "Xenolith: not yet implemented"]
 fn pvtest_emul_matches_xen_on_xenolith() {
     expect_xenolith_matches_xen("emul");
 }
@@ -208,7 +206,6 @@ fn pvtest_time_on_xen_4_17() {
 }
 
 #[test]
-#[ignore = "Xenolith: not yet implemented"]
 fn pvtest_time_matches_xen_on_xenolith() {
     expect_xenolith_matches_xen("time");
 }
@@ -238,7 +235,6 @@ fn pvtest_mmu_on_xen_4_17() {
 }
 
 #[test]
-#[ignore = "Xenolith: not yet implemented"]
 fn pvtest_mmu_matches_xen_on_xenolith() {
     expect_xenolith_matches_xen("mmu");
 }

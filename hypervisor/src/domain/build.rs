@@ -63,15 +63,23 @@ pub enum BuildError {
 impl core::fmt::Display for BuildError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            BuildError::TooSmall => f.write_str("the kernel and its boot data do not fit in the domain's memory"),
+            BuildError::TooSmall => {
+                f.write_str("the kernel and its boot data do not fit in the domain's memory")
+            }
             BuildError::NoMemory => f.write_str("out of memory"),
-            BuildError::SegmentOutside(va) => write!(f, "kernel segment at {va:#x} outside the initial mapping"),
-            BuildError::PageTables(e) => write!(f, "the initial page tables do not validate ({})", e.name()),
+            BuildError::SegmentOutside(va) => {
+                write!(f, "kernel segment at {va:#x} outside the initial mapping")
+            }
+            BuildError::PageTables(e) => {
+                write!(f, "the initial page tables do not validate ({})", e.name())
+            }
         }
     }
 }
 
-use xen_abi::xen::{SIF_INITDOMAIN, SIF_MOD_START_PFN, SIF_PRIVILEGED, VMASST_TYPE_pae_extended_cr3};
+use xen_abi::xen::{
+    SIF_INITDOMAIN, SIF_MOD_START_PFN, SIF_PRIVILEGED, VMASST_TYPE_pae_extended_cr3,
+};
 /// Flags of the initial mappings (Xen's `L1_PROT` and `L{2,3,4}_PROT` for 64-bit PV).
 const L1_PROT: u64 = Pte::PRESENT.bits() | Pte::RW.bits() | Pte::ACCESSED.bits() | Pte::USER.bits();
 const LN_PROT: u64 = L1_PROT | Pte::DIRTY.bits();
@@ -97,7 +105,13 @@ impl Memory {
             let pfn = self.layout.pfn_of(at);
             // SAFETY: the frame belongs to the domain being built and is mapped by the direct
             // map; `off + n <= PAGE`.
-            unsafe { core::ptr::copy_nonoverlapping(bytes[done..].as_ptr(), self.frame_ptr(pfn).add(off), n) };
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    bytes[done..].as_ptr(),
+                    self.frame_ptr(pfn).add(off),
+                    n,
+                )
+            };
             done += n;
         }
     }
@@ -105,7 +119,13 @@ impl Memory {
     fn write_pfn(&self, pfn: u64, bytes: &[u8]) {
         for (i, chunk) in bytes.chunks(PAGE as usize).enumerate() {
             // SAFETY: as in `write_va`; each chunk is at most one page.
-            unsafe { core::ptr::copy_nonoverlapping(chunk.as_ptr(), self.frame_ptr(pfn + i as u64), chunk.len()) };
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    chunk.as_ptr(),
+                    self.frame_ptr(pfn + i as u64),
+                    chunk.len(),
+                )
+            };
         }
     }
 
@@ -126,7 +146,9 @@ fn allocate(nr_pages: u64) -> Result<Vec<u64>, BuildError> {
         match frames::alloc(order) {
             Some(pa) => {
                 // SAFETY: fresh frames, mapped by the direct map.
-                unsafe { core::ptr::write_bytes(phys_to_virt(pa) as *mut u8, 0, (PAGE << order) as usize) };
+                unsafe {
+                    core::ptr::write_bytes(phys_to_virt(pa) as *mut u8, 0, (PAGE << order) as usize)
+                };
                 p2m.extend((0..1u64 << order).map(|i| (pa >> 12) + i));
             }
             None if order > 0 => order -= 1,
@@ -149,7 +171,10 @@ struct PtAlloc {
 
 impl PtAlloc {
     fn take(&mut self) -> u64 {
-        assert!(self.next < self.end, "page-table frame budget exceeded (layout bug)");
+        assert!(
+            self.next < self.end,
+            "page-table frame budget exceeded (layout bug)"
+        );
         self.next += 1;
         self.next - 1
     }
@@ -174,7 +199,11 @@ fn map_page(mem: &Memory, l4_pfn: u64, va: u64, pfn: u64, l1_flags: u64, pts: &m
         table = mem.table(next_pfn);
     }
     // SAFETY: `table` is an L1 of the domain.
-    unsafe { table.add(((va >> 12) & 511) as usize).write((mem.p2m[pfn as usize] << 12) | l1_flags) };
+    unsafe {
+        table
+            .add(((va >> 12) & 511) as usize)
+            .write((mem.p2m[pfn as usize] << 12) | l1_flags)
+    };
 }
 
 /// Builds the initial page tables for `[v_start, v_end)` in the page-table frames of the
@@ -183,7 +212,10 @@ fn map_page(mem: &Memory, l4_pfn: u64, va: u64, pfn: u64, l1_flags: u64, pts: &m
 fn build_page_tables(mem: &Memory) -> u64 {
     let l = &mem.layout;
     let l4_pfn = l.pfn_of(l.vpt.0);
-    let mut pts = PtAlloc { next: l4_pfn + 1, end: l.pfn_of(l.vpt.1) };
+    let mut pts = PtAlloc {
+        next: l4_pfn + 1,
+        end: l.pfn_of(l.vpt.1),
+    };
     let idle_l4 = phys_to_virt(paging::root()) as *const u64;
     let l4 = mem.table(l4_pfn);
     for slot in HYPERVISOR_L4_FIRST..=HYPERVISOR_L4_LAST {
@@ -193,7 +225,11 @@ fn build_page_tables(mem: &Memory) -> u64 {
     let mut va = l.v_start;
     while va < l.v_end {
         let in_pt = va >= l.vpt.0 && va < l.vpt.1;
-        let flags = if in_pt { L1_PROT & !Pte::RW.bits() } else { L1_PROT };
+        let flags = if in_pt {
+            L1_PROT & !Pte::RW.bits()
+        } else {
+            L1_PROT
+        };
         map_page(mem, l4_pfn, va, l.pfn_of(va), flags, &mut pts);
         va += PAGE;
     }
@@ -216,9 +252,19 @@ fn hypercall_page() -> [u8; 4096] {
     for i in 0..128u32 {
         let s = &mut p[i as usize * 32..][..32];
         let stub: Vec<u8> = if u64::from(i) == xen_abi::hypercall::iret {
-            [&[0x51, 0x41, 0x53, 0x50, 0xb8][..], &i.to_le_bytes(), &[0x0f, 0x05]].concat()
+            [
+                &[0x51, 0x41, 0x53, 0x50, 0xb8][..],
+                &i.to_le_bytes(),
+                &[0x0f, 0x05],
+            ]
+            .concat()
         } else {
-            [&[0x51, 0x41, 0x53, 0xb8][..], &i.to_le_bytes(), &[0x0f, 0x05, 0x41, 0x5b, 0x59, 0xc3]].concat()
+            [
+                &[0x51, 0x41, 0x53, 0xb8][..],
+                &i.to_le_bytes(),
+                &[0x0f, 0x05, 0x41, 0x5b, 0x59, 0xc3],
+            ]
+            .concat()
         };
         s[..stub.len()].copy_from_slice(&stub);
     }
@@ -260,10 +306,22 @@ fn report_layout(l: &Layout, k: &KernelImage<'_>) {
     crate::printk!("VIRTUAL MEMORY ARRANGEMENT:\n");
     crate::printk!(" Loaded kernel: {kstart:016x}->{:016x}\n", k.virt_kend);
     if l.vinitrd.0 != l.vinitrd.1 {
-        crate::printk!(" Init. ramdisk: {:016x}->{:016x}\n", l.vinitrd.0, l.vinitrd.1);
+        crate::printk!(
+            " Init. ramdisk: {:016x}->{:016x}\n",
+            l.vinitrd.0,
+            l.vinitrd.1
+        );
     }
-    crate::printk!(" Phys-Mach map: {:016x}->{:016x}\n", l.vphysmap.0, l.vphysmap.1);
-    crate::printk!(" Start info:    {:016x}->{:016x}\n", l.vstartinfo.0, l.vstartinfo.1);
+    crate::printk!(
+        " Phys-Mach map: {:016x}->{:016x}\n",
+        l.vphysmap.0,
+        l.vphysmap.1
+    );
+    crate::printk!(
+        " Start info:    {:016x}->{:016x}\n",
+        l.vstartinfo.0,
+        l.vstartinfo.1
+    );
     crate::printk!(" Page tables:   {:016x}->{:016x}\n", l.vpt.0, l.vpt.1);
     crate::printk!(" Boot stack:    {:016x}->{:016x}\n", l.vstack.0, l.vstack.1);
     crate::printk!(" TOTAL:         {:016x}->{:016x}\n", l.v_start, l.v_end);
@@ -289,11 +347,19 @@ pub fn build_dom0(
     })
     .ok_or(BuildError::TooSmall)?;
     report_layout(&layout, kernel);
-    let initrd_pages = if kernel.unmapped_initrd { (initrd.len() as u64).div_ceil(PAGE) } else { 0 };
+    let initrd_pages = if kernel.unmapped_initrd {
+        (initrd.len() as u64).div_ceil(PAGE)
+    } else {
+        0
+    };
     // Frame order (Xen's): the initial mapping, the unmapped initrd, the separately mapped
     // p2m list and its page tables, then the rest of the domain's memory.
     let first_p2m_pfn = layout.initial_pages() + initrd_pages;
-    let (p2m_data, p2m_pts) = if kernel.p2m_base.is_some() { p2m_frames(nr_pages) } else { (0, 0) };
+    let (p2m_data, p2m_pts) = if kernel.p2m_base.is_some() {
+        p2m_frames(nr_pages)
+    } else {
+        (0, 0)
+    };
     if first_p2m_pfn + p2m_data + p2m_pts > nr_pages {
         return Err(BuildError::TooSmall);
     }
@@ -302,7 +368,10 @@ pub fn build_dom0(
             return Err(BuildError::SegmentOutside(s.va));
         }
     }
-    let mem = Memory { p2m: allocate(nr_pages)?, layout };
+    let mem = Memory {
+        p2m: allocate(nr_pages)?,
+        layout,
+    };
     {
         let mut env = frametable::lock();
         for (pfn, &mfn) in mem.p2m.iter().enumerate() {
@@ -343,10 +412,22 @@ pub fn build_dom0(
             let tail = (p2m_data * PAGE) as usize - p2m_bytes.len();
             let last = first_p2m_pfn + p2m_data - 1;
             // SAFETY: the last p2m frame belongs to the domain; the tail lies in it.
-            unsafe { core::ptr::write_bytes(mem.frame_ptr(last).add(PAGE as usize - tail), 0xff, tail) };
-            let mut pts = PtAlloc { next: first_p2m_pfn + p2m_data, end: first_p2m_pfn + p2m_data + p2m_pts };
+            unsafe {
+                core::ptr::write_bytes(mem.frame_ptr(last).add(PAGE as usize - tail), 0xff, tail)
+            };
+            let mut pts = PtAlloc {
+                next: first_p2m_pfn + p2m_data,
+                end: first_p2m_pfn + p2m_data + p2m_pts,
+            };
             for i in 0..p2m_data {
-                map_page(&mem, l4_pfn, base + i * PAGE, first_p2m_pfn + i, L1_PROT, &mut pts);
+                map_page(
+                    &mem,
+                    l4_pfn,
+                    base + i * PAGE,
+                    first_p2m_pfn + i,
+                    L1_PROT,
+                    &mut pts,
+                );
             }
             base
         }
@@ -375,15 +456,30 @@ pub fn build_dom0(
             *p = PageInfo::xen_shared(0, true);
         }
         pvmm::pin_table(&mut env, 0, l4_mfn, Level::L4).map_err(BuildError::PageTables)?;
-        pvmm::new_baseptr(&mut env, 0, 0, &mut guest_table, l4_mfn).map_err(BuildError::PageTables)?;
+        pvmm::new_baseptr(&mut env, 0, 0, &mut guest_table, l4_mfn)
+            .map_err(BuildError::PageTables)?;
     }
     let mut flags = SIF_PRIVILEGED | SIF_INITDOMAIN | (0x3 << 8);
     if kernel.unmapped_initrd {
         flags |= SIF_MOD_START_PFN;
     }
     // Xen: "xen-3.0-x86_64" plus "p" when the kernel declares a PAE mode.
-    let magic = if kernel.pae { "xen-3.0-x86_64p" } else { "xen-3.0-x86_64" };
-    let mut si = start_info(magic, nr_pages, shared_info, flags, &layout, mfn_list, mod_start, mod_len, cmdline);
+    let magic = if kernel.pae {
+        "xen-3.0-x86_64p"
+    } else {
+        "xen-3.0-x86_64"
+    };
+    let mut si = start_info(
+        magic,
+        nr_pages,
+        shared_info,
+        flags,
+        &layout,
+        mfn_list,
+        mod_start,
+        mod_len,
+        cmdline,
+    );
     if kernel.p2m_base.is_some() {
         si[1152..1160].copy_from_slice(&first_p2m_pfn.to_le_bytes());
         si[1160..1168].copy_from_slice(&(p2m_data + p2m_pts).to_le_bytes());
@@ -416,8 +512,14 @@ pub fn build_dom0(
         max_pfn: nr_pages,
         inner: Mutex::new(DomainInner {
             state: DomainState::Running,
-            vm_assist: if kernel.pae_extended_cr3 { 1 << VMASST_TYPE_pae_extended_cr3 } else { 0 },
+            vm_assist: if kernel.pae_extended_cr3 {
+                1 << VMASST_TYPE_pae_extended_cr3
+            } else {
+                0
+            },
             unknown_hypercalls_logged: 0,
+            pci_cf8: 0,
+            cmos_index: 0,
         }),
         evtchn: Mutex::new(crate::evtchn::PortTable::new(1)),
         vcpus: Vec::new(),

@@ -13,13 +13,20 @@ use xenolith_boot::BootInfo;
 fn module_bytes(m: &xenolith_boot::Module) -> &'static [u8] {
     // SAFETY: module memory is excluded from the frame allocator and never freed, and the
     // direct map covers the low 4 GiB where loaders place modules.
-    unsafe { core::slice::from_raw_parts(phys_to_virt(m.start) as *const u8, (m.end - m.start) as usize) }
+    unsafe {
+        core::slice::from_raw_parts(
+            phys_to_virt(m.start) as *const u8,
+            (m.end - m.start) as usize,
+        )
+    }
 }
 
 /// Builds dom0 and runs its vCPU 0 on this CPU. Returns only if dom0 cannot be built (the
 /// reason is printed; the hypervisor stays up).
 pub fn start(boot: &BootInfo, opts: &Options, available_bytes: u64) {
-    let Some(kmod) = boot.modules.first() else { return };
+    let Some(kmod) = boot.modules.first() else {
+        return;
+    };
     printk!("*** Building a PV Dom0 ***\n");
     let image = module_bytes(kmod);
     let loaded = match crate::loader::inspect(image) {
@@ -36,7 +43,11 @@ pub fn start(boot: &BootInfo, opts: &Options, available_bytes: u64) {
     let segments: Vec<Segment<'_>> = loaded
         .segments
         .iter()
-        .map(|seg| Segment { va: seg.dest, data: loaded.segment_data(seg), memsz: seg.memsz })
+        .map(|seg| Segment {
+            va: seg.dest,
+            data: loaded.segment_data(seg),
+            memsz: seg.memsz,
+        })
         .collect();
     let kernel = KernelImage {
         segments,
@@ -50,7 +61,10 @@ pub fn start(boot: &BootInfo, opts: &Options, available_bytes: u64) {
         pae_extended_cr3: info.pae_mode == xen_notes::PaeMode::ExtendedCr3,
     };
     let initrd = boot.modules.get(1).map(module_bytes);
-    let mut cmdline = String::from(options::cook_cmdline(&kmod.cmdline, boot.loader_name.as_deref()));
+    let mut cmdline = String::from(options::cook_cmdline(
+        &kmod.cmdline,
+        boot.loader_name.as_deref(),
+    ));
     if !opts.dom0_extra.is_empty() {
         cmdline.push(' ');
         cmdline.push_str(&opts.dom0_extra);

@@ -71,7 +71,11 @@ impl Layout {
     pub fn compute(i: &LayoutInput) -> Option<Layout> {
         let v_start = i.v_start;
         let vinitrd_start = round_pgup(i.virt_kend);
-        let vinitrd_end = if i.unmapped_initrd { vinitrd_start } else { vinitrd_start.checked_add(i.initrd_len)? };
+        let vinitrd_end = if i.unmapped_initrd {
+            vinitrd_start
+        } else {
+            vinitrd_start.checked_add(i.initrd_len)?
+        };
         let vphysmap_start = round_pgup(vinitrd_end);
         let vphysmap_end = match i.p2m_base {
             Some(_) => vphysmap_start,
@@ -89,7 +93,8 @@ impl Layout {
             if v_end - vstack_end < 512 << 10 {
                 v_end += 1 << 22;
             }
-            let needed = 1 + nr(v_start, v_end, 39) + nr(v_start, v_end, 30) + nr(v_start, v_end, 21);
+            let needed =
+                1 + nr(v_start, v_end, 39) + nr(v_start, v_end, 30) + nr(v_start, v_end, 21);
             if needed <= nr_pt_pages {
                 let l = Layout {
                     v_start,
@@ -146,8 +151,14 @@ mod tests {
         // One L4, one L3, one L2 and 38 L1s for ~76 MiB, found by the same search as Xen's.
         assert_eq!(l.v_end % (4 << 20), 0);
         assert!(l.v_end - l.vstack.1 >= 512 << 10);
-        assert_eq!(l.nr_pt_pages, 1 + 1 + 1 + (l.v_end - l.v_start).div_ceil(2 << 20));
-        assert!(l.v_end - l.v_start < 1 << 30, "Linux needs the region in the first GiB");
+        assert_eq!(
+            l.nr_pt_pages,
+            1 + 1 + 1 + (l.v_end - l.v_start).div_ceil(2 << 20)
+        );
+        assert!(
+            l.v_end - l.v_start < 1 << 30,
+            "Linux needs the region in the first GiB"
+        );
     }
 
     #[test]
@@ -162,8 +173,14 @@ mod tests {
             is_dom0: false,
         })
         .unwrap();
-        assert_eq!(l.vinitrd, (0xffff_ffff_8010_1000, 0xffff_ffff_8010_1000 + 5000));
-        assert_eq!(l.vphysmap, (0xffff_ffff_8010_3000, 0xffff_ffff_8010_3000 + 4096 * 8));
+        assert_eq!(
+            l.vinitrd,
+            (0xffff_ffff_8010_1000, 0xffff_ffff_8010_1000 + 5000)
+        );
+        assert_eq!(
+            l.vphysmap,
+            (0xffff_ffff_8010_3000, 0xffff_ffff_8010_3000 + 4096 * 8)
+        );
         assert_eq!(l.vstartinfo.0, 0xffff_ffff_8010_b000);
         assert_eq!(l.vstartinfo.1 - l.vstartinfo.0, START_INFO_SIZE);
         assert_eq!(l.pfn_of(l.vstartinfo.0), 0x10b);
@@ -182,6 +199,12 @@ mod tests {
             is_dom0: true,
         };
         assert!(Layout::compute(&i).is_none());
-        assert!(Layout::compute(&LayoutInput { nr_pages: 100_000, ..i }).is_some());
+        assert!(
+            Layout::compute(&LayoutInput {
+                nr_pages: 100_000,
+                ..i
+            })
+            .is_some()
+        );
     }
 }

@@ -14,9 +14,9 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
-use spin::Mutex;
 #[cfg(target_os = "none")]
 pub use run::{crash, run_vcpu, set_cr2, set_upcall_mask, toggle_guest_mode, upcall_mask};
+use spin::Mutex;
 pub use vcpu::{PvVcpu, TrapInfo, Vcpu};
 
 /// `SCHEDOP_shutdown` for the vCPU's domain.
@@ -70,6 +70,10 @@ pub struct DomainInner {
     pub vm_assist: u64,
     /// Hypercall numbers already reported as unimplemented (to log each once).
     pub unknown_hypercalls_logged: u64,
+    /// Latched PCI configuration address (port 0xcf8).
+    pub pci_cf8: u32,
+    /// Last CMOS index written to port 0x70.
+    pub cmos_index: u8,
 }
 
 /// A domain.

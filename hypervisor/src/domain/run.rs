@@ -47,7 +47,11 @@ pub fn toggle_guest_mode(v: &mut Vcpu) {
     } else {
         (v.pv.guest_table_user, v.pv.gs_base_user)
     };
-    let other_gs = if v.pv.kernel_mode { v.pv.gs_base_user } else { v.pv.gs_base_kernel };
+    let other_gs = if v.pv.kernel_mode {
+        v.pv.gs_base_user
+    } else {
+        v.pv.gs_base_kernel
+    };
     // SAFETY: both L4s were validated as L4 page tables of this domain and carry the
     // hypervisor slots; the GS bases were checked canonical when set.
     unsafe {
@@ -60,16 +64,23 @@ pub fn toggle_guest_mode(v: &mut Vcpu) {
 /// Starts (or resumes) `v` on this CPU with register state `regs`; does not return.
 pub fn run_vcpu(v: &'static mut Vcpu) -> ! {
     let info = percpu::current();
-    info.current_vcpu.store(v as *mut Vcpu as u64, Ordering::Relaxed);
+    info.current_vcpu
+        .store(v as *mut Vcpu as u64, Ordering::Relaxed);
     crate::pv::time::update_vcpu_time(v);
-    crate::pv::time::update_wallclock(xenolith_arch::layout::phys_to_virt(v.domain().shared_info_mfn << 12));
+    crate::pv::time::update_wallclock(xenolith_arch::layout::phys_to_virt(
+        v.domain().shared_info_mfn << 12,
+    ));
     crate::pv::time::arm(v);
     crate::hypercall::desc::load_guest_gdt(v);
     let frame = xenolith_arch::guest_entry::frame_at(percpu::guest_frame_top(info.stack_base));
     // SAFETY: the frame area belongs to this CPU; the vCPU's saved registers are a complete
     // ring-3 context (the builder or the last exit wrote them).
     unsafe { (frame as *mut TrapFrame).write(v.regs) };
-    let table = if v.pv.kernel_mode { v.pv.guest_table } else { v.pv.guest_table_user };
+    let table = if v.pv.kernel_mode {
+        v.pv.guest_table
+    } else {
+        v.pv.guest_table_user
+    };
     // SAFETY: the L4 was built/validated for this domain and maps the hypervisor slots, so
     // execution continues; segment bases are canonical.
     unsafe {
@@ -84,19 +95,76 @@ pub fn run_vcpu(v: &'static mut Vcpu) -> ! {
 /// Prints a vCPU's guest registers, Xen-style, for a crash report.
 fn dump_guest(v: &Vcpu, r: &TrapFrame) {
     let d = v.domain().label();
-    printk!("{d}v{} RIP: {:04x}:[<{:016x}>] RFLAGS: {:016x} {} mode\n", v.id, r.cs, r.rip, r.rflags,
-        if v.pv.kernel_mode { "kernel" } else { "user" });
-    printk!("{d}v{} rax: {:016x} rbx: {:016x} rcx: {:016x} rdx: {:016x}\n", v.id, r.rax, r.rbx, r.rcx, r.rdx);
-    printk!("{d}v{} rsi: {:016x} rdi: {:016x} rbp: {:016x} rsp: {:016x}\n", v.id, r.rsi, r.rdi, r.rbp, r.rsp);
-    printk!("{d}v{} r8:  {:016x} r9:  {:016x} r10: {:016x} r11: {:016x}\n", v.id, r.r8, r.r9, r.r10, r.r11);
-    printk!("{d}v{} r12: {:016x} r13: {:016x} r14: {:016x} r15: {:016x}\n", v.id, r.r12, r.r13, r.r14, r.r15);
-    printk!("{d}v{} cr3: {:016x} ss: {:04x} entry vector {:#x} error code {:#x}\n", v.id,
-        v.pv.guest_table << 12, r.ss, r.entry_vector, r.error_code);
+    printk!(
+        "{d}v{} RIP: {:04x}:[<{:016x}>] RFLAGS: {:016x} {} mode\n",
+        v.id,
+        r.cs,
+        r.rip,
+        r.rflags,
+        if v.pv.kernel_mode { "kernel" } else { "user" }
+    );
+    printk!(
+        "{d}v{} rax: {:016x} rbx: {:016x} rcx: {:016x} rdx: {:016x}\n",
+        v.id,
+        r.rax,
+        r.rbx,
+        r.rcx,
+        r.rdx
+    );
+    printk!(
+        "{d}v{} rsi: {:016x} rdi: {:016x} rbp: {:016x} rsp: {:016x}\n",
+        v.id,
+        r.rsi,
+        r.rdi,
+        r.rbp,
+        r.rsp
+    );
+    printk!(
+        "{d}v{} r8:  {:016x} r9:  {:016x} r10: {:016x} r11: {:016x}\n",
+        v.id,
+        r.r8,
+        r.r9,
+        r.r10,
+        r.r11
+    );
+    printk!(
+        "{d}v{} r12: {:016x} r13: {:016x} r14: {:016x} r15: {:016x}\n",
+        v.id,
+        r.r12,
+        r.r13,
+        r.r14,
+        r.r15
+    );
+    printk!(
+        "{d}v{} cr3: {:016x} ss: {:04x} entry vector {:#x} error code {:#x}\n",
+        v.id,
+        v.pv.guest_table << 12,
+        r.ss,
+        r.entry_vector,
+        r.error_code
+    );
     let mut words = [0u8; 64];
     if crate::guest_mem::copy_from_guest(&mut words, r.rsp).is_ok() {
-        let w: alloc::vec::Vec<u64> = words.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect();
-        printk!("{d}v{} stack: {:016x} {:016x} {:016x} {:016x}\n", v.id, w[0], w[1], w[2], w[3]);
-        printk!("{d}v{}        {:016x} {:016x} {:016x} {:016x}\n", v.id, w[4], w[5], w[6], w[7]);
+        let w: alloc::vec::Vec<u64> = words
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+            .collect();
+        printk!(
+            "{d}v{} stack: {:016x} {:016x} {:016x} {:016x}\n",
+            v.id,
+            w[0],
+            w[1],
+            w[2],
+            w[3]
+        );
+        printk!(
+            "{d}v{}        {:016x} {:016x} {:016x} {:016x}\n",
+            v.id,
+            w[4],
+            w[5],
+            w[6],
+            w[7]
+        );
     }
 }
 
@@ -104,7 +172,11 @@ fn dump_guest(v: &Vcpu, r: &TrapFrame) {
 /// it. The hypervisor keeps running; for the hardware domain that means the machine's
 /// crash policy (reboot, or halt with `noreboot`).
 pub fn crash(v: &mut Vcpu, regs: &TrapFrame, why: &str) -> ! {
-    printk!("domain_crash called from {}v{}: {why}\n", v.domain().label(), v.id);
+    printk!(
+        "domain_crash called from {}v{}: {why}\n",
+        v.domain().label(),
+        v.id
+    );
     dump_guest(v, regs);
     v.domain().inner.lock().state = super::DomainState::Crashed;
     if v.domain().privileged {
@@ -122,7 +194,10 @@ pub fn shutdown_domain(v: &mut Vcpu, regs: &TrapFrame, reason: u32) {
         crash(v, regs, "the guest requested SHUTDOWN_crash");
     }
     v.domain().inner.lock().state = super::DomainState::Shutdown(reason);
-    printk!("{}: shutdown, reason {reason} ({name})\n", v.domain().label());
+    printk!(
+        "{}: shutdown, reason {reason} ({name})\n",
+        v.domain().label()
+    );
     if v.domain().privileged {
         match reason {
             0 => {

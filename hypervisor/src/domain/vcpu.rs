@@ -70,6 +70,14 @@ pub struct PvVcpu {
     pub in_multicall: bool,
     /// The guest's view of CR4 (PAE, MCE, OSFXSR, OSXMMEXCPT initially, as Xen shows).
     pub cr4: u64,
+    /// The LDT the guest set with `MMUEXT_SET_LDT`: (linear base, entries).
+    pub ldt: (u64, u64),
+    /// Runstate accounting: system time of the last state change.
+    pub runstate_entry: u64,
+    /// Nanoseconds spent running before `runstate_entry`.
+    pub time_running: u64,
+    /// Nanoseconds spent blocked.
+    pub time_blocked: u64,
 }
 
 /// A virtual CPU.
@@ -123,6 +131,10 @@ impl Vcpu {
                 debugreg: [0, 0, 0, 0, 0, 0, 0xffff_0ff0, 0x400],
                 in_multicall: false,
                 cr4: 0x660,
+                ldt: (0, 0),
+                runstate_entry: 0,
+                time_running: 0,
+                time_blocked: 0,
             },
         }
     }

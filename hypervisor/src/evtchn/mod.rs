@@ -85,7 +85,8 @@ impl Default for PortTable {
 impl PortTable {
     /// A table for `nr_vcpus` vCPUs with the first bucket valid and port 0 reserved.
     pub fn new(nr_vcpus: u32) -> Self {
-        let mut ports = alloc::vec![Port { state: PortState::Free, notify_vcpu: 0 }; PORTS_PER_BUCKET as usize];
+        let mut ports =
+            alloc::vec![Port { state: PortState::Free, notify_vcpu: 0 }; PORTS_PER_BUCKET as usize];
         ports[0].state = PortState::Reserved;
         let virqs = alloc::vec![[0; xen_abi::xen::NR_VIRQS as usize]; nr_vcpus as usize];
         Self { ports, virqs }
@@ -131,8 +132,14 @@ impl PortTable {
             Some(PortState::Unbound { remote }) if remote == self_id => {}
             _ => return Err(Errno::EINVAL),
         }
-        let local = self.alloc(PortState::Interdomain { dom: self_id, port: remote_port })?;
-        self.ports[remote_port as usize].state = PortState::Interdomain { dom: self_id, port: local };
+        let local = self.alloc(PortState::Interdomain {
+            dom: self_id,
+            port: remote_port,
+        })?;
+        self.ports[remote_port as usize].state = PortState::Interdomain {
+            dom: self_id,
+            port: local,
+        };
         Ok(local)
     }
 
@@ -163,15 +170,24 @@ impl PortTable {
     /// Allocates the lowest free port, growing by a bucket when needed (`get_free_port`).
     pub fn alloc(&mut self, state: PortState) -> Result<u32, Errno> {
         if let Some(p) = self.ports.iter().position(|p| p.state == PortState::Free) {
-            self.ports[p] = Port { state, notify_vcpu: 0 };
+            self.ports[p] = Port {
+                state,
+                notify_vcpu: 0,
+            };
             return Ok(p as u32);
         }
         let n = self.ports.len() as u32;
         if n >= NR_PORTS_2L {
             return Err(Errno::ENOSPC);
         }
-        self.ports.extend((0..PORTS_PER_BUCKET).map(|_| Port { state: PortState::Free, notify_vcpu: 0 }));
-        self.ports[n as usize] = Port { state, notify_vcpu: 0 };
+        self.ports.extend((0..PORTS_PER_BUCKET).map(|_| Port {
+            state: PortState::Free,
+            notify_vcpu: 0,
+        }));
+        self.ports[n as usize] = Port {
+            state,
+            notify_vcpu: 0,
+        };
         Ok(n)
     }
 
@@ -191,11 +207,22 @@ impl PortTable {
             }
             _ => {}
         }
-        self.ports[port as usize] = Port { state: PortState::Free, notify_vcpu: 0 };
+        self.ports[port as usize] = Port {
+            state: PortState::Free,
+            notify_vcpu: 0,
+        };
         Ok(())
     }
 
-    /// `EVTCHNOP_status`: (status, vcpu, union word).
+    /// The remote port of an interdomain port (the second word of `evtchn_status.u`).
+    pub fn interdomain_peer(&self, port: u32) -> Option<u32> {
+        match self.get(port)?.state {
+            PortState::Interdomain { port, .. } => Some(port),
+            _ => None,
+        }
+    }
+
+    /// `EVTCHNOP_status`: (status, vcpu, first union word).
     pub fn status(&self, port: u32) -> Result<(u32, u32, u32), Errno> {
         let p = self.get(port).ok_or(Errno::EINVAL)?;
         Ok(match p.state {
@@ -203,7 +230,11 @@ impl PortTable {
             PortState::Unbound { remote } => (stat::UNBOUND, p.notify_vcpu, u32::from(remote)),
             PortState::Virq { virq } => (stat::VIRQ, p.notify_vcpu, virq),
             PortState::Ipi => (stat::IPI, p.notify_vcpu, 0),
-            PortState::Interdomain { dom, port } => (stat::INTERDOMAIN, p.notify_vcpu, u32::from(dom) | (port << 16)),
+            // The union's interdomain view is { domid_t dom; evtchn_port_t port; }: the port
+            // lives in the second word (`interdomain_peer`).
+            PortState::Interdomain { dom, .. } => {
+                (stat::INTERDOMAIN, p.notify_vcpu, u32::from(dom))
+            }
         })
     }
 }
@@ -244,7 +275,10 @@ mod tests {
         for _ in 1..NR_PORTS_2L {
             t.alloc(PortState::Unbound { remote: 0 }).unwrap();
         }
-        assert_eq!(t.alloc(PortState::Unbound { remote: 0 }), Err(Errno::ENOSPC));
+        assert_eq!(
+            t.alloc(PortState::Unbound { remote: 0 }),
+            Err(Errno::ENOSPC)
+        );
     }
 
     #[test]
@@ -254,7 +288,11 @@ mod tests {
         let p = t.bind_virq(VIRQ_TIMER, 1).unwrap();
         assert_eq!(t.virq_port(1, VIRQ_TIMER), Some(p));
         assert_eq!(t.bind_virq(VIRQ_TIMER, 1), Err(Errno::EEXIST));
-        assert_eq!(t.bind_virq(VIRQ_CONSOLE, 1), Err(Errno::EINVAL), "global VIRQs on vCPU 0 only");
+        assert_eq!(
+            t.bind_virq(VIRQ_CONSOLE, 1),
+            Err(Errno::EINVAL),
+            "global VIRQs on vCPU 0 only"
+        );
         assert_eq!(t.bind_virq(VIRQ_TIMER, 2), Err(Errno::ENOENT));
         assert_eq!(t.bind_virq(24, 0), Err(Errno::EINVAL));
         assert_eq!(t.status(p), Ok((stat::VIRQ, 1, VIRQ_TIMER)));
@@ -267,14 +305,28 @@ mod tests {
     fn loopback_interdomain_and_ipi_send_targets() {
         let mut t = PortTable::new(1);
         let a = t.alloc(PortState::Unbound { remote: 0 }).unwrap();
-        assert_eq!(t.send_target(0, a), Ok(None), "sending on an unbound port does nothing");
+        assert_eq!(
+            t.send_target(0, a),
+            Ok(None),
+            "sending on an unbound port does nothing"
+        );
         assert_eq!(t.bind_loopback(0, 9), Err(Errno::EINVAL));
         let b = t.bind_loopback(0, a).unwrap();
         assert_eq!(t.send_target(0, b), Ok(Some((a, 0))));
         assert_eq!(t.send_target(0, a), Ok(Some((b, 0))));
-        assert_eq!(t.bind_loopback(0, a), Err(Errno::EINVAL), "already connected");
+        assert_eq!(t.status(b), Ok((stat::INTERDOMAIN, 0, 0)));
+        assert_eq!(t.interdomain_peer(b), Some(a));
+        assert_eq!(
+            t.bind_loopback(0, a),
+            Err(Errno::EINVAL),
+            "already connected"
+        );
         t.close(0, b).unwrap();
-        assert_eq!(t.status(a).unwrap().0, stat::UNBOUND, "the peer is offered again");
+        assert_eq!(
+            t.status(a).unwrap().0,
+            stat::UNBOUND,
+            "the peer is offered again"
+        );
         let i = t.bind_ipi(0).unwrap();
         assert_eq!(t.send_target(0, i), Ok(Some((i, 0))));
         assert_eq!(t.bind_ipi(3), Err(Errno::ENOENT));

@@ -5,7 +5,7 @@
 //! read-modify-write, as Xen's `guest_test_and_set_bit`. The functions take the shared page and
 //! the vCPU's `vcpu_info` as raw addresses so host tests can point them at a buffer.
 
-use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 /// `shared_info.evtchn_pending` offset (x86_64).
 pub const EVTCHN_PENDING: usize = 2048;
@@ -49,7 +49,9 @@ impl Shared {
         if test_and_set(word(self.shared_info, EVTCHN_PENDING, port), port) {
             return false;
         }
-        let masked = word(self.shared_info, EVTCHN_MASK, port).load(Ordering::SeqCst) & (1 << (port % 64)) != 0;
+        let masked = word(self.shared_info, EVTCHN_MASK, port).load(Ordering::SeqCst)
+            & (1 << (port % 64))
+            != 0;
         // SAFETY: caller contract.
         !masked && unsafe { self.mark_selector(port) }
     }
@@ -78,8 +80,10 @@ impl Shared {
     /// As for [`Shared::set_pending`].
     pub unsafe fn unmask(&self, port: u32) -> bool {
         let bit = 1u64 << (port % 64);
-        let was_masked = word(self.shared_info, EVTCHN_MASK, port).fetch_and(!bit, Ordering::SeqCst) & bit != 0;
-        let pending = word(self.shared_info, EVTCHN_PENDING, port).load(Ordering::SeqCst) & bit != 0;
+        let was_masked =
+            word(self.shared_info, EVTCHN_MASK, port).fetch_and(!bit, Ordering::SeqCst) & bit != 0;
+        let pending =
+            word(self.shared_info, EVTCHN_PENDING, port).load(Ordering::SeqCst) & bit != 0;
         // SAFETY: caller contract.
         was_masked && pending && unsafe { self.mark_selector(port) }
     }
@@ -89,7 +93,8 @@ impl Shared {
     /// # Safety
     /// As for [`Shared::set_pending`].
     pub unsafe fn clear_pending(&self, port: u32) {
-        word(self.shared_info, EVTCHN_PENDING, port).fetch_and(!(1 << (port % 64)), Ordering::SeqCst);
+        word(self.shared_info, EVTCHN_PENDING, port)
+            .fetch_and(!(1 << (port % 64)), Ordering::SeqCst);
     }
 
     /// Whether `port` is pending.
@@ -97,7 +102,8 @@ impl Shared {
     /// # Safety
     /// As for [`Shared::set_pending`].
     pub unsafe fn is_pending(&self, port: u32) -> bool {
-        word(self.shared_info, EVTCHN_PENDING, port).load(Ordering::SeqCst) & (1 << (port % 64)) != 0
+        word(self.shared_info, EVTCHN_PENDING, port).load(Ordering::SeqCst) & (1 << (port % 64))
+            != 0
     }
 
     /// The upcall flag and mask: `(evtchn_upcall_pending, evtchn_upcall_mask)`.
@@ -125,7 +131,13 @@ mod tests {
     fn page() -> (Page, Shared) {
         let p = Page(vec![0u64; 512]);
         let base = p.0.as_ptr() as usize;
-        (p, Shared { shared_info: base, vcpu_info: base })
+        (
+            p,
+            Shared {
+                shared_info: base,
+                vcpu_info: base,
+            },
+        )
     }
 
     fn byte(p: &Page, off: usize) -> u8 {
@@ -138,7 +150,10 @@ mod tests {
         // SAFETY: the buffer stands for both shared_info and vcpu_info (disjoint offsets).
         unsafe {
             assert!(s.set_pending(70));
-            assert!(!s.set_pending(70), "already pending: no second notification");
+            assert!(
+                !s.set_pending(70),
+                "already pending: no second notification"
+            );
             assert!(!s.set_pending(71), "same selector word: already signalled");
             assert!(s.is_pending(71));
         }

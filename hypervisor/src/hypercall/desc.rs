@@ -27,7 +27,11 @@ pub fn load_guest_gdt(v: &Vcpu) {
             let mfn = v.pv.gdt_frames[i / 512];
             // SAFETY: the frame is held as a validated descriptor page of the domain and
             // reachable through the direct map.
-            unsafe { (phys_to_virt(mfn << 12) as *const u64).add(i % 512).read_volatile() }
+            unsafe {
+                (phys_to_virt(mfn << 12) as *const u64)
+                    .add(i % 512)
+                    .read_volatile()
+            }
         } else {
             0
         };
@@ -43,8 +47,10 @@ pub fn do_set_gdt(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
     let nr = entries.div_ceil(512) as usize;
     let mut raw = alloc::vec![0u8; nr * 8];
     copy_from_guest(&mut raw, list)?;
-    let frames: alloc::vec::Vec<u64> =
-        raw.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default())).collect();
+    let frames: alloc::vec::Vec<u64> = raw
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+        .collect();
     let dom = ctx.vcpu.domain().id;
     {
         let mut env = frametable::lock();

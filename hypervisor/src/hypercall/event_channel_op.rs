@@ -22,7 +22,15 @@ fn u32_at(b: &[u8], off: usize) -> u32 {
 /// `event_channel_op(cmd, arg)`.
 pub fn do_event_channel_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
     let d = ctx.vcpu.domain();
-    let resolve = |dom: u16| if dom == DOMID_SELF { Ok(d.id) } else if dom == d.id { Ok(dom) } else { Err(Errno::ESRCH) };
+    let resolve = |dom: u16| {
+        if dom == DOMID_SELF {
+            Ok(d.id)
+        } else if dom == d.id {
+            Ok(dom)
+        } else {
+            Err(Errno::ESRCH)
+        }
+    };
     match a[0] as u32 {
         EVTCHNOP_alloc_unbound => {
             // struct evtchn_alloc_unbound { domid_t dom, remote_dom; evtchn_port_t port; }
@@ -43,11 +51,17 @@ pub fn do_event_channel_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno>
             let mut b = [0u8; 8];
             copy_from_guest(&mut b, a[1])?;
             resolve(u16_at(&b, 0))?;
-            let (status, vcpu, word) = d.evtchn.lock().status(u32_at(&b, 4))?;
-            let mut out = [0u8; 12];
+            let port = u32_at(&b, 4);
+            let (status, vcpu, word, peer) = {
+                let t = d.evtchn.lock();
+                let (s, v, w) = t.status(port)?;
+                (s, v, w, t.interdomain_peer(port).unwrap_or(0))
+            };
+            let mut out = [0u8; 16];
             out[..4].copy_from_slice(&status.to_le_bytes());
             out[4..8].copy_from_slice(&vcpu.to_le_bytes());
-            out[8..].copy_from_slice(&word.to_le_bytes());
+            out[8..12].copy_from_slice(&word.to_le_bytes());
+            out[12..].copy_from_slice(&peer.to_le_bytes());
             copy_to_guest(a[1] + 8, &out)?;
             Ok(0)
         }

@@ -11,10 +11,29 @@ use xen_abi::memory::{
 };
 
 /// The machine's memory map as the loader reported it, for `XENMEM_machine_memory_map`.
-pub static MACHINE_MEMORY_MAP: spin::Once<alloc::vec::Vec<xenolith_boot::MemoryRegion>> = spin::Once::new();
+pub static MACHINE_MEMORY_MAP: spin::Once<alloc::vec::Vec<xenolith_boot::MemoryRegion>> =
+    spin::Once::new();
 use xen_abi::xen::DOMID_SELF;
 /// The low bits of `cmd` select the operation; the rest is a continuation's start extent.
 const MEMOP_CMD_MASK: u32 = (1 << 6) - 1;
+
+/// The machine map as Xen reports it to dom0: the loader's map with the IO-APIC and local
+/// APIC windows added as reserved, sorted.
+fn machine_map() -> alloc::vec::Vec<xenolith_boot::MemoryRegion> {
+    use xenolith_boot::{MemoryKind, MemoryRegion};
+    let mut map = MACHINE_MEMORY_MAP.get().cloned().unwrap_or_default();
+    for (base, len) in [(0xfec0_0000u64, 0x1000u64), (0xfee0_0000, 0x10_0000)] {
+        if !map.iter().any(|r| r.base < base + len && base < r.end()) {
+            map.push(MemoryRegion {
+                base,
+                len,
+                kind: MemoryKind::Reserved,
+            });
+        }
+    }
+    map.sort_by_key(|r| r.base);
+    map
+}
 
 /// `memory_op(cmd, arg)`.
 pub fn do_memory_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
@@ -53,8 +72,16 @@ pub fn do_memory_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
             crate::guest_mem::copy_from_guest(&mut b, a[1])?;
             let room = u32::from_le_bytes(b[..4].try_into().unwrap_or_default()) as usize;
             let buffer = u64::from_le_bytes(b[8..16].try_into().unwrap_or_default());
-            let map = MACHINE_MEMORY_MAP.get().map(|m| m.as_slice()).unwrap_or(&[]);
-            let n = map.len().min(room);
+            let map = machine_map();
+            if buffer == 0 {
+                // Count only.
+                crate::guest_mem::copy_to_guest(a[1], &(map.len() as u32).to_le_bytes())?;
+                return Ok(0);
+            }
+            if room < map.len() {
+                return Err(Errno::EINVAL);
+            }
+            let n = map.len();
             let mut out = alloc::vec::Vec::with_capacity(n * 20);
             for r in &map[..n] {
                 out.extend_from_slice(&r.base.to_le_bytes());

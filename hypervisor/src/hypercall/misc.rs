@@ -97,5 +97,6 @@ pub fn do_stack_switch(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
 /// `fpu_taskswitch(set)`: the guest's virtual CR0.TS.
 pub fn do_fpu_taskswitch(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
     ctx.vcpu.pv.cr0_ts = a[0] as u32 != 0;
+    crate::pv::emulate::sync_cr0_ts(ctx.vcpu);
     Ok(0)
 }

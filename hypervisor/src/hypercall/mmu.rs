@@ -8,12 +8,12 @@ use crate::mm::{frametable, m2p};
 use crate::pvmm::{self, FrameEnv, Level, MmuCtx};
 use xen_abi::errno::Errno;
 use xen_abi::xen::{
-    DOMID_IO, DOMID_SELF, MMU_MACHPHYS_UPDATE, MMUEXT_INVLPG_ALL, MMUEXT_INVLPG_LOCAL,
+    DOMID_IO, DOMID_SELF, MMU_MACHPHYS_UPDATE, MMUEXT_CLEAR_PAGE, MMUEXT_COPY_PAGE,
+    MMUEXT_FLUSH_CACHE, MMUEXT_FLUSH_CACHE_GLOBAL, MMUEXT_INVLPG_ALL, MMUEXT_INVLPG_LOCAL,
     MMUEXT_INVLPG_MULTI, MMUEXT_NEW_BASEPTR, MMUEXT_NEW_USER_BASEPTR, MMUEXT_PIN_L1_TABLE,
-    MMUEXT_PIN_L2_TABLE, MMUEXT_PIN_L3_TABLE, MMUEXT_PIN_L4_TABLE, MMUEXT_TLB_FLUSH_ALL,
-    MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_TLB_FLUSH_MULTI, MMUEXT_UNPIN_TABLE, UVMF_FLUSHTYPE_MASK,
-    MMUEXT_CLEAR_PAGE, MMUEXT_COPY_PAGE, MMUEXT_FLUSH_CACHE, MMUEXT_FLUSH_CACHE_GLOBAL, MMUEXT_SET_LDT,
-    UVMF_INVLPG, UVMF_TLB_FLUSH,
+    MMUEXT_PIN_L2_TABLE, MMUEXT_PIN_L3_TABLE, MMUEXT_PIN_L4_TABLE, MMUEXT_SET_LDT,
+    MMUEXT_TLB_FLUSH_ALL, MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_TLB_FLUSH_MULTI, MMUEXT_UNPIN_TABLE,
+    UVMF_FLUSHTYPE_MASK, UVMF_INVLPG, UVMF_TLB_FLUSH,
 };
 use xenolith_arch::cpu;
 
@@ -28,6 +28,7 @@ fn pg_owner(ctx: &Ctx<'_>, foreigndom: u16) -> Result<u16, Errno> {
         DOMID_SELF => Ok(d.id),
         x if x == d.id => Ok(d.id),
         DOMID_IO if d.privileged => Ok(DOMID_IO),
+        xen_abi::xen::DOMID_XEN if d.privileged => Ok(xen_abi::xen::DOMID_XEN),
         _ => Err(Errno::ESRCH),
     }
 }
@@ -42,7 +43,11 @@ pub fn do_mmu_update(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
     let (reqs, count, pdone) = (a[0], a[1] & !PREEMPTED & 0xffff_ffff, a[2]);
     let caller = ctx.vcpu.domain().id;
     let owner = pg_owner(ctx, a[3] as u16)?;
-    let mctx = MmuCtx { caller, pt_owner: caller, pg_owner: owner };
+    let mctx = MmuCtx {
+        caller,
+        pt_owner: caller,
+        pg_owner: owner,
+    };
     let mut done = 0u64;
     let mut rc = Ok(0);
     let mut touched = false;
@@ -109,11 +114,21 @@ pub fn do_update_va_mapping(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno
         return Err(Errno::EINVAL);
     }
     let caller = ctx.vcpu.domain().id;
-    let l4 = if ctx.vcpu.pv.kernel_mode { ctx.vcpu.pv.guest_table } else { ctx.vcpu.pv.guest_table_user };
+    let l4 = if ctx.vcpu.pv.kernel_mode {
+        ctx.vcpu.pv.guest_table
+    } else {
+        ctx.vcpu.pv.guest_table_user
+    };
     {
         let mut env = frametable::lock();
         let (l1, index) = guest_l1(&env, l4, va).ok_or(Errno::EINVAL)?;
         pvmm::update_va_mapping_l1(&mut env, MmuCtx::local(caller), l1, index, val)?;
+    }
+    // Neither UVMF_LOCAL nor UVMF_ALL: the rest of `flags` points to a vCPU mask.
+    let target = flags & !UVMF_FLUSHTYPE_MASK;
+    if target != 0 && target != xen_abi::xen::UVMF_ALL {
+        let mut mask = [0u8; 8];
+        copy_from_guest(&mut mask, target)?;
     }
     match flags & UVMF_FLUSHTYPE_MASK {
         UVMF_TLB_FLUSH => flush_local(),
@@ -155,13 +170,37 @@ pub fn do_mmuext_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
 /// (so it cannot be a page table or descriptor page meanwhile).
 fn with_writable_page(dom: u16, mfn: u64, f: impl FnOnce(*mut u8)) -> Result<(), Errno> {
     let mut env = frametable::lock();
-    pvmm::get_page_and_type(&mut env, mfn, dom, pvmm::PageType::Writable).map_err(|_| Errno::EINVAL)?;
+    pvmm::get_page_and_type(&mut env, mfn, dom, pvmm::PageType::Writable)
+        .map_err(|_| Errno::EINVAL)?;
     f(xenolith_arch::layout::phys_to_virt(mfn << 12) as *mut u8);
     pvmm::put_page_and_type(&mut env, mfn);
     Ok(())
 }
 
-fn mmuext_one(ctx: &mut Ctx<'_>, caller: u16, owner: u16, cmd: u32, arg1: u64, arg2: u64) -> Result<(), Errno> {
+fn mmuext_one(
+    ctx: &mut Ctx<'_>,
+    caller: u16,
+    owner: u16,
+    cmd: u32,
+    arg1: u64,
+    arg2: u64,
+) -> Result<(), Errno> {
+    // Only (un)pinning may name another domain's frames (Xen: -EPERM for the rest).
+    let pin_op = matches!(
+        cmd,
+        MMUEXT_PIN_L1_TABLE
+            | MMUEXT_PIN_L2_TABLE
+            | MMUEXT_PIN_L3_TABLE
+            | MMUEXT_PIN_L4_TABLE
+            | MMUEXT_UNPIN_TABLE
+    );
+    if owner != caller && !pin_op {
+        return Err(Errno::EPERM);
+    }
+    if matches!(cmd, MMUEXT_TLB_FLUSH_MULTI | MMUEXT_INVLPG_MULTI) {
+        let mut mask = [0u8; 8];
+        copy_from_guest(&mut mask, arg2).map_err(|_| Errno::EINVAL)?;
+    }
     let pin = |level| {
         let mut env = frametable::lock();
         pvmm::pin_table(&mut env, owner, arg1, level)
@@ -187,7 +226,13 @@ fn mmuext_one(ctx: &mut Ctx<'_>, caller: u16, owner: u16, cmd: u32, arg1: u64, a
         }
         MMUEXT_NEW_USER_BASEPTR => {
             let mut env = frametable::lock();
-            pvmm::new_user_baseptr(&mut env, caller, owner, &mut ctx.vcpu.pv.guest_table_user, arg1)
+            pvmm::new_user_baseptr(
+                &mut env,
+                caller,
+                owner,
+                &mut ctx.vcpu.pv.guest_table_user,
+                arg1,
+            )
         }
         // One vCPU per domain so far: every flush is a local flush.
         MMUEXT_TLB_FLUSH_LOCAL | MMUEXT_TLB_FLUSH_MULTI | MMUEXT_TLB_FLUSH_ALL => {
@@ -201,15 +246,17 @@ fn mmuext_one(ctx: &mut Ctx<'_>, caller: u16, owner: u16, cmd: u32, arg1: u64, a
             Ok(())
         }
         MMUEXT_SET_LDT => {
-            // arg1 = linear base, arg2 = entries. LDTs are not shadowed yet: only the empty
-            // LDT (what 64-bit Linux installs) is accepted.
-            if arg2 == 0 {
-                Ok(())
-            } else {
-                crate::printk!("{}v{} MMUEXT_SET_LDT with {arg2} entries: LDTs are not supported yet\n",
-                    ctx.vcpu.domain().label(), ctx.vcpu.id);
-                Err(Errno::ENOSYS)
+            // arg1 = linear base, arg2 = entries (Xen's checks). The LDT is recorded; it is
+            // not shadow-mapped yet, so LDT selectors fault (64-bit Linux uses none).
+            if arg1 & 0xfff != 0 || !range_ok(arg1, 1) || arg2 > 8192 {
+                return Err(Errno::EINVAL);
             }
+            ctx.vcpu.pv.ldt = (arg1, arg2);
+            Ok(())
+        }
+        // Superpage marking was removed from Xen's PV MMU.
+        xen_abi::xen::MMUEXT_MARK_SUPER | xen_abi::xen::MMUEXT_UNMARK_SUPER => {
+            Err(Errno::EOPNOTSUPP)
         }
         MMUEXT_CLEAR_PAGE => with_writable_page(owner, arg1, |p| {
             // SAFETY: a page of the domain held writable for the duration.
@@ -239,7 +286,11 @@ fn mmuext_one(ctx: &mut Ctx<'_>, caller: u16, owner: u16, cmd: u32, arg1: u64, a
             Ok(())
         }
         _ => {
-            crate::printk!("{}v{} mmuext_op command {cmd} not implemented\n", ctx.vcpu.domain().label(), ctx.vcpu.id);
+            crate::printk!(
+                "{}v{} mmuext_op command {cmd} not implemented\n",
+                ctx.vcpu.domain().label(),
+                ctx.vcpu.id
+            );
             Err(Errno::ENOSYS)
         }
     }

@@ -12,12 +12,12 @@ pub mod desc;
 mod event_channel_op;
 pub mod memory_op;
 mod misc;
-mod platform;
 mod mmu;
 mod multicall;
+mod platform;
 mod sched_op;
 mod traps_cb;
-mod vcpu_op;
+pub mod vcpu_op;
 mod xen_version;
 
 use crate::domain::Vcpu;
@@ -101,7 +101,8 @@ pub fn dispatch(ctx: &mut Ctx<'_>, number: u64, args: [u64; 5]) -> u64 {
 
 /// Logs an implemented hypercall's `-ENOSYS` sub-operation, once per (number, command).
 fn report_unknown_subop(ctx: &mut Ctx<'_>, number: u64, cmd: u64) {
-    static SEEN: spin::Mutex<alloc::vec::Vec<(u64, u64)>> = spin::Mutex::new(alloc::vec::Vec::new());
+    static SEEN: spin::Mutex<alloc::vec::Vec<(u64, u64)>> =
+        spin::Mutex::new(alloc::vec::Vec::new());
     let key = (number, cmd & 0xffff_ffff);
     {
         let mut seen = SEEN.lock();

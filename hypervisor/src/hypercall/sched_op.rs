@@ -20,7 +20,7 @@ pub fn do_sched_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
             // vcpu_block_enable_events: unmask, then sleep until an upcall is due. Timer
             // interrupts raise the guest's events meanwhile; delivery happens on the way out.
             crate::domain::set_upcall_mask(ctx.vcpu, 0);
-            wait_until(ctx, u64::MAX, |v| crate::pv::events::upcall_due(v));
+            wait_until(ctx, u64::MAX, crate::pv::events::upcall_due);
             Ok(0)
         }
         SCHEDOP_poll => {
@@ -35,15 +35,24 @@ pub fn do_sched_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
             }
             let mut list = alloc::vec![0u8; nr as usize * 4];
             crate::guest_mem::copy_from_guest(&mut list, ports)?;
-            let ports: alloc::vec::Vec<u32> =
-                list.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-            if ports.iter().any(|&p| !ctx.vcpu.domain().evtchn.lock().valid(p)) {
+            let ports: alloc::vec::Vec<u32> = list
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            if ports
+                .iter()
+                .any(|&p| !ctx.vcpu.domain().evtchn.lock().valid(p))
+            {
                 return Err(Errno::EINVAL);
             }
             let deadline = if timeout == 0 { u64::MAX } else { timeout };
             let shared = crate::pv::events::shared(ctx.vcpu);
+            let pending = move |p: u32| {
+                // SAFETY: the domain's shared_info is live; every port was checked valid.
+                unsafe { shared.is_pending(p) }
+            };
             // SAFETY: the domain's shared_info is live; every port was checked valid.
-            wait_until(ctx, deadline, |_| ports.iter().any(|&p| unsafe { shared.is_pending(p) }));
+            wait_until(ctx, deadline, |_| ports.iter().any(|&p| pending(p)));
             Ok(0)
         }
         SCHEDOP_shutdown => {
@@ -62,6 +71,11 @@ pub fn do_sched_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
 /// Halts until `done` holds or system time reaches `deadline`, taking timer interrupts.
 fn wait_until(ctx: &mut Ctx<'_>, deadline: u64, done: impl Fn(&crate::domain::Vcpu) -> bool) {
     let mut armed = false;
+    // Runstate: running until now, blocked while waiting.
+    let start = crate::pv::time::now();
+    let pv = &mut ctx.vcpu.pv;
+    pv.time_running += start.saturating_sub(pv.runstate_entry);
+    pv.runstate_entry = start;
     loop {
         if done(ctx.vcpu) {
             break;
@@ -72,12 +86,23 @@ fn wait_until(ctx: &mut Ctx<'_>, deadline: u64, done: impl Fn(&crate::domain::Vc
         }
         if deadline != u64::MAX && !armed {
             // A poll timeout: make sure a timer interrupt comes by then.
-            let d = deadline.min(ctx.vcpu.pv.timer_deadline).min(ctx.vcpu.pv.periodic_next);
+            let d = deadline
+                .min(ctx.vcpu.pv.timer_deadline)
+                .min(ctx.vcpu.pv.periodic_next);
             crate::time::arm_oneshot_ns(d - now);
             armed = true;
         }
         xenolith_arch::cpu::idle_halt();
         x86_64::instructions::interrupts::disable();
+    }
+    let end = crate::pv::time::now();
+    let pv = &mut ctx.vcpu.pv;
+    pv.time_blocked += end.saturating_sub(pv.runstate_entry);
+    pv.runstate_entry = end;
+    if pv.runstate_area != 0 {
+        let bytes = super::vcpu_op::runstate_bytes(ctx.vcpu);
+        // A bad area address is the guest's problem, as in Xen: the update is skipped.
+        let _ = crate::guest_mem::copy_to_guest(ctx.vcpu.pv.runstate_area, &bytes);
     }
     crate::pv::time::arm(ctx.vcpu);
 }

@@ -36,7 +36,11 @@ pub fn do_set_trap_table(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
         if cs & 3 == 0 {
             cs |= 3;
         }
-        table[usize::from(raw[0])] = TrapInfo { cs, flags: raw[1], address };
+        table[usize::from(raw[0])] = TrapInfo {
+            cs,
+            flags: raw[1],
+            address,
+        };
     }
     Ok(0)
 }
@@ -73,7 +77,11 @@ pub fn do_callback_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
             let mut raw = [0u8; 16];
             copy_from_guest(&mut raw, a[1])?;
             let ty = u16::from_le_bytes([raw[0], raw[1]]);
-            register(ctx, ty, u64::from_le_bytes(raw[8..16].try_into().unwrap_or([0; 8])))
+            register(
+                ctx,
+                ty,
+                u64::from_le_bytes(raw[8..16].try_into().unwrap_or([0; 8])),
+            )
         }
         CALLBACKOP_unregister => {
             let mut raw = [0u8; 2];

@@ -6,10 +6,9 @@ use crate::mm::frametable;
 use crate::pvmm::{self, PageType};
 use xen_abi::errno::Errno;
 use xen_abi::vcpu::{
-    RUNSTATE_running, VCPU_SSHOTTMR_future, VCPUOP_get_physid, VCPUOP_get_runstate_info,
-    VCPUOP_is_up, VCPUOP_register_runstate_memory_area, VCPUOP_register_vcpu_info,
-    VCPUOP_set_periodic_timer, VCPUOP_set_singleshot_timer, VCPUOP_stop_periodic_timer,
-    VCPUOP_stop_singleshot_timer,
+    RUNSTATE_running, VCPUOP_get_physid, VCPUOP_get_runstate_info, VCPUOP_is_up,
+    VCPUOP_register_runstate_memory_area, VCPUOP_register_vcpu_info, VCPUOP_set_periodic_timer,
+    VCPUOP_set_singleshot_timer, VCPUOP_stop_periodic_timer, VCPUOP_stop_singleshot_timer,
 };
 use xenolith_arch::layout::phys_to_virt;
 
@@ -19,13 +18,16 @@ fn le64(b: &[u8]) -> u64 {
     u64::from_le_bytes(b[..8].try_into().unwrap_or_default())
 }
 
-/// `struct vcpu_runstate_info` for a vCPU that has been running since system time 0.
-fn runstate_bytes() -> [u8; 48] {
+/// `struct vcpu_runstate_info` for the running vCPU `v`.
+pub fn runstate_bytes(v: &crate::domain::Vcpu) -> [u8; 48] {
     let now = crate::pv::time::now();
+    let pv = &v.pv;
     let mut b = [0u8; 48];
     b[..4].copy_from_slice(&RUNSTATE_running.to_le_bytes());
-    b[8..16].copy_from_slice(&0u64.to_le_bytes()); // state_entry_time
-    b[16..24].copy_from_slice(&now.to_le_bytes()); // time[RUNSTATE_running]
+    b[8..16].copy_from_slice(&pv.runstate_entry.to_le_bytes());
+    b[16..24]
+        .copy_from_slice(&(pv.time_running + now.saturating_sub(pv.runstate_entry)).to_le_bytes());
+    b[32..40].copy_from_slice(&pv.time_blocked.to_le_bytes());
     b
 }
 
@@ -51,10 +53,8 @@ pub fn do_vcpu_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
             }
             let mut b = [0u8; 16];
             copy_from_guest(&mut b, arg)?;
-            let (timeout, flags) = (le64(&b), u32::from_le_bytes(b[8..12].try_into().unwrap_or_default()));
-            if flags & VCPU_SSHOTTMR_future != 0 && timeout < crate::pv::time::now() {
-                return Err(Errno::ETIME);
-            }
+            // Xen 4.17 ignores VCPU_SSHOTTMR_future: a past timeout fires at once.
+            let timeout = le64(&b);
             pv.timer_deadline = timeout;
             crate::pv::time::arm(ctx.vcpu);
             Ok(0)
@@ -72,7 +72,7 @@ pub fn do_vcpu_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
             copy_from_guest(&mut b, arg)?;
             let period = le64(&b);
             // Xen: at least 1 ms, and no more than STIME_DELTA_MAX (2^62).
-            if period < MILLISECS || period > 1 << 62 {
+            if !(MILLISECS..=1 << 62).contains(&period) {
                 return Err(Errno::EINVAL);
             }
             pv.periodic_period = period;
@@ -87,7 +87,7 @@ pub fn do_vcpu_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
             Ok(0)
         }
         VCPUOP_get_runstate_info => {
-            copy_to_guest(arg, &runstate_bytes())?;
+            copy_to_guest(arg, &runstate_bytes(ctx.vcpu))?;
             Ok(0)
         }
         VCPUOP_register_runstate_memory_area => {
@@ -98,7 +98,7 @@ pub fn do_vcpu_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
             // Xen fills the area at once for the running vCPU; a bad address is not an
             // error here (the next update simply fails quietly), as in Xen.
             if is_current && area != 0 {
-                let _ = copy_to_guest(area, &runstate_bytes());
+                let _ = copy_to_guest(area, &runstate_bytes(ctx.vcpu));
             }
             Ok(0)
         }
@@ -122,7 +122,10 @@ pub fn do_vcpu_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
 fn register_vcpu_info(ctx: &mut Ctx<'_>, arg: u64) -> Result<i64, Errno> {
     let mut b = [0u8; 16];
     copy_from_guest(&mut b, arg)?;
-    let (mfn, offset) = (le64(&b), u32::from_le_bytes(b[8..12].try_into().unwrap_or_default()));
+    let (mfn, offset) = (
+        le64(&b),
+        u32::from_le_bytes(b[8..12].try_into().unwrap_or_default()),
+    );
     if u64::from(offset) > 4096 - 64 {
         return Err(Errno::EINVAL);
     }
@@ -132,7 +135,8 @@ fn register_vcpu_info(ctx: &mut Ctx<'_>, arg: u64) -> Result<i64, Errno> {
     let dom = ctx.vcpu.domain().id;
     {
         let mut env = frametable::lock();
-        pvmm::get_page_and_type(&mut env, mfn, dom, PageType::Writable).map_err(|_| Errno::EINVAL)?;
+        pvmm::get_page_and_type(&mut env, mfn, dom, PageType::Writable)
+            .map_err(|_| Errno::EINVAL)?;
     }
     let new = phys_to_virt(mfn << 12) + u64::from(offset);
     let old = ctx.vcpu.pv.vcpu_info;

@@ -55,14 +55,17 @@ pub fn do_xen_version(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
             info[112..].copy_from_slice(&fixed::<32>(env!("CARGO_PKG_VERSION")));
             copy_to_guest(arg, &info).map(|_| 0)
         }
-        XENVER_capabilities => {
-            copy_to_guest(arg, &fixed::<1024>("xen-3.0-x86_64 hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64"))
-                .map(|_| 0)
-        }
+        XENVER_capabilities => copy_to_guest(
+            arg,
+            &fixed::<1024>("xen-3.0-x86_64 hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64"),
+        )
+        .map(|_| 0),
         XENVER_changeset => copy_to_guest(arg, &fixed::<64>("xenolith")).map(|_| 0),
-        XENVER_platform_parameters => {
-            copy_to_guest(arg, &xenolith_arch::layout::HYPERVISOR_VIRT_START.to_le_bytes()).map(|_| 0)
-        }
+        XENVER_platform_parameters => copy_to_guest(
+            arg,
+            &xenolith_arch::layout::HYPERVISOR_VIRT_START.to_le_bytes(),
+        )
+        .map(|_| 0),
         XENVER_get_features => {
             let mut fi = [0u8; 8];
             crate::guest_mem::copy_from_guest(&mut fi, arg)?;

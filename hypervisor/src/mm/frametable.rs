@@ -24,13 +24,20 @@ pub fn init(max_page: u64, map: &[MemoryRegion]) -> Result<(), MapError> {
     let mut off = 0;
     while off < bytes {
         let pa = frames::alloc(9).ok_or(MapError::NoMemory)?;
-        paging::map_hypervisor(FRAMETABLE_VIRT_START + off, pa, PageSize::Size2M, Pte::GLOBAL | Pte::RW | Pte::NX)?;
+        paging::map_hypervisor(
+            FRAMETABLE_VIRT_START + off,
+            pa,
+            PageSize::Size2M,
+            Pte::GLOBAL | Pte::RW | Pte::NX,
+        )?;
         off += BLOCK;
     }
     let table = FRAMETABLE_VIRT_START as *mut PageInfo;
     for mfn in 0..max_page {
         let pa = mfn << 12;
-        let ram = map.iter().any(|r| r.kind == MemoryKind::Usable && r.base <= pa && pa + 4096 <= r.end());
+        let ram = map
+            .iter()
+            .any(|r| r.kind == MemoryKind::Usable && r.base <= pa && pa + 4096 <= r.end());
         let info = if ram { PageInfo::FREE } else { PageInfo::io() };
         // SAFETY: the table was just mapped for [0, max_page).
         unsafe { table.add(mfn as usize).write(info) };
@@ -46,7 +53,9 @@ pub struct Env<'a> {
 
 /// Takes the PV MMU lock.
 pub fn lock() -> Env<'static> {
-    Env { _guard: PV_MMU.lock() }
+    Env {
+        _guard: PV_MMU.lock(),
+    }
 }
 
 fn slot(mfn: Mfn) -> Option<*mut PageInfo> {
@@ -69,12 +78,20 @@ impl FrameEnv for Env<'_> {
     fn read_entry(&self, mfn: Mfn, index: usize) -> u64 {
         // SAFETY: called for frames with a frame-table entry (RAM or I/O below max_page),
         // all covered by the direct map; index < 512.
-        unsafe { (phys_to_virt(mfn << 12) as *const u64).add(index & 511).read_volatile() }
+        unsafe {
+            (phys_to_virt(mfn << 12) as *const u64)
+                .add(index & 511)
+                .read_volatile()
+        }
     }
 
     fn write_entry(&mut self, mfn: Mfn, index: usize, val: u64) {
         // SAFETY: as in `read_entry`; the rules only write validated page-table frames.
-        unsafe { (phys_to_virt(mfn << 12) as *mut u64).add(index & 511).write_volatile(val) }
+        unsafe {
+            (phys_to_virt(mfn << 12) as *mut u64)
+                .add(index & 511)
+                .write_volatile(val)
+        }
     }
 
     fn xen_l4_slot(&self, _l4: Mfn, _dom: DomId, slot: usize, ro_mpt: bool) -> u64 {
@@ -83,7 +100,11 @@ impl FrameEnv for Env<'_> {
         }
         // Guest L4s share the hypervisor's L3s: the slot holds what the idle table holds.
         // SAFETY: the hypervisor L4 is live; slot is 256..=271.
-        unsafe { (phys_to_virt(paging::root()) as *const u64).add(slot & 511).read_volatile() }
+        unsafe {
+            (phys_to_virt(paging::root()) as *const u64)
+                .add(slot & 511)
+                .read_volatile()
+        }
     }
 
     fn policy(&self, dom: DomId) -> DomainPolicy {
@@ -95,8 +116,10 @@ impl FrameEnv for Env<'_> {
     }
 
     fn iomem_access_permitted(&self, dom: DomId, mfn: Mfn) -> bool {
-        // The hardware domain may map I/O frames; RAM is never I/O.
-        dom == 0 && self.page(mfn).is_none_or(|p| p.owner == DOMID_IO)
+        // The hardware domain may map I/O frames, except the interrupt controllers the
+        // hypervisor drives (Xen's dom0_setup_permissions: IO-APIC and local APIC pages).
+        let hypervisor_mmio = mfn == 0xfec00 || mfn == 0xfee00;
+        dom == 0 && !hypervisor_mmio && self.page(mfn).is_none_or(|p| p.owner == DOMID_IO)
     }
 
     fn flush_tlb_for_type_change(&mut self, _mfn: Mfn, _owner: DomId) {

@@ -26,7 +26,9 @@ struct Heaps {
 struct Global(Mutex<Heaps>);
 
 #[global_allocator]
-static HEAP: Global = Global(Mutex::new(Heaps { regions: [const { None }; MAX_REGIONS] }));
+static HEAP: Global = Global(Mutex::new(Heaps {
+    regions: [const { None }; MAX_REGIONS],
+}));
 
 // SAFETY: allocation and deallocation are serialised by the lock; each region hands out
 // disjoint memory it owns, and a pointer is returned to the region that contains it.
@@ -43,7 +45,11 @@ unsafe impl GlobalAlloc for Global {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let mut h = self.0.lock();
-        if let Some(r) = h.regions.iter_mut().flatten().find(|r| r.bottom() <= ptr && ptr < r.top())
+        if let Some(r) = h
+            .regions
+            .iter_mut()
+            .flatten()
+            .find(|r| r.bottom() <= ptr && ptr < r.top())
             && let Some(p) = NonNull::new(ptr)
         {
             // SAFETY: `ptr` was allocated from this region with `layout` (GlobalAlloc contract).
@@ -58,7 +64,9 @@ unsafe impl GlobalAlloc for Global {
 /// The memory must be mapped, writable, unused, and never used for anything else.
 pub unsafe fn add_region(start: *mut u8, size: usize) -> bool {
     let mut h = HEAP.0.lock();
-    let Some(slot) = h.regions.iter_mut().find(|r| r.is_none()) else { return false };
+    let Some(slot) = h.regions.iter_mut().find(|r| r.is_none()) else {
+        return false;
+    };
     // SAFETY: the caller hands over exclusive ownership of the memory.
     *slot = Some(unsafe { Heap::new(start, size) });
     true
@@ -75,5 +83,8 @@ pub fn init() {
 /// Bytes currently allocated and free, over all regions.
 pub fn usage() -> (usize, usize) {
     let h = HEAP.0.lock();
-    h.regions.iter().flatten().fold((0, 0), |(u, f), r| (u + r.used(), f + r.free()))
+    h.regions
+        .iter()
+        .flatten()
+        .fold((0, 0), |(u, f), r| (u + r.used(), f + r.free()))
 }

@@ -26,8 +26,18 @@ pub fn init(max_page: u64) -> Result<(), MapError> {
         let pa = frames::alloc(9).ok_or(MapError::NoMemory)?;
         // SAFETY: a fresh 2 MiB block, reachable through the direct map.
         unsafe { core::ptr::write_bytes(phys_to_virt(pa) as *mut u8, 0xff, BLOCK as usize) };
-        paging::map_hypervisor(RDWR_MPT_VIRT_START + off, pa, PageSize::Size2M, Pte::GLOBAL | Pte::RW | Pte::NX)?;
-        paging::map_hypervisor(RO_MPT_VIRT_START + off, pa, PageSize::Size2M, Pte::GLOBAL | Pte::USER | Pte::NX)?;
+        paging::map_hypervisor(
+            RDWR_MPT_VIRT_START + off,
+            pa,
+            PageSize::Size2M,
+            Pte::GLOBAL | Pte::RW | Pte::NX,
+        )?;
+        paging::map_hypervisor(
+            RO_MPT_VIRT_START + off,
+            pa,
+            PageSize::Size2M,
+            Pte::GLOBAL | Pte::USER | Pte::NX,
+        )?;
         off += BLOCK;
     }
     MAX_PAGE.store(max_page, Ordering::Relaxed);

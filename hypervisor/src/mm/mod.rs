@@ -5,9 +5,9 @@ pub mod buddy;
 #[cfg(target_os = "none")]
 pub mod frames;
 #[cfg(target_os = "none")]
-pub mod heap;
-#[cfg(target_os = "none")]
 pub mod frametable;
+#[cfg(target_os = "none")]
+pub mod heap;
 #[cfg(target_os = "none")]
 pub mod m2p;
 #[cfg(target_os = "none")]

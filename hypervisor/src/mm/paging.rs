@@ -189,7 +189,12 @@ pub fn map_code_page(pa: u64) -> Result<u64, MapError> {
     let mut next = LOCK.lock();
     let va = *next;
     let mut access = DirectTables;
-    Mapper::new(root(), &mut access).map(va, pa, xenolith_arch::paging::PageSize::Size4K, Pte::GLOBAL)?;
+    Mapper::new(root(), &mut access).map(
+        va,
+        pa,
+        xenolith_arch::paging::PageSize::Size4K,
+        Pte::GLOBAL,
+    )?;
     *next = va + 2 * PAGE_SIZE;
     Ok(va)
 }

@@ -221,8 +221,17 @@ mod tests {
     #[test]
     fn kernel_mode_bounce_with_error_code() {
         let mut r = regs();
-        let st = BounceState { kernel_mode: true, kernel_sp: 0, upcall_mask: 0, architectural_iopl: None };
-        let tb = TrapBounce { eip: 0xffff_ffff_8100_8000, error_code: Some(2), interrupt: true };
+        let st = BounceState {
+            kernel_mode: true,
+            kernel_sp: 0,
+            upcall_mask: 0,
+            architectural_iopl: None,
+        };
+        let tb = TrapBounce {
+            eip: 0xffff_ffff_8100_8000,
+            error_code: Some(2),
+            interrupt: true,
+        };
         let f = bounce(&mut r, &st, &tb).unwrap();
         // 16-byte aligned base, 8 words below it.
         assert_eq!(f.rsp, 0xffff_c900_0000_3f00 - 8 * 8);
@@ -230,7 +239,10 @@ mod tests {
         assert_eq!(f.words[1], 0x2222);
         assert_eq!(f.words[2], 2);
         assert_eq!(f.words[3], 0xffff_ffff_8100_1234);
-        assert_eq!(f.words[4], 0xe030, "kernel context: RPL cleared, no saved mask");
+        assert_eq!(
+            f.words[4], 0xe030,
+            "kernel context: RPL cleared, no saved mask"
+        );
         assert_eq!(f.words[5] & EFLAGS_IF, EFLAGS_IF, "events were unmasked");
         assert_eq!(f.words[6], 0xffff_c900_0000_3f08);
         assert_eq!(f.words[7], 0xe02b);
@@ -253,11 +265,19 @@ mod tests {
             upcall_mask: 1,
             architectural_iopl: Some(3 << 12),
         };
-        let tb = TrapBounce { eip: 0xffff_ffff_8100_9000, error_code: None, interrupt: false };
+        let tb = TrapBounce {
+            eip: 0xffff_ffff_8100_9000,
+            error_code: None,
+            interrupt: false,
+        };
         let f = bounce(&mut r, &st, &tb).unwrap();
         assert!(f.to_kernel_mode);
         assert_eq!(f.rsp, 0xffff_c900_0001_0000 - 7 * 8);
-        assert_eq!(f.words[3], 0xe033 | (1 << 32), "user CS kept, saved mask in bits 32-39");
+        assert_eq!(
+            f.words[3],
+            0xe033 | (1 << 32),
+            "user CS kept, saved mask in bits 32-39"
+        );
         assert_eq!(f.words[4] & EFLAGS_IF, 0, "events were masked");
         assert_eq!(f.words[4] & EFLAGS_IOPL, 3 << 12);
         assert_eq!(f.words[5], 0x7fff_ffff_e000);
@@ -268,9 +288,21 @@ mod tests {
     fn refuses_hypervisor_stack_and_missing_handler() {
         let mut r = regs();
         r.rsp = 0xffff_8300_0000_1000;
-        let st = BounceState { kernel_mode: true, kernel_sp: 0, upcall_mask: 0, architectural_iopl: None };
-        let tb = TrapBounce { eip: 1, error_code: None, interrupt: false };
-        assert_eq!(bounce(&mut r, &st, &tb), Err(BounceError::BadStack(0xffff_8300_0000_1000)));
+        let st = BounceState {
+            kernel_mode: true,
+            kernel_sp: 0,
+            upcall_mask: 0,
+            architectural_iopl: None,
+        };
+        let tb = TrapBounce {
+            eip: 1,
+            error_code: None,
+            interrupt: false,
+        };
+        assert_eq!(
+            bounce(&mut r, &st, &tb),
+            Err(BounceError::BadStack(0xffff_8300_0000_1000))
+        );
         let mut r = regs();
         let tb = TrapBounce { eip: 0, ..tb };
         assert_eq!(bounce(&mut r, &st, &tb), Err(BounceError::NoHandler));
@@ -278,7 +310,10 @@ mod tests {
 
     #[test]
     fn iret_restores_and_reports_mode() {
-        let mut r = TrapFrame { entry_vector: TRAP_SYSCALL, ..TrapFrame::default() };
+        let mut r = TrapFrame {
+            entry_vector: TRAP_SYSCALL,
+            ..TrapFrame::default()
+        };
         let ctx = IretContext {
             rax: 7,
             r11: 0x246,
@@ -294,12 +329,28 @@ mod tests {
         assert!(e.to_user_mode);
         assert_eq!(e.upcall_mask, 0);
         assert_eq!(e.iopl, None);
-        assert_eq!((r.rip, r.rsp, r.rax, r.rcx, r.r11), (0x40_1000, 0x7fff_0000, 7, 0x4000, 0x246));
-        assert_eq!(r.rflags & EFLAGS_IOPL, 0, "IOPL never reaches the real flags");
+        assert_eq!(
+            (r.rip, r.rsp, r.rax, r.rcx, r.r11),
+            (0x40_1000, 0x7fff_0000, 7, 0x4000, 0x246)
+        );
+        assert_eq!(
+            r.rflags & EFLAGS_IOPL,
+            0,
+            "IOPL never reaches the real flags"
+        );
         assert_eq!(r.entry_vector & TRAP_SYSCALL, 0);
         // In-syscall returns keep rcx/r11 and mask events when IF was clear.
-        let mut r = TrapFrame { rcx: 1, r11: 2, ..TrapFrame::default() };
-        let ctx = IretContext { flags: VGCF_IN_SYSCALL, rflags: 0x2, cs: 0xe030, ..ctx };
+        let mut r = TrapFrame {
+            rcx: 1,
+            r11: 2,
+            ..TrapFrame::default()
+        };
+        let ctx = IretContext {
+            flags: VGCF_IN_SYSCALL,
+            rflags: 0x2,
+            cs: 0xe030,
+            ..ctx
+        };
         let e = iret(&mut r, &ctx, true);
         assert!(!e.to_user_mode);
         assert_eq!(e.upcall_mask, 1);

@@ -32,7 +32,11 @@ impl TimeScale {
 
     /// Converts a tick delta to nanoseconds (Xen's `scale_delta`).
     pub fn scale(&self, delta: u64) -> u64 {
-        let d = if self.shift < 0 { delta >> (-self.shift) } else { delta << self.shift };
+        let d = if self.shift < 0 {
+            delta >> (-self.shift)
+        } else {
+            delta << self.shift
+        };
         ((u128::from(d) * u128::from(self.mul_frac)) >> 32) as u64
     }
 }
@@ -56,10 +60,19 @@ mod tests {
 
     #[test]
     fn scale_round_trips_common_frequencies() {
-        for hz in [1_000_000u64, 1_193_182, 2_450_000_000, 3_000_000_000, 4_999_999_999] {
+        for hz in [
+            1_000_000u64,
+            1_193_182,
+            2_450_000_000,
+            3_000_000_000,
+            4_999_999_999,
+        ] {
             let s = TimeScale::new(hz);
             let ns = s.scale(hz); // one second of ticks
-            assert!((999_999_000..=1_000_000_001).contains(&ns), "{hz} Hz gave {ns} ns");
+            assert!(
+                (999_999_000..=1_000_000_001).contains(&ns),
+                "{hz} Hz gave {ns} ns"
+            );
         }
     }
 
@@ -67,9 +80,21 @@ mod tests {
     fn scale_matches_xen_for_a_2ghz_tsc() {
         // 2 GHz: tps64 = 2e9 is not > 2e9, so no right shift; tps32 > 1e9: shift 0,
         // mul = 2^32 / 2 = 0x80000000.
-        assert_eq!(TimeScale::new(2_000_000_000), TimeScale { mul_frac: 0x8000_0000, shift: 0 });
+        assert_eq!(
+            TimeScale::new(2_000_000_000),
+            TimeScale {
+                mul_frac: 0x8000_0000,
+                shift: 0
+            }
+        );
         // 1 GHz: doubled once to exceed 1e9 -> shift 1, mul = 2^31.
-        assert_eq!(TimeScale::new(1_000_000_000), TimeScale { mul_frac: 0x8000_0000, shift: 1 });
+        assert_eq!(
+            TimeScale::new(1_000_000_000),
+            TimeScale {
+                mul_frac: 0x8000_0000,
+                shift: 1
+            }
+        );
     }
 
     #[test]

@@ -124,17 +124,37 @@ pub fn decode(b: &[u8]) -> Option<Decoded> {
     }
     let op = *b.get(i)?;
     i += 1;
-    let size = if opsize16 { IoSize::Word } else { IoSize::Dword };
+    let size = if opsize16 {
+        IoSize::Word
+    } else {
+        IoSize::Dword
+    };
     let insn = match op {
-        0xe4 | 0xe5 | 0xe6 | 0xe7 => {
+        0xe4..=0xe7 => {
             let port = *b.get(i)?;
             i += 1;
             let size = if op & 1 == 0 { IoSize::Byte } else { size };
-            if op < 0xe6 { Insn::In { port: Some(port), size } } else { Insn::Out { port: Some(port), size } }
+            if op < 0xe6 {
+                Insn::In {
+                    port: Some(port),
+                    size,
+                }
+            } else {
+                Insn::Out {
+                    port: Some(port),
+                    size,
+                }
+            }
         }
-        0xec => Insn::In { port: None, size: IoSize::Byte },
+        0xec => Insn::In {
+            port: None,
+            size: IoSize::Byte,
+        },
         0xed => Insn::In { port: None, size },
-        0xee => Insn::Out { port: None, size: IoSize::Byte },
+        0xee => Insn::Out {
+            port: None,
+            size: IoSize::Byte,
+        },
         0xef => Insn::Out { port: None, size },
         0xfa => Insn::Cli,
         0xfb => Insn::Sti,
@@ -193,19 +213,67 @@ mod tests {
 
     #[test]
     fn io_instructions() {
-        assert_eq!(d(&[0xe4, 0x71]), Some((Insn::In { port: Some(0x71), size: IoSize::Byte }, 2)));
-        assert_eq!(d(&[0x66, 0xed]), Some((Insn::In { port: None, size: IoSize::Word }, 2)));
-        assert_eq!(d(&[0xef]), Some((Insn::Out { port: None, size: IoSize::Dword }, 1)));
-        assert_eq!(d(&[0xe6, 0x80]), Some((Insn::Out { port: Some(0x80), size: IoSize::Byte }, 2)));
+        assert_eq!(
+            d(&[0xe4, 0x71]),
+            Some((
+                Insn::In {
+                    port: Some(0x71),
+                    size: IoSize::Byte
+                },
+                2
+            ))
+        );
+        assert_eq!(
+            d(&[0x66, 0xed]),
+            Some((
+                Insn::In {
+                    port: None,
+                    size: IoSize::Word
+                },
+                2
+            ))
+        );
+        assert_eq!(
+            d(&[0xef]),
+            Some((
+                Insn::Out {
+                    port: None,
+                    size: IoSize::Dword
+                },
+                1
+            ))
+        );
+        assert_eq!(
+            d(&[0xe6, 0x80]),
+            Some((
+                Insn::Out {
+                    port: Some(0x80),
+                    size: IoSize::Byte
+                },
+                2
+            ))
+        );
         assert_eq!(d(&[0xe4]), None, "truncated");
     }
 
     #[test]
     fn control_and_msr_instructions() {
-        assert_eq!(d(&[0x0f, 0x20, 0xd8]), Some((Insn::MovFromCr { cr: 3, reg: 0 }, 3)));
-        assert_eq!(d(&[0x41, 0x0f, 0x22, 0xe0]), Some((Insn::MovToCr { cr: 4, reg: 8 }, 4)));
-        assert_eq!(d(&[0x44, 0x0f, 0x20, 0xc1]), Some((Insn::MovFromCr { cr: 8, reg: 1 }, 4)));
-        assert_eq!(d(&[0x0f, 0x21, 0xf8]), Some((Insn::MovFromDr { dr: 7, reg: 0 }, 3)));
+        assert_eq!(
+            d(&[0x0f, 0x20, 0xd8]),
+            Some((Insn::MovFromCr { cr: 3, reg: 0 }, 3))
+        );
+        assert_eq!(
+            d(&[0x41, 0x0f, 0x22, 0xe0]),
+            Some((Insn::MovToCr { cr: 4, reg: 8 }, 4))
+        );
+        assert_eq!(
+            d(&[0x44, 0x0f, 0x20, 0xc1]),
+            Some((Insn::MovFromCr { cr: 8, reg: 1 }, 4))
+        );
+        assert_eq!(
+            d(&[0x0f, 0x21, 0xf8]),
+            Some((Insn::MovFromDr { dr: 7, reg: 0 }, 3))
+        );
         assert_eq!(d(&[0x0f, 0x32]), Some((Insn::Rdmsr, 2)));
         assert_eq!(d(&[0x0f, 0x30]), Some((Insn::Wrmsr, 2)));
         assert_eq!(d(&[0x0f, 0x01, 0xf9]), Some((Insn::Rdtscp, 3)));
@@ -218,8 +286,14 @@ mod tests {
 
     #[test]
     fn forced_emulation_prefix() {
-        assert_eq!(forced_cpuid(&[0x0f, 0x0b, b'x', b'e', b'n', 0x0f, 0xa2, 0x90]), Some(7));
-        assert_eq!(forced_cpuid(&[0x0f, 0x0b, b'x', b'e', b'n', 0x90, 0x90]), None);
+        assert_eq!(
+            forced_cpuid(&[0x0f, 0x0b, b'x', b'e', b'n', 0x0f, 0xa2, 0x90]),
+            Some(7)
+        );
+        assert_eq!(
+            forced_cpuid(&[0x0f, 0x0b, b'x', b'e', b'n', 0x90, 0x90]),
+            None
+        );
         assert_eq!(forced_cpuid(&[0x0f, 0x0b]), None);
     }
 }
@@ -306,17 +380,30 @@ pub fn decode_write(b: &[u8]) -> Option<DecodedWrite> {
         i += 1;
     }
     let wide = rex & 8 != 0;
-    let size = if wide { 8 } else if opsize16 { 2 } else { 4 };
+    let size = if wide {
+        8
+    } else if opsize16 {
+        2
+    } else {
+        4
+    };
     let reg_ext = (rex >> 2 & 1) << 3;
     let op = *b.get(i)?;
     i += 1;
     let (kind, size) = match op {
-        0x88 | 0x89 | 0x87 => {
+        0x87..=0x89 => {
             let (reg, n) = modrm_mem_len(b.get(i..)?)?;
             i += n;
             let reg = reg | reg_ext;
             let size = if op == 0x88 { 1 } else { size };
-            (if op == 0x87 { PteWrite::Xchg { reg } } else { PteWrite::MovReg { reg } }, size)
+            (
+                if op == 0x87 {
+                    PteWrite::Xchg { reg }
+                } else {
+                    PteWrite::MovReg { reg }
+                },
+                size,
+            )
         }
         0xc7 => {
             let (digit, n) = modrm_mem_len(b.get(i..)?)?;
@@ -342,7 +429,11 @@ pub fn decode_write(b: &[u8]) -> Option<DecodedWrite> {
         }
         _ => return None,
     };
-    Some(DecodedWrite { op: kind, size, len: i })
+    Some(DecodedWrite {
+        op: kind,
+        size,
+        len: i,
+    })
 }
 
 #[cfg(test)]
@@ -354,30 +445,53 @@ mod write_tests {
         // mov %rbp,(%rbx) as in xen_set_pte_init.
         assert_eq!(
             decode_write(&[0x48, 0x89, 0x2b]),
-            Some(DecodedWrite { op: PteWrite::MovReg { reg: 5 }, size: 8, len: 3 })
+            Some(DecodedWrite {
+                op: PteWrite::MovReg { reg: 5 },
+                size: 8,
+                len: 3
+            })
         );
         // mov %r12,0x8(%rax,%rcx,8)
         assert_eq!(
             decode_write(&[0x4c, 0x89, 0x64, 0xc8, 0x08]),
-            Some(DecodedWrite { op: PteWrite::MovReg { reg: 12 }, size: 8, len: 5 })
+            Some(DecodedWrite {
+                op: PteWrite::MovReg { reg: 12 },
+                size: 8,
+                len: 5
+            })
         );
         // xchg %rax,(%rdi)
         assert_eq!(
             decode_write(&[0x48, 0x87, 0x07]),
-            Some(DecodedWrite { op: PteWrite::Xchg { reg: 0 }, size: 8, len: 3 })
+            Some(DecodedWrite {
+                op: PteWrite::Xchg { reg: 0 },
+                size: 8,
+                len: 3
+            })
         );
         // lock cmpxchg %rsi,(%rdi)
         assert_eq!(
             decode_write(&[0xf0, 0x48, 0x0f, 0xb1, 0x37]),
-            Some(DecodedWrite { op: PteWrite::Cmpxchg { reg: 6 }, size: 8, len: 5 })
+            Some(DecodedWrite {
+                op: PteWrite::Cmpxchg { reg: 6 },
+                size: 8,
+                len: 5
+            })
         );
         // movq $0x0,0x10(%rdi)
         assert_eq!(
             decode_write(&[0x48, 0xc7, 0x47, 0x10, 0, 0, 0, 0]),
-            Some(DecodedWrite { op: PteWrite::MovImm { imm: 0 }, size: 8, len: 8 })
+            Some(DecodedWrite {
+                op: PteWrite::MovImm { imm: 0 },
+                size: 8,
+                len: 8
+            })
         );
         // mov %eax,0x1234(%rip) and a 32-bit store
-        assert_eq!(decode_write(&[0x89, 0x05, 0x34, 0x12, 0, 0]).map(|d| (d.size, d.len)), Some((4, 6)));
+        assert_eq!(
+            decode_write(&[0x89, 0x05, 0x34, 0x12, 0, 0]).map(|d| (d.size, d.len)),
+            Some((4, 6))
+        );
         // register operands and other opcodes are not stores
         assert_eq!(decode_write(&[0x48, 0x89, 0xc3]), None);
         assert_eq!(decode_write(&[0x90]), None);

@@ -32,7 +32,12 @@ pub fn guest_cpuid(leaf: u32, subleaf: u32, dom0: bool) -> [u32; 4] {
         return match leaf - 0x4000_0000 {
             // Max leaf and "XenVMMXenVMM".
             0 => [0x4000_0005, 0x566e_6558, 0x6558_4d4d, 0x4d4d_566e],
-            1 => [(xen_abi::version::XEN_MAJOR << 16) | xen_abi::version::XEN_MINOR, 0, 0, 0],
+            1 => [
+                (xen_abi::version::XEN_MAJOR << 16) | xen_abi::version::XEN_MINOR,
+                0,
+                0,
+                0,
+            ],
             // One hypercall page, written through MSR 0x40000000; ecx = 1 (Xen 4.17).
             2 => [1, 0x4000_0000, 1, 0],
             // TSC leaf, sub-leaf 0: "TSC stable" mode flags as Xen reports them.
@@ -48,12 +53,29 @@ pub fn guest_cpuid(leaf: u32, subleaf: u32, dom0: bool) -> [u32; 4] {
         1 => {
             // Hide VMX, SMX, EST, TM2, DS-CPL, MONITOR, DTES64, PDCM, PCID, x2APIC,
             // TSC-deadline; report a hypervisor.
-            c &= !((1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8)
-                | (1 << 15) | (1 << 17) | (1 << 21) | (1 << 24));
+            c &= !((1 << 2)
+                | (1 << 3)
+                | (1 << 4)
+                | (1 << 5)
+                | (1 << 6)
+                | (1 << 7)
+                | (1 << 8)
+                | (1 << 15)
+                | (1 << 17)
+                | (1 << 21)
+                | (1 << 24));
             c |= 1 << 31;
             // Hide VME, DE, PSE, APIC, PGE, PSE36, DS, ACPI, TM, PBE; MTRR only for dom0.
-            d &= !((1 << 1) | (1 << 2) | (1 << 3) | (1 << 9) | (1 << 13) | (1 << 17) | (1 << 21)
-                | (1 << 22) | (1 << 29) | (1 << 31));
+            d &= !((1 << 1)
+                | (1 << 2)
+                | (1 << 3)
+                | (1 << 9)
+                | (1 << 13)
+                | (1 << 17)
+                | (1 << 21)
+                | (1 << 22)
+                | (1 << 29)
+                | (1 << 31));
             if !dom0 {
                 d &= !(1 << 12);
             }
@@ -100,10 +122,26 @@ fn reg_mut(regs: &mut TrapFrame, n: u8) -> &mut u64 {
     }
 }
 
+/// Makes the real CR0.TS follow the vCPU's virtual TS, so FPU use raises #NM for the guest.
+pub fn sync_cr0_ts(v: &Vcpu) {
+    let cr0 = cpu::read_cr0();
+    let want = if v.pv.cr0_ts {
+        cr0 | (1 << 3)
+    } else {
+        cr0 & !(1 << 3)
+    };
+    if want != cr0 {
+        // SAFETY: only TS changes; the hypervisor itself never uses the FPU.
+        unsafe { core::arch::asm!("mov cr0, {}", in(reg) want, options(nostack)) };
+    }
+}
+
 /// #UD from the guest: the forced-emulation CPUID. Returns true if handled.
 pub fn invalid_op(v: &mut Vcpu, regs: &mut TrapFrame) -> bool {
     let (b, n) = fetch(regs);
-    let Some(len) = decode::forced_cpuid(&b[..n]) else { return false };
+    let Some(len) = decode::forced_cpuid(&b[..n]) else {
+        return false;
+    };
     let r = guest_cpuid(regs.rax as u32, regs.rcx as u32, v.domain().privileged);
     regs.rax = u64::from(r[0]);
     regs.rbx = u64::from(r[1]);
@@ -127,6 +165,34 @@ fn port_denied(port: u32) -> bool {
 
 fn io_read(v: &Vcpu, port: u32, size: IoSize) -> u32 {
     use x86_64::instructions::port::Port;
+    if v.domain().privileged {
+        // PCI configuration mechanism #1: the address register is latched per domain and
+        // the data window forwarded with it (Xen's guest_io_read for 0xcf8/0xcfc).
+        if port == 0xcf8 && size == IoSize::Dword {
+            return v.domain().inner.lock().pci_cf8;
+        }
+        if port & !3 == 0xcfc {
+            let cf8 = v.domain().inner.lock().pci_cf8;
+            if cf8 & (1 << 31) == 0 {
+                return u32::MAX;
+            }
+            // SAFETY: the hardware domain owns PCI configuration space; the address comes
+            // from its own latch.
+            unsafe {
+                Port::<u32>::new(0xcf8).write(cf8);
+                let p = port as u16;
+                return match size {
+                    IoSize::Byte => u32::from(Port::<u8>::new(p).read()),
+                    IoSize::Word => u32::from(Port::<u16>::new(p).read()),
+                    IoSize::Dword => Port::<u32>::new(p).read(),
+                };
+            }
+        }
+        // The CMOS index reads back as last written (the hardware register is write-only).
+        if port == 0x70 && size == IoSize::Byte {
+            return u32::from(v.domain().inner.lock().cmos_index);
+        }
+    }
     if !v.domain().privileged || (port..port + size.bytes()).any(port_denied) {
         return u32::MAX; // no device there, as far as the guest can tell
     }
@@ -143,6 +209,31 @@ fn io_read(v: &Vcpu, port: u32, size: IoSize) -> u32 {
 
 fn io_write(v: &Vcpu, port: u32, size: IoSize, val: u32) {
     use x86_64::instructions::port::Port;
+    if v.domain().privileged {
+        if port == 0xcf8 && size == IoSize::Dword {
+            v.domain().inner.lock().pci_cf8 = val;
+            return;
+        }
+        if port & !3 == 0xcfc {
+            let cf8 = v.domain().inner.lock().pci_cf8;
+            if cf8 & (1 << 31) != 0 {
+                // SAFETY: as in `io_read`.
+                unsafe {
+                    Port::<u32>::new(0xcf8).write(cf8);
+                    let p = port as u16;
+                    match size {
+                        IoSize::Byte => Port::<u8>::new(p).write(val as u8),
+                        IoSize::Word => Port::<u16>::new(p).write(val as u16),
+                        IoSize::Dword => Port::<u32>::new(p).write(val),
+                    }
+                }
+            }
+            return;
+        }
+        if port == 0x70 && size == IoSize::Byte {
+            v.domain().inner.lock().cmos_index = val as u8;
+        }
+    }
     if !v.domain().privileged || (port..port + size.bytes()).any(port_denied) {
         return; // dropped
     }
@@ -160,6 +251,12 @@ fn io_write(v: &Vcpu, port: u32, size: IoSize, val: u32) {
 /// XCR0 components PV guests may enable (x87, SSE, AVX), as set up at boot.
 pub const GUEST_XCR0_MASK: u64 = 0x7;
 
+/// The host's IA32_MISC_ENABLE.
+fn misc_enable_host() -> u64 {
+    // SAFETY: IA32_MISC_ENABLE exists on the CPUs Xenolith runs on; reading has no effect.
+    unsafe { rdmsr(0x1a0) }
+}
+
 /// Machine-check banks of the virtual MCE (`GUEST_MC_BANK_NUM`).
 const VMCE_BANKS: u64 = 2;
 
@@ -167,10 +264,18 @@ fn read_msr(v: &Vcpu, index: u32) -> Option<u64> {
     Some(match index {
         msr::FS_BASE => v.pv.fs_base,
         msr::GS_BASE => {
-            if v.pv.kernel_mode { v.pv.gs_base_kernel } else { v.pv.gs_base_user }
+            if v.pv.kernel_mode {
+                v.pv.gs_base_kernel
+            } else {
+                v.pv.gs_base_user
+            }
         }
         msr::SHADOW_GS_BASE => {
-            if v.pv.kernel_mode { v.pv.gs_base_user } else { v.pv.gs_base_kernel }
+            if v.pv.kernel_mode {
+                v.pv.gs_base_user
+            } else {
+                v.pv.gs_base_kernel
+            }
         }
         // SAFETY: EFER exists on every x86_64 CPU. Unknown bits and SVME are hidden.
         msr::EFER => (unsafe { rdmsr(msr::EFER) }) & 0xd01 & !(1 << 12),
@@ -179,10 +284,9 @@ fn read_msr(v: &Vcpu, index: u32) -> Option<u64> {
         msr::APIC_BASE => 0xfee0_0000 | (1 << 11) | if v.id == 0 { 1 << 8 } else { 0 },
         // IA32_MISC_ENABLE: the host's, without PERF_AVAIL/MONITOR, plus BTS/PEBS
         // unavailable and xTPR disabled.
-        // SAFETY: present on the CPUs Xenolith runs on; read-only use.
-        0x1a0 => (unsafe { rdmsr(0x1a0) } & !((1 << 7) | (1 << 18))) | (1 << 11) | (1 << 12) | (1 << 23),
+        0x1a0 => (misc_enable_host() & !((1 << 7) | (1 << 18))) | (1 << 11) | (1 << 12) | (1 << 23),
         // Microcode revision: the host's.
-        // SAFETY: as above.
+        // SAFETY: IA32_BIOS_SIGN_ID exists on every x86_64 CPU; reading has no effect.
         0x8b => unsafe { rdmsr(0x8b) },
         // PLATFORM_INFO, MISC_FEATURES_ENABLES, the hypercall-page MSR: read as 0.
         0xce | 0x140 | 0x4000_0000 => 0,
@@ -196,7 +300,10 @@ fn read_msr(v: &Vcpu, index: u32) -> Option<u64> {
 }
 
 fn write_msr(v: &mut Vcpu, index: u32, val: u64) -> bool {
-    let canonical = { let t = val >> 47; t == 0 || t == 0x1ffff };
+    let canonical = {
+        let t = val >> 47;
+        t == 0 || t == 0x1ffff
+    };
     match index {
         msr::FS_BASE | msr::GS_BASE | msr::SHADOW_GS_BASE if !canonical => false,
         msr::FS_BASE => {
@@ -207,7 +314,11 @@ fn write_msr(v: &mut Vcpu, index: u32, val: u64) -> bool {
         }
         msr::GS_BASE | msr::SHADOW_GS_BASE => {
             let kernel = v.pv.kernel_mode == (index == msr::GS_BASE);
-            if kernel { v.pv.gs_base_kernel = val } else { v.pv.gs_base_user = val }
+            if kernel {
+                v.pv.gs_base_kernel = val
+            } else {
+                v.pv.gs_base_user = val
+            }
             // SAFETY: canonical value for the running vCPU.
             unsafe { cpu::wrmsr(index, val) };
             true
@@ -225,7 +336,9 @@ fn write_msr(v: &mut Vcpu, index: u32, val: u64) -> bool {
 /// #GP(0) from the guest kernel: emulates a privileged instruction. Returns true if done.
 pub fn privileged_op(v: &mut Vcpu, regs: &mut TrapFrame) -> bool {
     let (b, n) = fetch(regs);
-    let Some(dec) = decode::decode(&b[..n]) else { return false };
+    let Some(dec) = decode::decode(&b[..n]) else {
+        return false;
+    };
     match dec.insn {
         Insn::In { port, size } | Insn::Out { port, size } => {
             if !iopl_ok(v) {
@@ -250,7 +363,10 @@ pub fn privileged_op(v: &mut Vcpu, regs: &mut TrapFrame) -> bool {
                 return false;
             }
         }
-        Insn::Clts => v.pv.cr0_ts = false,
+        Insn::Clts => {
+            v.pv.cr0_ts = false;
+            sync_cr0_ts(v);
+        }
         // Cache flushes only make sense for the hardware domain; others are ignored.
         Insn::Wbinvd => {
             if v.domain().privileged {
@@ -262,7 +378,13 @@ pub fn privileged_op(v: &mut Vcpu, regs: &mut TrapFrame) -> bool {
             let val = match cr {
                 0 => (cpu::read_cr0() & !(1 << 3)) | if v.pv.cr0_ts { 1 << 3 } else { 0 },
                 2 => v.pv.cr2,
-                3 => (if v.pv.kernel_mode { v.pv.guest_table } else { v.pv.guest_table_user }) << 12,
+                3 => {
+                    (if v.pv.kernel_mode {
+                        v.pv.guest_table
+                    } else {
+                        v.pv.guest_table_user
+                    }) << 12
+                }
                 4 => v.pv.cr4,
                 _ => return false,
             };
@@ -276,6 +398,7 @@ pub fn privileged_op(v: &mut Vcpu, regs: &mut TrapFrame) -> bool {
                 return false;
             }
             v.pv.cr0_ts = val & (1 << 3) != 0;
+            sync_cr0_ts(v);
         }
         Insn::MovToCr { cr: 4, reg } => {
             // Xen's pv_fixup_guest_cr4: keep what a PV guest may control, never fault.
@@ -326,13 +449,20 @@ pub fn privileged_op(v: &mut Vcpu, regs: &mut TrapFrame) -> bool {
         }
         Insn::Xsetbv => {
             let val = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);
-            let supported = u64::from(core::arch::x86_64::__cpuid_count(0xd, 0).eax) & GUEST_XCR0_MASK;
+            let supported =
+                u64::from(core::arch::x86_64::__cpuid_count(0xd, 0).eax) & GUEST_XCR0_MASK;
             // XCR0 only; x87 always on; AVX needs SSE; nothing beyond what is enabled.
-            if regs.rcx as u32 != 0 || val & 1 == 0 || val & !supported != 0 || (val & 4 != 0 && val & 2 == 0) {
+            if regs.rcx as u32 != 0
+                || val & 1 == 0
+                || val & !supported != 0
+                || (val & 4 != 0 && val & 2 == 0)
+            {
                 return false;
             }
             // SAFETY: a valid XCR0 value, checked above against the supported components.
-            unsafe { core::arch::asm!("xsetbv", in("ecx") 0u32, in("eax") val as u32, in("edx") (val >> 32) as u32, options(nostack)) };
+            unsafe {
+                core::arch::asm!("xsetbv", in("ecx") 0u32, in("eax") val as u32, in("edx") (val >> 32) as u32, options(nostack))
+            };
         }
         Insn::Rdtsc | Insn::Rdtscp | Insn::Hlt => return false,
     }
@@ -355,7 +485,9 @@ pub fn ptwr_fault(v: &mut Vcpu, regs: &mut TrapFrame, cr2: u64) -> bool {
         return false;
     }
     let (b, n) = fetch(regs);
-    let Some(w) = decode::decode_write(&b[..n]) else { return false };
+    let Some(w) = decode::decode_write(&b[..n]) else {
+        return false;
+    };
     let dom = v.domain().id;
     let mut env = frametable::lock();
     // Walk the guest's current tables to the PTE mapping cr2: it must be present, read-only,
@@ -373,7 +505,11 @@ pub fn ptwr_fault(v: &mut Vcpu, regs: &mut TrapFrame, cr2: u64) -> bool {
     }
     let l1 = table;
     let offset = (cr2 & 0xfff) as usize;
-    let mask = if w.size == 8 { u64::MAX } else { (1u64 << (w.size * 8)) - 1 };
+    let mask = if w.size == 8 {
+        u64::MAX
+    } else {
+        (1u64 << (w.size * 8)) - 1
+    };
     let current = env.read_entry(l1, offset / 8) >> ((offset % 8) * 8) & mask;
     let (val, old) = match w.op {
         PteWrite::MovReg { reg } | PteWrite::Xchg { reg } => (*reg_mut(regs, reg) & mask, None),

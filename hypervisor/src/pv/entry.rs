@@ -13,7 +13,9 @@ use xenolith_arch::trap::TrapFrame;
 /// # Panics
 /// If called on a CPU that is not running a guest (a hypervisor bug).
 pub fn current() -> &'static mut Vcpu {
-    let p = percpu::current().current_vcpu.load(core::sync::atomic::Ordering::Relaxed);
+    let p = percpu::current()
+        .current_vcpu
+        .load(core::sync::atomic::Ordering::Relaxed);
     assert!(p != 0, "no current vCPU");
     // SAFETY: set by `run_vcpu` to a vCPU that lives as long as its domain (forever here) and is
     // only used by this CPU while it runs there.
@@ -22,7 +24,9 @@ pub fn current() -> &'static mut Vcpu {
 
 /// The vCPU running on this CPU, if any.
 pub fn current_opt() -> Option<&'static mut Vcpu> {
-    let p = percpu::current().current_vcpu.load(core::sync::atomic::Ordering::Relaxed);
+    let p = percpu::current()
+        .current_vcpu
+        .load(core::sync::atomic::Ordering::Relaxed);
     // SAFETY: as in `current`.
     (p != 0).then(|| unsafe { &mut *(p as *mut Vcpu) })
 }
@@ -34,7 +38,15 @@ extern "C" fn xenolith_guest_syscall(regs: &mut TrapFrame) {
     if !v.pv.kernel_mode {
         // Guest user-mode SYSCALL: bounce to the kernel's registered syscall entry.
         let eip = v.pv.syscall_callback;
-        deliver(v, regs, TrapBounce { eip, error_code: None, interrupt: false });
+        deliver(
+            v,
+            regs,
+            TrapBounce {
+                eip,
+                error_code: None,
+                interrupt: false,
+            },
+        );
         return;
     }
     let number = regs.rax;
@@ -62,7 +74,11 @@ fn do_iret(v: &mut Vcpu, regs: &mut TrapFrame) {
     }
     let ctx = IretContext::from_words(&words);
     if ctx.cs & 3 == 3 && v.pv.guest_table_user == 0 {
-        crate::domain::crash(v, regs, "HYPERVISOR_iret to user mode without user page tables");
+        crate::domain::crash(
+            v,
+            regs,
+            "HYPERVISOR_iret to user mode without user page tables",
+        );
     }
     let effect = bounce::iret(regs, &ctx, false);
     if effect.to_user_mode {
@@ -81,17 +97,25 @@ pub fn deliver(v: &mut Vcpu, regs: &mut TrapFrame, tb: TrapBounce) {
     };
     let frame = match bounce::bounce(regs, &st, &tb) {
         Ok(f) => f,
-        Err(e) => crate::domain::crash(v, regs, match e {
-            bounce::BounceError::BadStack(_) => "bounce frame on a hypervisor stack address",
-            bounce::BounceError::NoHandler => "no guest handler for a trap",
-        }),
+        Err(e) => crate::domain::crash(
+            v,
+            regs,
+            match e {
+                bounce::BounceError::BadStack(_) => "bounce frame on a hypervisor stack address",
+                bounce::BounceError::NoHandler => "no guest handler for a trap",
+            },
+        ),
     };
     if frame.to_kernel_mode {
         crate::domain::toggle_guest_mode(v);
     }
     let bytes: alloc::vec::Vec<u8> = frame.words.iter().flat_map(|w| w.to_le_bytes()).collect();
     if crate::guest_mem::copy_to_guest(frame.rsp, &bytes).is_err() {
-        crate::domain::crash(v, regs, "cannot write the bounce frame to the guest kernel stack");
+        crate::domain::crash(
+            v,
+            regs,
+            "cannot write the bounce frame to the guest kernel stack",
+        );
     }
     crate::domain::set_upcall_mask(v, frame.upcall_mask);
 }
@@ -122,13 +146,30 @@ pub fn guest_trap(regs: &mut TrapFrame) {
         super::events::check_events(v, regs);
         return;
     }
-    let ti = v.pv.trap_table.get(vector as usize).copied().unwrap_or_default();
+    // `int $0x80` without a handler was turned into #GP above.
+    let vector = regs.entry_vector;
+    if vector == 7 {
+        // Device not available: the guest's virtual TS was set. Deliver #NM with TS
+        // cleared, as Xen's `do_device_not_available` does; a stray #NM just resumes.
+        let was_set = v.pv.cr0_ts;
+        v.pv.cr0_ts = false;
+        super::emulate::sync_cr0_ts(v);
+        if !was_set {
+            return;
+        }
+    }
+    let ti =
+        v.pv.trap_table
+            .get(vector as usize)
+            .copied()
+            .unwrap_or_default();
     if vector == 14 {
         let cr2 = xenolith_arch::cpu::read_cr2();
         v.pv.cr2 = cr2;
         crate::domain::set_cr2(v, cr2);
     }
-    let mut error_code = xenolith_arch::trap::has_error_code(vector as u8).then_some(regs.error_code);
+    let mut error_code =
+        xenolith_arch::trap::has_error_code(vector as u8).then_some(regs.error_code);
     if vector == 14 && v.pv.kernel_mode {
         // The guest kernel runs at CPL3, but it should see its own faults as supervisor ones
         // (Xen clears PFEC_user_mode for guest kernel mode).
@@ -136,12 +177,26 @@ pub fn guest_trap(regs: &mut TrapFrame) {
     }
     if ti.address == 0 {
         let name = xenolith_arch::trap::exception_name(vector);
-        printk!("{}v{} unhandled trap {} ({name}) at {:#x}\n", v.domain().label(), v.id, vector, regs.rip);
+        printk!(
+            "{}v{} unhandled trap {} ({name}) at {:#x}\n",
+            v.domain().label(),
+            v.id,
+            vector,
+            regs.rip
+        );
         crate::domain::crash(v, regs, "unhandled guest trap");
     }
     // TI_GET_IF: flag bit 2 set means an interrupt gate: events are masked on delivery.
     let interrupt = ti.flags & 4 != 0;
-    deliver(v, regs, TrapBounce { eip: ti.address, error_code, interrupt });
+    deliver(
+        v,
+        regs,
+        TrapBounce {
+            eip: ti.address,
+            error_code,
+            interrupt,
+        },
+    );
     super::events::check_events(v, regs);
 }
 
@@ -160,7 +215,15 @@ fn software_interrupt(v: &mut Vcpu, regs: &mut TrapFrame) -> bool {
     }
     regs.rip += 2; // `int imm8`
     let interrupt = ti.flags & 4 != 0;
-    deliver(v, regs, TrapBounce { eip: ti.address, error_code: None, interrupt });
+    deliver(
+        v,
+        regs,
+        TrapBounce {
+            eip: ti.address,
+            error_code: None,
+            interrupt,
+        },
+    );
     true
 }
 

@@ -48,6 +48,14 @@ pub fn upcall_due(v: &Vcpu) -> bool {
 pub fn check_events(v: &mut Vcpu, regs: &mut TrapFrame) {
     if v.pv.event_callback != 0 && upcall_due(v) {
         let eip = v.pv.event_callback;
-        super::entry::deliver(v, regs, TrapBounce { eip, error_code: None, interrupt: true });
+        super::entry::deliver(
+            v,
+            regs,
+            TrapBounce {
+                eip,
+                error_code: None,
+                interrupt: true,
+            },
+        );
     }
 }

@@ -23,12 +23,19 @@ pub fn init(tsc_khz: u64) {
         let boot_tsc = rdtsc();
         let t = xenolith_arch::rtc::read(None);
         let wc_sec = unix_seconds(t.year, t.month, t.day, t.hour, t.min, t.sec);
-        Clock { boot_tsc, scale: TimeScale::new(tsc_khz * 1000), wc_sec, wc_nsec: 0 }
+        Clock {
+            boot_tsc,
+            scale: TimeScale::new(tsc_khz * 1000),
+            wc_sec,
+            wc_nsec: 0,
+        }
     });
 }
 
 fn clock() -> &'static Clock {
-    CLOCK.get().expect("pv::time::init runs at boot, before any guest")
+    CLOCK
+        .get()
+        .expect("pv::time::init runs at boot, before any guest")
 }
 
 /// System time: nanoseconds since boot (Xen's `NOW()`).

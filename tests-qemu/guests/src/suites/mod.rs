@@ -6,10 +6,10 @@ use xen_abi::xen::StartInfo;
 
 pub mod basic;
 pub mod emul;
-pub mod traps;
-pub mod time;
-pub mod mmu;
 pub mod misc;
+pub mod mmu;
+pub mod time;
+pub mod traps;
 
 /// A suite: its name (as in `suites=` and the verdict lines) and its body.
 pub type SuiteFn = fn(&mut Suite, &StartInfo);
