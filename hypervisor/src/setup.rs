@@ -102,6 +102,7 @@ extern "C" fn xenolith_start(magic: u32, info: u32) -> ! {
     let trampoline = trampoline_page(&boot);
     let bsp_apic = apic::id();
     printk!("CPU0: APIC id {bsp_apic} online\n");
+    smpboot::register_online(0, bsp_apic);
     let online = match trampoline {
         Some(pa) => smpboot::bring_up(&cpus, bsp_apic, pa, features.nx),
         None => {

@@ -16,6 +16,28 @@ pub const NR_CPUS: usize = 256;
 
 /// CPUs that have completed start-up (the BSP included).
 static ONLINE: AtomicU32 = AtomicU32::new(1);
+/// APIC ids of the online CPUs, by logical CPU number.
+static ONLINE_APIC_IDS: spin::Mutex<alloc::vec::Vec<u32>> =
+    spin::Mutex::new(alloc::vec::Vec::new());
+
+/// Records that logical CPU `cpu` is online with `apic_id`.
+pub fn register_online(cpu: u32, apic_id: u32) {
+    let mut ids = ONLINE_APIC_IDS.lock();
+    if ids.len() <= cpu as usize {
+        ids.resize(cpu as usize + 1, u32::MAX);
+    }
+    ids[cpu as usize] = apic_id;
+}
+
+/// APIC ids of the online CPUs, by logical CPU number.
+pub fn online_apic_ids() -> alloc::vec::Vec<u32> {
+    ONLINE_APIC_IDS
+        .lock()
+        .iter()
+        .copied()
+        .filter(|&id| id != u32::MAX)
+        .collect()
+}
 
 /// Builds a CPU's descriptor tables for the stack block at `base` and records them in its
 /// `CpuInfo`.
@@ -117,6 +139,7 @@ extern "C" fn ap_entry(cpu: u64) -> ! {
         printk!("CPU{cpu}: {e}; it will not run guests\n");
     }
     printk!("CPU{}: APIC id {} online\n", cpu, apic::id());
+    register_online(cpu as u32, apic::id());
     ONLINE.fetch_add(1, Ordering::Release);
     loop {
         xenolith_arch::cpu::idle_halt();

@@ -264,7 +264,6 @@ fn pvtest_misc_on_xen_4_17() {
 }
 
 #[test]
-#[ignore = "Xenolith: not yet implemented"]
 fn pvtest_misc_matches_xen_on_xenolith() {
     expect_xenolith_matches_xen("misc");
 }

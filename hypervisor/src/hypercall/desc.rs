@@ -21,7 +21,9 @@ pub fn load_guest_gdt(v: &Vcpu) {
     // entries (here, with the vCPU it runs).
     let tables = unsafe { &mut *(info.tables as *mut CpuTables) };
     let g = tables.guest_entries_mut();
-    let n = (v.pv.gdt_entries as usize).min(GUEST_GDT_ENTRIES);
+    // Xen maps the guest's GDT frames whole: every descriptor of each frame is live (all of
+    // them were validated when the frame became a descriptor page), not just `entries`.
+    let n = (v.pv.gdt_frames.len() * 512).min(GUEST_GDT_ENTRIES);
     for (i, slot) in g.iter_mut().enumerate() {
         *slot = if i < n {
             let mfn = v.pv.gdt_frames[i / 512];

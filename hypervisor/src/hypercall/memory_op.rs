@@ -49,7 +49,15 @@ pub fn do_memory_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
             Ok(match op {
                 XENMEM_current_reservation => d.tot_pages,
                 XENMEM_maximum_reservation => d.max_pages,
-                _ => d.max_pfn - 1,
+                // PV: the guest's own view, `shared_info.arch.max_pfn`, minus one (0 until
+                // the guest sets it), as Xen's domain_get_maximum_gpfn.
+                _ => {
+                    let si = xenolith_arch::layout::phys_to_virt(d.shared_info_mfn << 12);
+                    // SAFETY: the domain's shared_info page is direct-mapped; arch.max_pfn
+                    // is the first word of arch_shared_info at offset 3088.
+                    let max_pfn = unsafe { ((si + 3088) as *const u64).read_volatile() };
+                    max_pfn.max(1) - 1
+                }
             } as i64)
         }
         XENMEM_machphys_mapping => {

@@ -24,21 +24,21 @@ const VM_ASSIST_VALID: u64 = (1 << VMASST_TYPE_4gb_segments)
 /// `vm_assist(cmd, type)` (Xen's `do_vm_assist`).
 pub fn do_vm_assist(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
     let (cmd, ty) = (a[0] as u32, a[1] as u32);
-    if ty >= 64 {
+    // Xen's vm_assist: the type must be valid before the command is looked at.
+    if ty >= 64 || VM_ASSIST_VALID & (1u64 << ty) == 0 {
         return Err(Errno::EINVAL);
     }
     let bit = 1u64 << ty;
     let mut inner = ctx.vcpu.domain().inner.lock();
     match cmd {
-        VMASST_CMD_enable if VM_ASSIST_VALID & bit != 0 => {
+        VMASST_CMD_enable => {
             inner.vm_assist |= bit;
             Ok(0)
         }
-        VMASST_CMD_disable if VM_ASSIST_VALID & bit != 0 => {
+        VMASST_CMD_disable => {
             inner.vm_assist &= !bit;
             Ok(0)
         }
-        VMASST_CMD_enable | VMASST_CMD_disable => Err(Errno::EINVAL),
         _ => Err(Errno::ENOSYS),
     }
 }

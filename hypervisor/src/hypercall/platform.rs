@@ -1,10 +1,11 @@
 //! `physdev_op`, `platform_op` and the debug-register hypercalls (the parts implemented so far).
 
 use super::Ctx;
-use crate::guest_mem::copy_from_guest;
+use crate::guest_mem::{copy_from_guest, copy_to_guest};
 use xen_abi::errno::Errno;
-use xen_abi::physdev::PHYSDEVOP_set_iopl;
+use xen_abi::physdev::{PHYSDEVOP_irq_status_query, PHYSDEVOP_set_iopl};
 use xen_abi::platform::XENPF_INTERFACE_VERSION;
+use xen_abi::platform::{XENPF_get_cpu_version, XENPF_get_cpuinfo};
 
 /// `physdev_op(cmd, arg)`.
 pub fn do_physdev_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
@@ -17,6 +18,17 @@ pub fn do_physdev_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
                 return Err(Errno::EINVAL);
             }
             ctx.vcpu.pv.iopl = iopl;
+            Ok(0)
+        }
+        PHYSDEVOP_irq_status_query => {
+            // struct physdev_irq_status_query { uint32_t irq; uint32_t flags; }: no pIRQs are
+            // routed yet, so every valid one needs no EOI; out-of-range ones are refused.
+            let mut b = [0u8; 8];
+            copy_from_guest(&mut b, a[1])?;
+            if u32::from_le_bytes(b[..4].try_into().unwrap_or_default()) >= NR_PIRQS {
+                return Err(Errno::EINVAL);
+            }
+            copy_to_guest(a[1] + 4, &0u32.to_le_bytes())?;
             Ok(0)
         }
         _ => Err(Errno::ENOSYS),
@@ -33,22 +45,82 @@ pub fn do_platform_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
     if u32::from_le_bytes(b[4..8].try_into().unwrap_or_default()) != XENPF_INTERFACE_VERSION {
         return Err(Errno::EACCES);
     }
-    Err(Errno::ENOSYS)
-}
-
-/// `get_debugreg(reg)` (Xen's `do_get_debugreg`): the vCPU's virtual debug registers.
-pub fn do_get_debugreg(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
-    let dr = &ctx.vcpu.pv.debugreg;
-    match a[0] {
-        r @ 0..=3 => Ok(dr[r as usize] as i64),
-        6 => Ok(dr[6] as i64),
-        7 => Ok(dr[7] as i64),
-        _ => Err(Errno::EINVAL),
+    // The union starts at offset 8 of struct xen_platform_op.
+    let cmd = u32::from_le_bytes(b[..4].try_into().unwrap_or_default());
+    let u = a[0] + 8;
+    let cpus = crate::smpboot::online_apic_ids();
+    match cmd {
+        XENPF_get_cpuinfo => {
+            // struct xenpf_pcpuinfo { xen_cpuid, max_present, flags, apic_id, acpi_id }
+            let mut id = [0u8; 4];
+            copy_from_guest(&mut id, u)?;
+            let cpu = u32::from_le_bytes(id) as usize;
+            let max_present = cpus.len().saturating_sub(1) as u32;
+            let (flags, apic) = match cpus.get(cpu) {
+                Some(&apic) => (1u32, apic), // XEN_PCPU_FLAGS_ONLINE
+                None => (2u32, 0u32),        // XEN_PCPU_FLAGS_INVALID
+            };
+            let mut out = [0u8; 16];
+            out[..4].copy_from_slice(&max_present.to_le_bytes());
+            out[4..8].copy_from_slice(&flags.to_le_bytes());
+            if flags == 1 {
+                out[8..12].copy_from_slice(&apic.to_le_bytes());
+                out[12..16].copy_from_slice(&apic.to_le_bytes()); // ACPI id = APIC id (MADT order)
+            }
+            copy_to_guest(u + 4, &out[..if flags == 1 { 16 } else { 8 }])?;
+            Ok(0)
+        }
+        XENPF_get_cpu_version => {
+            // struct xenpf_pcpu_version { xen_cpuid, max_present, vendor_id[12], family, model,
+            // stepping }: the boot CPU's identification (all CPUs are alike here).
+            let max_present = cpus.len().saturating_sub(1) as u32;
+            let leaf0 = core::arch::x86_64::__cpuid(0);
+            let sig = core::arch::x86_64::__cpuid(1).eax;
+            let base_family = (sig >> 8) & 0xf;
+            let family = if base_family == 0xf {
+                base_family + ((sig >> 20) & 0xff)
+            } else {
+                base_family
+            };
+            let model = ((sig >> 4) & 0xf)
+                | if base_family >= 6 {
+                    ((sig >> 16) & 0xf) << 4
+                } else {
+                    0
+                };
+            let mut out = alloc::vec::Vec::with_capacity(28);
+            out.extend_from_slice(&max_present.to_le_bytes());
+            for r in [leaf0.ebx, leaf0.edx, leaf0.ecx] {
+                out.extend_from_slice(&r.to_le_bytes());
+            }
+            for v in [family, model, sig & 0xf] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            copy_to_guest(u + 4, &out)?;
+            Ok(0)
+        }
+        _ => Err(Errno::ENOSYS),
     }
 }
 
-/// `set_debugreg(reg, value)` (Xen's `set_debugreg`): addresses must be the guest's; DR6/DR7
-/// get their architectural fixed bits. The values are kept, not loaded into hardware.
+/// Physical IRQs a domain may name (Xen's `nr_pirqs` order of magnitude for dom0).
+const NR_PIRQS: u32 = 1024;
+
+/// `get_debugreg(reg)` (Xen's `do_get_debugreg`): the vCPU's virtual debug registers; DR4
+/// and DR5 alias DR6 and DR7 (the guest cannot set CR4.DE).
+pub fn do_get_debugreg(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
+    let dr = &ctx.vcpu.pv.debugreg;
+    match a[0] {
+        r @ (0..=3 | 6 | 7) => Ok(dr[r as usize] as i64),
+        4 => Ok(dr[6] as i64),
+        5 => Ok(dr[7] as i64),
+        _ => Err(Errno::ENODEV),
+    }
+}
+
+/// `set_debugreg(reg, value)` (Xen's `set_debugreg`): addresses must be the guest's, DR6/DR7
+/// are 32-bit with their architectural fixed bits, and DR7 may not enable general detect or
+/// I/O breakpoints (CR4.DE is off for PV guests). Values are kept, not loaded into hardware.
 pub fn do_set_debugreg(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
     let (reg, value) = (a[0], a[1]);
     let dr = &mut ctx.vcpu.pv.debugreg;
@@ -59,19 +131,27 @@ pub fn do_set_debugreg(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
             }
             dr[reg as usize] = value;
         }
-        6 => {
+        4 | 6 => {
             if value >> 32 != 0 {
+                return Err(Errno::EINVAL);
+            }
+            dr[6] = (value & !(1 << 12)) | 0xffff_0ff0;
+        }
+        5 | 7 => {
+            if value >> 32 != 0 {
+                return Err(Errno::EINVAL);
+            }
+            const GENERAL_DETECT: u64 = 1 << 13;
+            let io_breakpoint = (0..4).any(|i| (value >> (16 + 4 * i)) & 3 == 2);
+            if value & 0xff != 0 && (io_breakpoint || value & GENERAL_DETECT != 0) {
                 return Err(Errno::EPERM);
             }
-            dr[6] = (value & !0xffff_1ff0u64 & 0xffff_ffff) | 0xffff_0ff0;
-        }
-        7 => {
-            if value >> 32 != 0 {
+            if value & GENERAL_DETECT != 0 {
                 return Err(Errno::EPERM);
             }
-            dr[7] = (value & !0xd800) | 0x400;
+            dr[7] = (value & !((1 << 12) | (1 << 14) | (1 << 15))) | 0x400;
         }
-        _ => return Err(Errno::EINVAL),
+        _ => return Err(Errno::ENODEV),
     }
     Ok(0)
 }

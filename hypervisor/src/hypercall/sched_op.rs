@@ -5,7 +5,8 @@ use crate::guest_mem::read_guest;
 use xen_abi::errno::Errno;
 
 use xen_abi::sched::{
-    SCHEDOP_block, SCHEDOP_poll, SCHEDOP_shutdown, SCHEDOP_shutdown_code, SCHEDOP_yield,
+    SCHEDOP_block, SCHEDOP_poll, SCHEDOP_remote_shutdown, SCHEDOP_shutdown, SCHEDOP_shutdown_code,
+    SCHEDOP_yield,
 };
 
 /// `sched_op(cmd, arg)`.
@@ -59,6 +60,18 @@ pub fn do_sched_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
             let reason: u32 = read_guest(a[1])?;
             crate::domain::shutdown(ctx.vcpu, ctx.regs, reason);
             Ok(0)
+        }
+        SCHEDOP_remote_shutdown => {
+            // struct sched_remote_shutdown { domid_t domain_id; unsigned int reason; }
+            let mut b = [0u8; 8];
+            crate::guest_mem::copy_from_guest(&mut b, a[1])?;
+            let target = u16::from_le_bytes([b[0], b[1]]);
+            // Only one domain exists so far; a domain may not target itself this way.
+            Err(if target == ctx.vcpu.domain().id {
+                Errno::EPERM
+            } else {
+                Errno::ESRCH
+            })
         }
         SCHEDOP_shutdown_code => {
             let _reason: u32 = read_guest(a[1])?;

@@ -51,6 +51,9 @@ use xen_abi::callback::{
 };
 
 fn register(ctx: &mut Ctx<'_>, ty: u16, address: u64) -> Result<i64, Errno> {
+    if !canonical(address) {
+        return Err(Errno::EINVAL);
+    }
     let pv = &mut ctx.vcpu.pv;
     match ty {
         CALLBACKTYPE_event => pv.event_callback = address,
@@ -58,7 +61,7 @@ fn register(ctx: &mut Ctx<'_>, ty: u16, address: u64) -> Result<i64, Errno> {
         CALLBACKTYPE_syscall => pv.syscall_callback = address,
         // NMIs are never delivered to guests yet; accept the registration as Xen does.
         CALLBACKTYPE_nmi => {}
-        _ => return Err(Errno::EINVAL),
+        _ => return Err(Errno::ENOSYS),
     }
     Ok(0)
 }

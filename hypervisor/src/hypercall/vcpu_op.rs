@@ -34,7 +34,7 @@ pub fn runstate_bytes(v: &crate::domain::Vcpu) -> [u8; 48] {
 /// `vcpu_op(cmd, vcpuid, arg)`.
 pub fn do_vcpu_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
     let (cmd, vcpuid, arg) = (a[0] as u32, a[1] as u32, a[2]);
-    let (exists, privileged) = {
+    let (exists, _privileged) = {
         let d = ctx.vcpu.domain();
         (d.vcpus.get(vcpuid as usize).is_some(), d.privileged)
     };
@@ -103,15 +103,9 @@ pub fn do_vcpu_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
             Ok(0)
         }
         VCPUOP_register_vcpu_info => register_vcpu_info(ctx, arg),
-        VCPUOP_get_physid => {
-            if !privileged {
-                return Err(Errno::EINVAL);
-            }
-            // struct vcpu_get_physid { uint64_t phys_id; }: the APIC id of the pCPU.
-            let id = u64::from(xenolith_arch::apic::id());
-            copy_to_guest(arg, &id.to_le_bytes())?;
-            Ok(0)
-        }
+        // Xen answers this only for vCPUs with a physical CPU identity it exposes; PV
+        // dom0 on Xen 4.17 gets -EINVAL.
+        VCPUOP_get_physid => Err(Errno::EINVAL),
         _ => Err(Errno::ENOSYS),
     }
 }
@@ -126,8 +120,9 @@ fn register_vcpu_info(ctx: &mut Ctx<'_>, arg: u64) -> Result<i64, Errno> {
         le64(&b),
         u32::from_le_bytes(b[8..12].try_into().unwrap_or_default()),
     );
-    if u64::from(offset) > 4096 - 64 {
-        return Err(Errno::EINVAL);
+    // Xen's map_vcpu_info: a naturally aligned vcpu_info wholly inside the page.
+    if offset % 8 != 0 || u64::from(offset) > 4096 - 64 {
+        return Err(Errno::ENXIO);
     }
     if ctx.vcpu.pv.vcpu_info_mfn != 0 {
         return Err(Errno::EINVAL);
