@@ -144,5 +144,18 @@ extern "C" fn pvtest_main(si: *const StartInfo) -> ! {
         "PVTEST DONE suites={} passed={} failed={} skipped={}",
         totals.suites, totals.passed, totals.failed, totals.skipped
     );
+    if si
+        .cmd_line_bytes()
+        .split(|b| b.is_ascii_whitespace())
+        .any(|w| w == b"crash=unhandled-fault")
+    {
+        // Misbehave on purpose: no trap table, then a fault. The hypervisor must crash this
+        // domain (and report it), never fault itself.
+        println!("PVTEST crash: clearing the trap table and reading an unmapped address");
+        // SAFETY: deliberately fatal for this guest; a null table clears the virtual IDT.
+        unsafe { crate::hypercall::hypercall3(xen_abi::hypercall::set_trap_table, 0, 0, 0) };
+        // SAFETY: as above: the read faults and there is no handler.
+        unsafe { core::ptr::read_volatile(0x0000_7fff_dead_0000 as *const u64) };
+    }
     poweroff()
 }
