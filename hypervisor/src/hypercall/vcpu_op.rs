@@ -67,6 +67,7 @@ pub fn do_vcpu_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
             crate::pv::time::arm(ctx.vcpu);
             Ok(0)
         }
+        VCPUOP_set_periodic_timer | VCPUOP_stop_periodic_timer if !is_current => Err(Errno::EINVAL),
         VCPUOP_set_periodic_timer => {
             let mut b = [0u8; 8];
             copy_from_guest(&mut b, arg)?;
@@ -102,7 +103,10 @@ pub fn do_vcpu_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
             }
             Ok(0)
         }
-        VCPUOP_register_vcpu_info => register_vcpu_info(ctx, arg),
+        // Operating on another vCPU needs secondary vCPUs, which dom0 does not have yet
+        // (one vCPU per domain so far): only the caller's own id can reach here.
+        VCPUOP_register_vcpu_info if is_current => register_vcpu_info(ctx, arg),
+        VCPUOP_register_vcpu_info => Err(Errno::EINVAL),
         // Xen answers this only for vCPUs with a physical CPU identity it exposes; PV
         // dom0 on Xen 4.17 gets -EINVAL.
         VCPUOP_get_physid => Err(Errno::EINVAL),
