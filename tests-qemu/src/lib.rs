@@ -13,15 +13,18 @@
 //! - [`lock`]: the global lock that keeps at most one QEMU running at a time.
 
 pub mod cmdline;
+pub mod debian;
 pub mod elf;
 pub mod error;
 pub mod grub;
 pub mod guests;
+pub mod linux;
 pub mod lock;
 pub mod multiboot;
 pub mod paths;
 pub mod qemu;
 pub mod serial;
+pub mod serial_watch;
 pub mod synth;
 pub mod verdicts;
 pub mod xen_ref;

@@ -1,12 +1,12 @@
 //! `cargo xtask run`: boot Xenolith in QEMU with the serial console on this terminal.
 
 use std::path::PathBuf;
-use std::process::ExitStatus;
+use std::process::{ExitCode, ExitStatus};
 
 use tests_qemu::Qemu;
 use tests_qemu::cmdline::Module;
-use tests_qemu::grub;
 use tests_qemu::paths::Profile;
+use tests_qemu::{grub, guests, linux};
 
 use crate::args::Args;
 use crate::util::{self, Result};
@@ -24,22 +24,89 @@ QEMU monitor on this terminal (-nographic). Quit with Ctrl-A X; Ctrl-A C toggles
 Installs missing host tools first (QEMU >= 10, GRUB ISO tools) via
 scripts/install-host-deps.sh, which needs root.
 
+By default dom0 is the built-in demo: the PV test guest `pvtest` (built with cargo) runs all
+its suites (`suites=all`), prints VERDICT and SUMMARY lines, and powers off; Xenolith then
+powers the machine off, QEMU exits, and xtask exits with QEMU's exit status (0 when the guest
+powered off cleanly).
+
 Options:
   --smp N              Number of CPUs (default 2)
   --mem MIB            RAM in MiB (default 2048)
   --append \"ARGS\"      Hypervisor command line (default:
                        \"console=com1 com1=115200,8n1 dom0_mem=512M dom0_max_vcpus=1 loglvl=all\")
+  --dom0 demo|linux|PATH
+                       The dom0 kernel (the first module):
+                         demo   the built-in demo dom0 above (the default)
+                         linux  Debian's stock kernel (linux-image-amd64), downloaded with
+                                apt-get into target/debian/ on first use, with
+                                \"console=hvc0 earlyprintk=xen\". Linux currently stops during
+                                boot on Xenolith (full Linux dom0 is a later issue; there is
+                                no root file system either): when dom0 crashes Xenolith
+                                reboots, which ends QEMU, or quit with Ctrl-A X
+                         PATH   a kernel image of your own (no command line)
   --module \"PATH [ARGS]\"
                        Add a multiboot module with its command line (repeatable; in order,
-                       after --dom0)
-  --dom0 PATH          Boot PATH as the dom0 kernel (the first module). A built-in demo dom0
-                       (`--dom0 demo`) and a Linux dom0 (`--dom0 linux`) come in a later
-                       change; for now pass a kernel image path
+                       after dom0)
   --grub               Boot through GRUB (multiboot2, from a rescue ISO) instead of QEMU's
                        -kernel (multiboot1)
   --debug              Use a dev-profile build
   -h, --help
   -- QEMU_ARGS...      Extra arguments passed to qemu-system-x86_64 (e.g. -- -d int)";
+
+/// The demo dom0's command line: every `pvtest` suite.
+pub const DEMO_ARGS: &str = "suites=all";
+
+/// What boots as dom0 (the first module).
+#[derive(Debug, PartialEq)]
+enum Dom0 {
+    /// The built-in demo: `pvtest` with [`DEMO_ARGS`].
+    Demo,
+    /// Debian's `linux-image-amd64` kernel (see `tests_qemu::linux`).
+    Linux,
+    /// A kernel image of the user's, without a command line.
+    Path(PathBuf),
+}
+
+impl Dom0 {
+    fn parse(arg: Option<&str>) -> Result<Dom0> {
+        Ok(match arg {
+            None | Some("demo") => Dom0::Demo,
+            Some("linux") => Dom0::Linux,
+            Some(path) => {
+                let path = PathBuf::from(path);
+                if !path.is_file() {
+                    return Err(format!(
+                        "--dom0 {}: not a file (nor `demo` or `linux`)",
+                        path.display()
+                    ));
+                }
+                Dom0::Path(path)
+            }
+        })
+    }
+
+    /// Builds or fetches the kernel; returns it as a module.
+    fn module(&self) -> Result<Module> {
+        Ok(match self {
+            Dom0::Demo => {
+                eprintln!("xtask: dom0 is the demo: pvtest {DEMO_ARGS}");
+                let elf = guests::build_pvtest().map_err(|e| e.to_string())?;
+                Module::new(elf, DEMO_ARGS)
+            }
+            Dom0::Linux => {
+                eprintln!(
+                    "xtask: dom0 is Debian's {} (downloaded into target/debian/ on first use); \
+                     Linux currently stops during boot on Xenolith (full Linux dom0 is a \
+                     later issue)",
+                    linux::METAPACKAGE
+                );
+                let kernel = linux::kernel().map_err(|e| e.to_string())?;
+                Module::new(kernel, linux::DOM0_CMDLINE)
+            }
+            Dom0::Path(path) => Module::new(path, ""),
+        })
+    }
+}
 
 /// The run configuration parsed from the command line.
 #[derive(Debug, PartialEq)]
@@ -47,6 +114,8 @@ struct RunConfig {
     smp: u32,
     mem: u32,
     append: String,
+    dom0: Dom0,
+    /// The modules after dom0's.
     modules: Vec<Module>,
     grub: bool,
     profile: Profile,
@@ -62,32 +131,23 @@ fn parse(argv: &[String]) -> Result<Option<RunConfig>> {
     if args.flag("-h") || args.flag("--help") {
         return Ok(None);
     }
+    let dom0 = Dom0::parse(args.value("--dom0"))?;
     let mut modules = Vec::new();
-    if let Some(dom0) = args.value("--dom0") {
-        if dom0 == "linux" || dom0 == "demo" {
-            return Err(format!(
-                "--dom0 {dom0} is not available yet: the built-in demo dom0 and the Linux dom0 \
-                 come in a later change. Pass the path of a dom0 kernel image instead."
-            ));
-        }
-        modules.push(Module::new(dom0, ""));
-    }
     for spec in args.values("--module") {
         let m = Module::parse(spec);
         if m.path.as_os_str().is_empty() {
             return Err(format!("--module {spec:?}: no path"));
         }
-        modules.push(m);
-    }
-    for m in &modules {
         if !m.path.is_file() {
             return Err(format!("module {} is not a file", m.path.display()));
         }
+        modules.push(m);
     }
     Ok(Some(RunConfig {
         smp: args.number("--smp", 1, 256)?.unwrap_or(2),
         mem: args.number("--mem", 16, 1 << 20)?.unwrap_or(2048),
         append: args.value("--append").unwrap_or(DEFAULT_APPEND).to_string(),
+        dom0,
         modules,
         grub: args.flag("--grub"),
         profile: if args.flag("--debug") {
@@ -99,17 +159,17 @@ fn parse(argv: &[String]) -> Result<Option<RunConfig>> {
     }))
 }
 
-pub fn main(argv: &[String]) -> Result<()> {
+pub fn main(argv: &[String]) -> Result<ExitCode> {
     let Some(cfg) = parse(argv)? else {
         println!("{HELP}");
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     };
     deps::ensure(false)?;
     let elf = cmd_build::build(cfg.profile)?;
+    let dom0 = cfg.dom0.module()?;
     // Module paths are absolute so QEMU and the ISO builder find them from anywhere.
-    let modules: Vec<Module> = cfg
-        .modules
-        .iter()
+    let modules: Vec<Module> = std::iter::once(&dom0)
+        .chain(&cfg.modules)
         .map(|m| {
             let path: PathBuf = m
                 .path
@@ -137,18 +197,29 @@ pub fn main(argv: &[String]) -> Result<()> {
     let status = cmd
         .status()
         .map_err(|e| format!("cannot start {}: {e}", tests_qemu::qemu::QEMU))?;
-    report_exit(status)
+    exit_code(status)
 }
 
-/// QEMU exits 0 on a guest reset (-no-reboot) or Ctrl-A X; isa-debug-exit gives (v << 1) | 1.
-fn report_exit(status: ExitStatus) -> Result<()> {
+/// xtask exits with QEMU's exit status. QEMU exits 0 on a poweroff, a guest reset (-no-reboot)
+/// or Ctrl-A X; isa-debug-exit gives `(v << 1) | 1`.
+fn exit_code(status: ExitStatus) -> Result<ExitCode> {
     match status.code() {
-        Some(0) => Ok(()),
-        Some(c) if c & 1 == 1 => Err(format!(
-            "QEMU exited with status {c} (isa-debug-exit value {:#x})",
-            c >> 1
-        )),
-        _ => Err(format!("QEMU exited: {status}")),
+        Some(0) => {
+            eprintln!("xtask: QEMU exited with status 0");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(c) => {
+            if c & 1 == 1 {
+                eprintln!(
+                    "xtask: QEMU exited with status {c} (isa-debug-exit value {:#x})",
+                    c >> 1
+                );
+            } else {
+                eprintln!("xtask: QEMU exited with status {c}");
+            }
+            Ok(ExitCode::from(u8::try_from(c).unwrap_or(1)))
+        }
+        None => Err(format!("QEMU exited: {status}")),
     }
 }
 
@@ -166,24 +237,29 @@ mod tests {
         assert_eq!(cfg.smp, 2);
         assert_eq!(cfg.mem, 2048);
         assert_eq!(cfg.append, DEFAULT_APPEND);
+        assert_eq!(cfg.dom0, Dom0::Demo);
         assert!(cfg.modules.is_empty() && !cfg.grub && cfg.qemu_args.is_empty());
         assert_eq!(cfg.profile, Profile::Release);
         assert!(parse(&argv(&["--help"])).unwrap().is_none());
     }
 
     #[test]
-    fn dom0_comes_first_and_placeholders_are_rejected() {
+    fn dom0_choices() {
         let this = env!("CARGO_MANIFEST_PATH");
         let cfg = parse(&argv(&["--module", &format!("{this} a=1"), "--dom0", this]))
             .unwrap()
             .unwrap();
-        assert_eq!(cfg.modules[0], Module::new(this, ""));
-        assert_eq!(cfg.modules[1], Module::new(this, "a=1"));
-        for name in ["linux", "demo"] {
-            let err = parse(&argv(&["--dom0", name])).unwrap_err();
-            assert!(err.contains("later change"), "{err}");
-        }
+        assert_eq!(cfg.dom0, Dom0::Path(this.into()));
+        assert_eq!(cfg.modules, [Module::new(this, "a=1")]);
+        let dom0 = |a: &str| parse(&argv(&["--dom0", a])).unwrap().unwrap().dom0;
+        assert_eq!(dom0("demo"), Dom0::Demo);
+        assert_eq!(dom0("linux"), Dom0::Linux);
         assert!(parse(&argv(&["--dom0", "/nonexistent/kernel"])).is_err());
+        assert!(parse(&argv(&["--module", "/nonexistent/module"])).is_err());
+        assert_eq!(
+            Dom0::Path(this.into()).module().unwrap(),
+            Module::new(this, "")
+        );
     }
 
     #[test]
@@ -200,5 +276,18 @@ mod tests {
         assert_eq!(cfg.profile, Profile::Debug);
         assert_eq!(cfg.qemu_args, ["-d", "int"]);
         assert!(parse(&argv(&["--smp", "x"])).is_err());
+    }
+
+    #[test]
+    fn exit_status_is_qemus() {
+        use std::os::unix::process::ExitStatusExt;
+        // A wait status holds the exit code in bits 8..16.
+        let code = |c: i32| exit_code(ExitStatus::from_raw(c << 8)).unwrap();
+        assert_eq!(code(0), ExitCode::SUCCESS);
+        assert_eq!(code(3), ExitCode::from(3));
+        assert!(
+            exit_code(ExitStatus::from_raw(9)).is_err(),
+            "killed by a signal"
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! `cargo xtask`: build, run and test Xenolith.
 //!
 //! - `cargo xtask build [--debug]`: build the hypervisor ELF; the last output line is its path.
-//! - `cargo xtask run [...]`: boot it in QEMU with the serial console on this terminal.
+//! - `cargo xtask run [...]`: boot it in QEMU (with the demo dom0 by default) with the serial
+//!   console on this terminal; exits with QEMU's exit status.
 //! - `cargo xtask test`: lints, host unit tests, then the QEMU boot tests.
 //! - `cargo xtask clippy`: `cargo fmt --check` and clippy (host and bare-metal target).
 
@@ -20,7 +21,7 @@ Usage: cargo xtask <COMMAND> [OPTIONS]
 
 Commands:
   build    Build the hypervisor ELF (prints its absolute path last)
-  run      Build and boot Xenolith in QEMU with the serial console on this terminal
+  run      Build and boot Xenolith and a dom0 (the demo by default) in QEMU, serial console here
   test     Lint, run the host unit tests, then the QEMU boot tests
   clippy   cargo fmt --check and clippy -D warnings (host and x86_64-unknown-none)
 
@@ -34,18 +35,19 @@ fn main() -> ExitCode {
     };
     let rest: Vec<String> = argv.collect();
     let result = match cmd.as_str() {
-        "build" => cmd_build::main(&rest),
+        // `run` exits with QEMU's exit status.
         "run" => cmd_run::main(&rest),
-        "test" => cmd_test::main(&rest),
-        "clippy" | "lint" => cmd_clippy::main(&rest),
+        "build" => cmd_build::main(&rest).map(|()| ExitCode::SUCCESS),
+        "test" => cmd_test::main(&rest).map(|()| ExitCode::SUCCESS),
+        "clippy" | "lint" => cmd_clippy::main(&rest).map(|()| ExitCode::SUCCESS),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         other => Err(format!("unknown command {other:?}\n\n{USAGE}")),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("xtask: error: {e}");
             ExitCode::FAILURE
