@@ -321,6 +321,27 @@ pub enum PteWrite {
         /// The register stored on success.
         reg: u8,
     },
+    /// `and`/`or` of an immediate into memory (`80/81/83 /4` and `/1`).
+    AluImm {
+        /// True for `or`, false for `and`.
+        or: bool,
+        /// The immediate, sign-extended.
+        imm: u64,
+    },
+    /// `and`/`or` of a register into memory (`20/21`, `08/09`).
+    AluReg {
+        /// True for `or`, false for `and`.
+        or: bool,
+        /// The source register.
+        reg: u8,
+    },
+    /// `bts`/`btr` with an immediate bit number (`0f ba /5`, `/6`).
+    BitImm {
+        /// True for `bts` (set), false for `btr` (reset).
+        set: bool,
+        /// The bit number (taken modulo the operand size).
+        bit: u8,
+    },
 }
 
 /// A decoded memory store and its operand size and length.
@@ -427,6 +448,43 @@ pub fn decode_write(b: &[u8]) -> Option<DecodedWrite> {
             i += n;
             (PteWrite::Cmpxchg { reg: reg | reg_ext }, size)
         }
+        0x80 | 0x81 | 0x83 => {
+            let (digit, n) = modrm_mem_len(b.get(i..)?)?;
+            if digit != 4 && digit != 1 {
+                return None;
+            }
+            i += n;
+            let (imm_len, size) = match op {
+                0x80 => (1, 1),
+                0x83 => (1, size),
+                _ => (if size == 2 { 2 } else { 4 }, size),
+            };
+            let raw = b.get(i..i + imm_len)?;
+            i += imm_len;
+            let imm = match imm_len {
+                1 => i64::from(raw[0] as i8) as u64,
+                2 => i64::from(i16::from_le_bytes([raw[0], raw[1]])) as u64,
+                _ => i64::from(i32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]])) as u64,
+            };
+            (PteWrite::AluImm { or: digit == 1, imm }, size)
+        }
+        0x08 | 0x09 | 0x20 | 0x21 => {
+            let (reg, n) = modrm_mem_len(b.get(i..)?)?;
+            i += n;
+            let size = if op & 1 == 0 { 1 } else { size };
+            (PteWrite::AluReg { or: op < 0x20, reg: reg | reg_ext }, size)
+        }
+        0x0f if b.get(i) == Some(&0xba) => {
+            i += 1;
+            let (digit, n) = modrm_mem_len(b.get(i..)?)?;
+            if digit != 5 && digit != 6 {
+                return None;
+            }
+            i += n;
+            let bit = *b.get(i)?;
+            i += 1;
+            (PteWrite::BitImm { set: digit == 5, bit }, size)
+        }
         _ => return None,
     };
     Some(DecodedWrite {
@@ -492,6 +550,24 @@ mod write_tests {
             decode_write(&[0x89, 0x05, 0x34, 0x12, 0, 0]).map(|d| (d.size, d.len)),
             Some((4, 6))
         );
+        // lock andb $0xfd,(%r12) (ptep_set_wrprotect) and friends
+        assert_eq!(
+            decode_write(&[0x3e, 0x41, 0x80, 0x24, 0x24, 0xfd]),
+            Some(DecodedWrite { op: PteWrite::AluImm { or: false, imm: u64::MAX - 2 }, size: 1, len: 6 })
+        );
+        assert_eq!(
+            decode_write(&[0xf0, 0x48, 0x83, 0x0f, 0x02]),
+            Some(DecodedWrite { op: PteWrite::AluImm { or: true, imm: 2 }, size: 8, len: 5 })
+        );
+        assert_eq!(
+            decode_write(&[0xf0, 0x48, 0x21, 0x07]),
+            Some(DecodedWrite { op: PteWrite::AluReg { or: false, reg: 0 }, size: 8, len: 4 })
+        );
+        assert_eq!(
+            decode_write(&[0xf0, 0x48, 0x0f, 0xba, 0x37, 0x01]),
+            Some(DecodedWrite { op: PteWrite::BitImm { set: false, bit: 1 }, size: 8, len: 6 })
+        );
+        assert_eq!(decode_write(&[0x80, 0x3f, 0x01]), None, "cmp is not a store");
         // register operands and other opcodes are not stores
         assert_eq!(decode_write(&[0x48, 0x89, 0xc3]), None);
         assert_eq!(decode_write(&[0x90]), None);

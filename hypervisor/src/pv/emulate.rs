@@ -515,6 +515,17 @@ pub fn ptwr_fault(v: &mut Vcpu, regs: &mut TrapFrame, cr2: u64) -> bool {
         PteWrite::MovReg { reg } | PteWrite::Xchg { reg } => (*reg_mut(regs, reg) & mask, None),
         PteWrite::MovImm { imm } => (imm & mask, None),
         PteWrite::Cmpxchg { reg } => (*reg_mut(regs, reg) & mask, Some(regs.rax & mask)),
+        // Read-modify-write forms: computed on the current entry, written as a cmpxchg so a
+        // concurrent change is not lost (the guest retries nothing: Xen's emulator loops).
+        PteWrite::AluImm { or, imm } => (if or { current | imm } else { current & imm } & mask, Some(current)),
+        PteWrite::AluReg { or, reg } => {
+            let v = *reg_mut(regs, reg) & mask;
+            (if or { current | v } else { current & v }, Some(current))
+        }
+        PteWrite::BitImm { set, bit } => {
+            let b = 1u64 << (u32::from(bit) % (w.size as u32 * 8));
+            (if set { current | b } else { current & !b }, Some(current))
+        }
     };
     match pvmm::ptwr_emulated_update(&mut env, dom, l1, offset, val, w.size, old) {
         Ptwr::Okay => {
@@ -525,6 +536,10 @@ pub fn ptwr_fault(v: &mut Vcpu, regs: &mut TrapFrame, cr2: u64) -> bool {
             }
         }
         Ptwr::CmpxchgFailed { current } => {
+            if !matches!(w.op, PteWrite::Cmpxchg { .. }) {
+                // A read-modify-write lost a race: re-execute the instruction.
+                return true;
+            }
             regs.rax = (regs.rax & !mask) | current;
             regs.rflags &= !(1 << 6);
         }
