@@ -112,7 +112,15 @@ xenolith_restore_guest:
         pop %rsi
         pop %rdi
         add $8, %rsp
+        .global xenolith_guest_iretq
+xenolith_guest_iretq:
         iretq
+        /* Fixup (see uaccess::fixup): the guest context could not be loaded. */
+        .global xenolith_guest_iretq_fixup
+xenolith_guest_iretq_fixup:
+        and $-16, %rsp
+        call xenolith_guest_iret_fault
+        ud2
 
         .global xenolith_enter_guest
 xenolith_enter_guest:

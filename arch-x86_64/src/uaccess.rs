@@ -55,6 +55,8 @@ unsafe extern "C" {
     fn xenolith_load_user_gs(sel: u32) -> u32;
     fn xenolith_load_user_gs_insn();
     fn xenolith_load_user_gs_fixup();
+    fn xenolith_guest_iretq();
+    fn xenolith_guest_iretq_fixup();
 }
 
 /// Loads `sel` into GS for guest user mode, leaving the kernel GS base active; returns false
@@ -93,6 +95,10 @@ pub fn fixup(rip: u64) -> Option<u64> {
         (
             xenolith_load_user_gs_insn as *const (),
             xenolith_load_user_gs_fixup as *const (),
+        ),
+        (
+            xenolith_guest_iretq as *const (),
+            xenolith_guest_iretq_fixup as *const (),
         ),
     ];
     table

@@ -17,7 +17,10 @@ pub const SPURIOUS_VECTOR: u8 = 0xff;
 extern "C" fn xenolith_trap_handler(f: &mut TrapFrame) {
     let from_guest = f.cs & 3 == 3;
     match f.entry_vector {
-        v if (v < 32 && v != 2 || v == 0x80) && from_guest => crate::pv::entry::guest_trap(f),
+        // Guest exceptions go to the guest, except NMIs and machine checks (the hypervisor's).
+        v if (v < 32 && v != 2 && v != 18 || v == 0x80) && from_guest => {
+            crate::pv::entry::guest_trap(f)
+        }
         11..=14 if let Some(fix) = xenolith_arch::uaccess::fixup(f.rip) => f.rip = fix,
         2 => printk!("CPU{}: NMI received, ignored\n", percpu::current().cpu),
         v if v < 32 => fatal_trap(f),

@@ -6,10 +6,14 @@ use std::time::Duration;
 use tests_qemu::guests::{Hypervisor, pvtest_elf, pvtest_qemu};
 
 fn crash_run(hv: Hypervisor) -> tests_qemu::RunResult {
+    crash_run_with(hv, "crash=unhandled-fault")
+}
+
+fn crash_run_with(hv: Hypervisor, how: &str) -> tests_qemu::RunResult {
     let guest = pvtest_elf().expect("pvtest builds");
     let hv_elf = hv.elf().expect("hypervisor ELF");
-    pvtest_qemu(hv, &hv_elf, &guest, "suites=basic crash=unhandled-fault")
-        .name(&format!("pvtest-crash-{}", hv.name()))
+    pvtest_qemu(hv, &hv_elf, &guest, &format!("suites=basic {how}"))
+        .name(&format!("pvtest-{}-{}", how.replace('=', "-"), hv.name()))
         .no_failure_markers()
         .success_marker("Hardware Dom0 crashed")
         .settle(Duration::from_secs(1))
@@ -53,4 +57,30 @@ fn unhandled_guest_fault_crashes_dom0_on_xenolith() {
         "{}",
         r.report()
     );
+}
+
+#[test]
+fn bad_iret_context_crashes_dom0_not_the_hypervisor() {
+    let xen = crash_run_with(Hypervisor::Xen, "crash=bad-iret");
+    xen.assert_success();
+    let r = crash_run_with(Hypervisor::Xenolith, "crash=bad-iret");
+    r.assert_success();
+    let text = r.serial.text();
+    assert!(
+        text.contains("PVTEST crash: HYPERVISOR_iret"),
+        "{}",
+        r.report()
+    );
+    assert!(
+        text.contains("(XEN) domain_crash called from d0v0"),
+        "{}",
+        r.report()
+    );
+    for bad in ["FATAL PAGE FAULT", "FATAL TRAP", "Panic on CPU"] {
+        assert!(
+            !text.contains(bad),
+            "hypervisor fault {bad:?}\n{}",
+            r.report()
+        );
+    }
 }

@@ -201,7 +201,7 @@ pub fn shutdown_domain(v: &mut Vcpu, regs: &TrapFrame, reason: u32) {
     if v.domain().privileged {
         match reason {
             0 => {
-                printk!("Hardware Dom0 shutdown: powering off machine\n");
+                printk!("Hardware Dom0 halted: powering off machine\n");
                 shutdown::poweroff();
             }
             2 => printk!("Hardware Dom0 suspend is not supported: halting it\n"),

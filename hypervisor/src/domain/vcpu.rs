@@ -32,6 +32,8 @@ pub struct PvVcpu {
     pub failsafe_callback: u64,
     /// 64-bit SYSCALL entry from guest user mode (`CALLBACKTYPE_syscall`).
     pub syscall_callback: u64,
+    /// Deliver the syscall callback with events masked (`CALLBACKF_mask_events`).
+    pub syscall_mask_events: bool,
     /// Kernel stack for bounces from user mode (`stack_switch`).
     pub kernel_ss: u64,
     /// Kernel stack pointer for bounces from user mode.
@@ -112,6 +114,7 @@ impl Vcpu {
                 event_callback: 0,
                 failsafe_callback: 0,
                 syscall_callback: 0,
+                syscall_mask_events: false,
                 kernel_ss: 0,
                 kernel_sp: 0,
                 fs_base: 0,

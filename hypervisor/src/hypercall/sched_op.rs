@@ -102,7 +102,7 @@ fn wait_until(ctx: &mut Ctx<'_>, deadline: u64, done: impl Fn(&crate::domain::Vc
             let d = deadline
                 .min(ctx.vcpu.pv.timer_deadline)
                 .min(ctx.vcpu.pv.periodic_next);
-            crate::time::arm_oneshot_ns(d - now);
+            crate::time::arm_oneshot_ns(d.saturating_sub(now).max(1000));
             armed = true;
         }
         xenolith_arch::cpu::idle_halt();

@@ -51,6 +51,13 @@ use xen_abi::callback::{
 };
 
 fn register(ctx: &mut Ctx<'_>, ty: u16, address: u64) -> Result<i64, Errno> {
+    register_flags(ctx, ty, 0, address)
+}
+
+/// `CALLBACKF_mask_events`: deliver the callback with events masked.
+const CALLBACKF_MASK_EVENTS: u16 = 1;
+
+fn register_flags(ctx: &mut Ctx<'_>, ty: u16, flags: u16, address: u64) -> Result<i64, Errno> {
     if !canonical(address) {
         return Err(Errno::EINVAL);
     }
@@ -58,7 +65,12 @@ fn register(ctx: &mut Ctx<'_>, ty: u16, address: u64) -> Result<i64, Errno> {
     match ty {
         CALLBACKTYPE_event => pv.event_callback = address,
         CALLBACKTYPE_failsafe => pv.failsafe_callback = address,
-        CALLBACKTYPE_syscall => pv.syscall_callback = address,
+        CALLBACKTYPE_syscall => {
+            pv.syscall_callback = address;
+            pv.syscall_mask_events = flags & CALLBACKF_MASK_EVENTS != 0;
+        }
+        // 32-bit entry points: accepted, as Xen does, but unused by 64-bit guests.
+        xen_abi::callback::CALLBACKTYPE_syscall32 | xen_abi::callback::CALLBACKTYPE_sysenter => {}
         // NMIs are never delivered to guests yet; accept the registration as Xen does.
         CALLBACKTYPE_nmi => {}
         _ => return Err(Errno::ENOSYS),
@@ -80,9 +92,11 @@ pub fn do_callback_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
             let mut raw = [0u8; 16];
             copy_from_guest(&mut raw, a[1])?;
             let ty = u16::from_le_bytes([raw[0], raw[1]]);
-            register(
+            let flags = u16::from_le_bytes([raw[2], raw[3]]);
+            register_flags(
                 ctx,
                 ty,
+                flags,
                 u64::from_le_bytes(raw[8..16].try_into().unwrap_or([0; 8])),
             )
         }
@@ -91,7 +105,9 @@ pub fn do_callback_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
             copy_from_guest(&mut raw, a[1])?;
             match u16::from_le_bytes(raw) {
                 // Xen refuses to unregister the event and failsafe callbacks.
-                CALLBACKTYPE_event | CALLBACKTYPE_failsafe => Err(Errno::EINVAL),
+                CALLBACKTYPE_event | CALLBACKTYPE_failsafe | CALLBACKTYPE_syscall => {
+                    Err(Errno::EINVAL)
+                }
                 ty => register(ctx, ty, 0),
             }
         }

@@ -417,6 +417,10 @@ pub fn decode_write(b: &[u8]) -> Option<DecodedWrite> {
             i += n;
             let reg = reg | reg_ext;
             let size = if op == 0x88 { 1 } else { size };
+            // Without REX, byte registers 4-7 are AH..BH, not SPL..DIL: not emulated.
+            if size == 1 && rex == 0 && (4..8).contains(&reg) {
+                return None;
+            }
             (
                 if op == 0x87 {
                     PteWrite::Xchg { reg }
@@ -466,13 +470,25 @@ pub fn decode_write(b: &[u8]) -> Option<DecodedWrite> {
                 2 => i64::from(i16::from_le_bytes([raw[0], raw[1]])) as u64,
                 _ => i64::from(i32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]])) as u64,
             };
-            (PteWrite::AluImm { or: digit == 1, imm }, size)
+            (
+                PteWrite::AluImm {
+                    or: digit == 1,
+                    imm,
+                },
+                size,
+            )
         }
         0x08 | 0x09 | 0x20 | 0x21 => {
             let (reg, n) = modrm_mem_len(b.get(i..)?)?;
             i += n;
             let size = if op & 1 == 0 { 1 } else { size };
-            (PteWrite::AluReg { or: op < 0x20, reg: reg | reg_ext }, size)
+            (
+                PteWrite::AluReg {
+                    or: op < 0x20,
+                    reg: reg | reg_ext,
+                },
+                size,
+            )
         }
         0x0f if b.get(i) == Some(&0xba) => {
             i += 1;
@@ -483,7 +499,13 @@ pub fn decode_write(b: &[u8]) -> Option<DecodedWrite> {
             i += n;
             let bit = *b.get(i)?;
             i += 1;
-            (PteWrite::BitImm { set: digit == 5, bit }, size)
+            (
+                PteWrite::BitImm {
+                    set: digit == 5,
+                    bit,
+                },
+                size,
+            )
         }
         _ => return None,
     };
@@ -553,21 +575,44 @@ mod write_tests {
         // lock andb $0xfd,(%r12) (ptep_set_wrprotect) and friends
         assert_eq!(
             decode_write(&[0x3e, 0x41, 0x80, 0x24, 0x24, 0xfd]),
-            Some(DecodedWrite { op: PteWrite::AluImm { or: false, imm: u64::MAX - 2 }, size: 1, len: 6 })
+            Some(DecodedWrite {
+                op: PteWrite::AluImm {
+                    or: false,
+                    imm: u64::MAX - 2
+                },
+                size: 1,
+                len: 6
+            })
         );
         assert_eq!(
             decode_write(&[0xf0, 0x48, 0x83, 0x0f, 0x02]),
-            Some(DecodedWrite { op: PteWrite::AluImm { or: true, imm: 2 }, size: 8, len: 5 })
+            Some(DecodedWrite {
+                op: PteWrite::AluImm { or: true, imm: 2 },
+                size: 8,
+                len: 5
+            })
         );
         assert_eq!(
             decode_write(&[0xf0, 0x48, 0x21, 0x07]),
-            Some(DecodedWrite { op: PteWrite::AluReg { or: false, reg: 0 }, size: 8, len: 4 })
+            Some(DecodedWrite {
+                op: PteWrite::AluReg { or: false, reg: 0 },
+                size: 8,
+                len: 4
+            })
         );
         assert_eq!(
             decode_write(&[0xf0, 0x48, 0x0f, 0xba, 0x37, 0x01]),
-            Some(DecodedWrite { op: PteWrite::BitImm { set: false, bit: 1 }, size: 8, len: 6 })
+            Some(DecodedWrite {
+                op: PteWrite::BitImm { set: false, bit: 1 },
+                size: 8,
+                len: 6
+            })
         );
-        assert_eq!(decode_write(&[0x80, 0x3f, 0x01]), None, "cmp is not a store");
+        assert_eq!(
+            decode_write(&[0x80, 0x3f, 0x01]),
+            None,
+            "cmp is not a store"
+        );
         // register operands and other opcodes are not stores
         assert_eq!(decode_write(&[0x48, 0x89, 0xc3]), None);
         assert_eq!(decode_write(&[0x90]), None);

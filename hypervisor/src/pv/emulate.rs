@@ -339,6 +339,15 @@ pub fn privileged_op(v: &mut Vcpu, regs: &mut TrapFrame) -> bool {
     let Some(dec) = decode::decode(&b[..n]) else {
         return false;
     };
+    // Only port I/O and cli/sti (gated by the virtual IOPL) are for guest user mode; every
+    // other privileged instruction is emulated for the guest kernel only (Xen).
+    let io_class = matches!(
+        dec.insn,
+        Insn::In { .. } | Insn::Out { .. } | Insn::Cli | Insn::Sti
+    );
+    if !io_class && !v.pv.kernel_mode {
+        return false;
+    }
     match dec.insn {
         Insn::In { port, size } | Insn::Out { port, size } => {
             if !iopl_ok(v) {
@@ -517,7 +526,10 @@ pub fn ptwr_fault(v: &mut Vcpu, regs: &mut TrapFrame, cr2: u64) -> bool {
         PteWrite::Cmpxchg { reg } => (*reg_mut(regs, reg) & mask, Some(regs.rax & mask)),
         // Read-modify-write forms: computed on the current entry, written as a cmpxchg so a
         // concurrent change is not lost (the guest retries nothing: Xen's emulator loops).
-        PteWrite::AluImm { or, imm } => (if or { current | imm } else { current & imm } & mask, Some(current)),
+        PteWrite::AluImm { or, imm } => (
+            if or { current | imm } else { current & imm } & mask,
+            Some(current),
+        ),
         PteWrite::AluReg { or, reg } => {
             let v = *reg_mut(regs, reg) & mask;
             (if or { current | v } else { current & v }, Some(current))

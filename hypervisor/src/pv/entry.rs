@@ -38,13 +38,14 @@ extern "C" fn xenolith_guest_syscall(regs: &mut TrapFrame) {
     if !v.pv.kernel_mode {
         // Guest user-mode SYSCALL: bounce to the kernel's registered syscall entry.
         let eip = v.pv.syscall_callback;
+        let interrupt = v.pv.syscall_mask_events;
         deliver(
             v,
             regs,
             TrapBounce {
                 eip,
                 error_code: None,
-                interrupt: false,
+                interrupt,
             },
         );
         return;
@@ -73,6 +74,17 @@ fn do_iret(v: &mut Vcpu, regs: &mut TrapFrame) {
         *w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
     }
     let ctx = IretContext::from_words(&words);
+    // The return context must be one `iretq` can load at CPL3: a canonical rip and the flat
+    // ring-3 selectors (or the guest's own GDT entries below the hypervisor's).
+    let canonical = {
+        let t = ctx.rip >> 47;
+        t == 0 || t == 0x1ffff
+    };
+    let cs_ok = matches!(ctx.cs | 3, 0xe033 | 0xe023) || (ctx.cs | 3) < 0xe000;
+    let ss_ok = ctx.ss | 3 == 0xe02b || (ctx.ss | 3) < 0xe000;
+    if !canonical || !cs_ok || !ss_ok {
+        crate::domain::crash(v, regs, "HYPERVISOR_iret to an unusable context");
+    }
     if ctx.cs & 3 == 3 && v.pv.guest_table_user == 0 {
         crate::domain::crash(
             v,
@@ -225,6 +237,15 @@ fn software_interrupt(v: &mut Vcpu, regs: &mut TrapFrame) -> bool {
         },
     );
     true
+}
+
+/// The hypervisor's return to the guest faulted (a context `iretq` refused): crash the guest
+/// instead of the hypervisor (Xen would use the failsafe callback).
+#[unsafe(no_mangle)]
+extern "C" fn xenolith_guest_iret_fault() -> ! {
+    let v = current();
+    let regs = v.regs;
+    crate::domain::crash(v, &regs, "return to the guest faulted (bad iret context)")
 }
 
 /// A hardware interrupt taken while the guest ran: the guest's timers may be due.

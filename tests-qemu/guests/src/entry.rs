@@ -157,5 +157,35 @@ extern "C" fn pvtest_main(si: *const StartInfo) -> ! {
         // SAFETY: as above: the read faults and there is no handler.
         unsafe { core::ptr::read_volatile(0x0000_7fff_dead_0000 as *const u64) };
     }
+    if si
+        .cmd_line_bytes()
+        .split(|b| b.is_ascii_whitespace())
+        .any(|w| w == b"crash=bad-iret")
+    {
+        // HYPERVISOR_iret to a non-canonical rip: the hypervisor must refuse it by crashing
+        // this domain, never by faulting on its own return to the guest.
+        println!("PVTEST crash: HYPERVISOR_iret to a non-canonical address");
+        // SAFETY: deliberately fatal for this guest: the iret context (ss, rsp, rflags, cs,
+        // rip, flags, rcx, r11, rax) is pushed as Linux's xen_iret does, then iret is called.
+        unsafe {
+            core::arch::asm!(
+                "mov rax, rsp",
+                "push 0xe02b",
+                "push rax",
+                "push 0x202",
+                "push 0xe033",
+                "mov rcx, 0x8000000000001000",
+                "push rcx",
+                "push 0",
+                "push rcx",
+                "push r11",
+                "push rax",
+                "mov eax, 23",
+                "syscall",
+                "ud2",
+                options(noreturn)
+            )
+        };
+    }
     poweroff()
 }
