@@ -80,8 +80,11 @@ fn do_iret(v: &mut Vcpu, regs: &mut TrapFrame) {
         let t = ctx.rip >> 47;
         t == 0 || t == 0x1ffff
     };
-    let cs_ok = matches!(ctx.cs | 3, 0xe033 | 0xe023) || (ctx.cs | 3) < 0xe000;
-    let ss_ok = ctx.ss | 3 == 0xe02b || (ctx.ss | 3) < 0xe000;
+    // Only the selector bits count: a bounce frame's CS carries the saved upcall mask in
+    // bits 32-39, and `iretq` ignores everything above bit 15.
+    let (cs, ss) = ((ctx.cs & 0xffff) | 3, (ctx.ss & 0xffff) | 3);
+    let cs_ok = matches!(cs, 0xe033 | 0xe023) || cs < 0xe000;
+    let ss_ok = ss == 0xe02b || ss < 0xe000;
     if !canonical || !cs_ok || !ss_ok {
         crate::domain::crash(v, regs, "HYPERVISOR_iret to an unusable context");
     }
