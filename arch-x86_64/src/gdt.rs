@@ -4,8 +4,8 @@
 //! `xen/include/public/arch-x86/xen-x86_64.h`), and a PV guest's own GDT frames occupy the first
 //! 14 pages of the GDT. So the hypervisor's descriptors live in the page at byte offset 0xe000
 //! (`FIRST_RESERVED_GDT_BYTE`), with the same entries as Xen's `gdt_table`
-//! (`xen/arch/x86/boot/x86_64.S`). Until PV guests exist, the GDT base simply points 0xe000 bytes
-//! below this page: the CPU reads only descriptors that a selector names.
+//! (`xen/arch/x86/boot/x86_64.S`). Each CPU's GDT is a full 64 KiB table: the running vCPU's
+//! descriptors are copied into entries below 0xe000 (see `hypercall::desc` in the hypervisor).
 
 use core::mem::size_of;
 
