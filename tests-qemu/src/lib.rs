@@ -18,6 +18,7 @@ pub mod elf;
 pub mod error;
 pub mod grub;
 pub mod guests;
+pub mod initramfs;
 pub mod linux;
 pub mod lock;
 pub mod multiboot;

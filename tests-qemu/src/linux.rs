@@ -43,6 +43,11 @@ pub const HYPERVISOR_FATAL: &[&str] = &["(XEN) FATAL", "Panic on CPU"];
 
 /// Time limit of a Linux dom0 run under TCG.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+/// Time limit of a Linux dom0 run through `/init` to poweroff under TCG.
+pub const INIT_RUN_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// `kernel_init()` when it starts `/init` from the initramfs.
+pub const RUN_INIT: &str = "Run /init as init process";
 
 /// The kernel package `linux-image-amd64` depends on today (from the local package list).
 pub fn package() -> Result<String> {
@@ -129,6 +134,26 @@ pub fn dom0_qemu(hv_elf: &Path, vmlinuz: &Path) -> Qemu {
     q
 }
 
+/// The QEMU run of `vmlinuz` as dom0 with `initramfs` (see [`crate::initramfs`]) as its
+/// second module: like [`dom0_qemu`], but without a success marker and with
+/// [`INIT_RUN_TIMEOUT`], so it runs until the machine powers off (QEMU exits) or dom0 or the
+/// hypervisor crashes.
+pub fn init_qemu(hv_elf: &Path, vmlinuz: &Path, initramfs: &Path) -> Qemu {
+    let mut q = Qemu::new()
+        .kernel(hv_elf)
+        .append(HV_CMDLINE)
+        .module(vmlinuz, DOM0_CMDLINE)
+        .module(initramfs, "")
+        .mem_mib(2048)
+        .smp(2)
+        .timeout(INIT_RUN_TIMEOUT)
+        .failure_marker(xen_ref::DOM0_CRASHED);
+    for m in HYPERVISOR_FATAL {
+        q = q.failure_marker(m);
+    }
+    q
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +173,25 @@ mod tests {
         assert_eq!(args[i + 1], HV_CMDLINE);
         let i = args.iter().position(|s| s == "-initrd").unwrap();
         assert_eq!(args[i + 1], "/k/vmlinuz-6 console=hvc0 earlyprintk=xen");
+    }
+
+    #[test]
+    fn init_command_line() {
+        let args: Vec<String> = init_qemu(
+            Path::new("/x/xenolith"),
+            Path::new("/k/vmlinuz-6"),
+            Path::new("/i/init.cpio"),
+        )
+        .capture_args(Path::new("/s.log"))
+        .unwrap()
+        .iter()
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect();
+        let i = args.iter().position(|s| s == "-initrd").unwrap();
+        assert_eq!(
+            args[i + 1],
+            "/k/vmlinuz-6 console=hvc0 earlyprintk=xen,/i/init.cpio"
+        );
     }
 
     #[test]

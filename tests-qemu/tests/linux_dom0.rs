@@ -2,15 +2,17 @@
 //!
 //! The kernel package (~70 MB) is downloaded into `target/debian/` on first use and only its
 //! `boot/vmlinuz-*` extracted; later runs use the cache (see `tests_qemu::linux`).
-//! `LINUX_DOM0_KERNEL` and `XENOLITH_ELF` select prebuilt images. Linux does not reach a shell
-//! on Xenolith yet: this checks the lines it prints early in its boot.
+//! `LINUX_DOM0_KERNEL` and `XENOLITH_ELF` select prebuilt images. The first test checks the
+//! lines Linux prints early in its boot; the second boots it with a busybox initramfs (see
+//! `tests_qemu::initramfs`, busybox from Debian's `busybox-static`) whose `/init` reports
+//! through `/dev/kmsg` and powers the machine off.
 //!
 //! Run with `cargo test -p tests-qemu --test linux_dom0 -- --test-threads=1`.
 
 use std::time::Instant;
 
 use tests_qemu::serial_watch::SerialWatch;
-use tests_qemu::{EndReason, linux, paths};
+use tests_qemu::{EndReason, initramfs, linux, paths};
 
 #[test]
 fn debian_linux_amd64_starts_as_pv_dom0() {
@@ -61,4 +63,71 @@ fn debian_linux_amd64_starts_as_pv_dom0() {
             run.report()
         );
     }
+}
+
+#[test]
+fn debian_linux_amd64_runs_busybox_init_and_powers_off() {
+    let fetch_start = Instant::now();
+    let vmlinuz = linux::kernel().unwrap_or_else(|e| panic!("fetching the Linux kernel: {e}"));
+    let initrd = initramfs::busybox_initramfs()
+        .unwrap_or_else(|e| panic!("building the busybox initramfs: {e}"));
+    let fetch_time = fetch_start.elapsed();
+    let hv = paths::hypervisor_elf().unwrap_or_else(|e| panic!("building Xenolith: {e}"));
+
+    let name = "linux-dom0-init";
+    let needles = [
+        linux::BOOTING_ON_XEN,
+        linux::RUN_INIT,
+        initramfs::INIT_MARKER,
+    ];
+    let watch = SerialWatch::start(name, &needles)
+        .unwrap_or_else(|e| panic!("watching the serial log: {e}"));
+    let run = linux::init_qemu(&hv, &vmlinuz, &initrd)
+        .name(name)
+        .run()
+        .unwrap_or_else(|e| panic!("running QEMU: {e}"));
+    let times = watch.finish();
+
+    let show = |t: Option<std::time::Duration>| t.map_or("never".into(), |t| format!("{t:.1?}"));
+    eprintln!(
+        "linux dom0 init: kernel {}, initramfs {} (ready in {fetch_time:.1?}); from QEMU start: \
+         {:?} after {}, {:?} after {}, {:?} after {}; run {} after {:.1?} ({})",
+        vmlinuz.display(),
+        initrd.display(),
+        needles[0],
+        show(times[0]),
+        needles[1],
+        show(times[1]),
+        needles[2],
+        show(times[2]),
+        run.end,
+        run.elapsed,
+        run.status
+            .map_or("killed by the harness".into(), |s| s.to_string()),
+    );
+
+    for fatal in linux::HYPERVISOR_FATAL
+        .iter()
+        .chain([&tests_qemu::xen_ref::DOM0_CRASHED])
+    {
+        assert!(
+            !run.lines().any(|l| l.contains(fatal)),
+            "the serial log has {fatal:?}\n{}",
+            run.report()
+        );
+    }
+    for line in [linux::RUN_INIT, initramfs::INIT_MARKER_XEN] {
+        assert!(
+            run.lines().any(|l| l.contains(line)),
+            "Linux did not print {line:?}\n{}",
+            run.report()
+        );
+    }
+    assert_eq!(run.end, EndReason::Exited, "{}", run.report());
+    assert_eq!(
+        run.exit_code(),
+        Some(0),
+        "QEMU should exit by itself with status 0 after the poweroff\n{}",
+        run.report()
+    );
 }

@@ -6,7 +6,7 @@ use std::process::{ExitCode, ExitStatus};
 use tests_qemu::Qemu;
 use tests_qemu::cmdline::Module;
 use tests_qemu::paths::Profile;
-use tests_qemu::{grub, guests, linux};
+use tests_qemu::{grub, guests, initramfs, linux};
 
 use crate::args::Args;
 use crate::util::{self, Result};
@@ -39,14 +39,16 @@ Options:
                          demo   the built-in demo dom0 above (the default)
                          linux  Debian's stock kernel (linux-image-amd64), downloaded with
                                 apt-get into target/debian/ on first use, with
-                                \"console=hvc0 earlyprintk=xen\". Linux currently stops during
-                                boot on Xenolith (full Linux dom0 is a later issue; there is
-                                no root file system either): when dom0 crashes Xenolith
-                                reboots, which ends QEMU, or quit with Ctrl-A X
+                                \"console=hvc0 earlyprintk=xen\", and as the second module a
+                                busybox initramfs (busybox-static, built into
+                                target/tests-qemu/initramfs/): Linux boots, runs its /init,
+                                which prints \"XENOLITH-INIT: /init running on xen\" through
+                                /dev/kmsg and powers off; QEMU then exits (status 0). /init's
+                                own console (hvc0) does not work yet, so there is no shell
                          PATH   a kernel image of your own (no command line)
   --module \"PATH [ARGS]\"
                        Add a multiboot module with its command line (repeatable; in order,
-                       after dom0)
+                       after dom0's modules)
   --grub               Boot through GRUB (multiboot2, from a rescue ISO) instead of QEMU's
                        -kernel (multiboot1)
   --debug              Use a dev-profile build
@@ -61,7 +63,8 @@ pub const DEMO_ARGS: &str = "suites=all";
 enum Dom0 {
     /// The built-in demo: `pvtest` with [`DEMO_ARGS`].
     Demo,
-    /// Debian's `linux-image-amd64` kernel (see `tests_qemu::linux`).
+    /// Debian's `linux-image-amd64` kernel (see `tests_qemu::linux`) with the busybox
+    /// initramfs (see `tests_qemu::initramfs`).
     Linux,
     /// A kernel image of the user's, without a command line.
     Path(PathBuf),
@@ -85,25 +88,31 @@ impl Dom0 {
         })
     }
 
-    /// Builds or fetches the kernel; returns it as a module.
-    fn module(&self) -> Result<Module> {
+    /// Builds or fetches the kernel (and, for Linux, its initramfs); returns them as the
+    /// first modules.
+    fn modules(&self) -> Result<Vec<Module>> {
         Ok(match self {
             Dom0::Demo => {
                 eprintln!("xtask: dom0 is the demo: pvtest {DEMO_ARGS}");
                 let elf = guests::build_pvtest().map_err(|e| e.to_string())?;
-                Module::new(elf, DEMO_ARGS)
+                vec![Module::new(elf, DEMO_ARGS)]
             }
             Dom0::Linux => {
                 eprintln!(
-                    "xtask: dom0 is Debian's {} (downloaded into target/debian/ on first use); \
-                     Linux currently stops during boot on Xenolith (full Linux dom0 is a \
-                     later issue)",
-                    linux::METAPACKAGE
+                    "xtask: dom0 is Debian's {} with a busybox initramfs (the kernel and \
+                     busybox-static are downloaded into target/debian/ on first use); its /init \
+                     prints {:?} through /dev/kmsg and powers off",
+                    linux::METAPACKAGE,
+                    initramfs::INIT_MARKER_XEN
                 );
                 let kernel = linux::kernel().map_err(|e| e.to_string())?;
-                Module::new(kernel, linux::DOM0_CMDLINE)
+                let initrd = initramfs::busybox_initramfs().map_err(|e| e.to_string())?;
+                vec![
+                    Module::new(kernel, linux::DOM0_CMDLINE),
+                    Module::new(initrd, ""),
+                ]
             }
-            Dom0::Path(path) => Module::new(path, ""),
+            Dom0::Path(path) => vec![Module::new(path, "")],
         })
     }
 }
@@ -166,9 +175,10 @@ pub fn main(argv: &[String]) -> Result<ExitCode> {
     };
     deps::ensure(false)?;
     let elf = cmd_build::build(cfg.profile)?;
-    let dom0 = cfg.dom0.module()?;
+    let dom0 = cfg.dom0.modules()?;
     // Module paths are absolute so QEMU and the ISO builder find them from anywhere.
-    let modules: Vec<Module> = std::iter::once(&dom0)
+    let modules: Vec<Module> = dom0
+        .iter()
         .chain(&cfg.modules)
         .map(|m| {
             let path: PathBuf = m
@@ -257,8 +267,8 @@ mod tests {
         assert!(parse(&argv(&["--dom0", "/nonexistent/kernel"])).is_err());
         assert!(parse(&argv(&["--module", "/nonexistent/module"])).is_err());
         assert_eq!(
-            Dom0::Path(this.into()).module().unwrap(),
-            Module::new(this, "")
+            Dom0::Path(this.into()).modules().unwrap(),
+            [Module::new(this, "")]
         );
     }
 

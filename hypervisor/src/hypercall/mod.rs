@@ -87,7 +87,13 @@ pub fn dispatch(ctx: &mut Ctx<'_>, number: u64, args: [u64; 5]) -> u64 {
             Ok(v) => v as u64,
             Err(e) => {
                 if e == Errno::ENOSYS {
-                    report_unknown_subop(ctx, number, args[0]);
+                    // platform_op's command is the first field of the structure it points to.
+                    let cmd = if number == nr::platform_op {
+                        crate::guest_mem::read_guest::<u32>(args[0]).map_or(u64::MAX, u64::from)
+                    } else {
+                        args[0]
+                    };
+                    report_unknown_subop(ctx, number, cmd);
                 }
                 e.to_ret() as u64
             }
