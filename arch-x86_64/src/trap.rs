@@ -127,23 +127,8 @@ xenolith_trap_common:
         and $-16, %rsp
         call xenolith_trap_handler
         mov %rbx, %rsp
-        pop %r15
-        pop %r14
-        pop %r13
-        pop %r12
-        pop %rbp
-        pop %rbx
-        pop %r11
-        pop %r10
-        pop %r9
-        pop %r8
-        pop %rax
-        pop %rcx
-        pop %rdx
-        pop %rsi
-        pop %rdi
-        add $8, %rsp
-        iretq
+        /* Same register restore and iretq as a return to a guest (guest_entry.rs). */
+        jmp xenolith_restore_guest
         "#,
         options(att_syntax)
     );

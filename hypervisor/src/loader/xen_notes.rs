@@ -17,45 +17,15 @@ use core::fmt;
 
 use super::elf::{Elf64, ElfError, Note, NoteIter, PT_NOTE, SHT_NOTE, SHT_STRTAB, SHT_SYMTAB};
 
-// TODO: xen-abi — the XEN_ELFNOTE_* numbers from xen/include/public/elfnote.h.
-/// NAME=VALUE pair (string); not interpreted by Xen (reported as unknown).
-pub const XEN_ELFNOTE_INFO: u32 = 0;
-/// Virtual entry point (numeric).
-pub const XEN_ELFNOTE_ENTRY: u32 = 1;
-/// Virtual address of the hypercall page (numeric).
-pub const XEN_ELFNOTE_HYPERCALL_PAGE: u32 = 2;
-/// Virtual address the kernel image is mapped at (numeric).
-pub const XEN_ELFNOTE_VIRT_BASE: u32 = 3;
-/// Offset of `p_paddr` from the real pseudo-physical address (numeric).
-pub const XEN_ELFNOTE_PADDR_OFFSET: u32 = 4;
-/// Xen version the kernel was built for, `"xen-3.0"` (string).
-pub const XEN_ELFNOTE_XEN_VERSION: u32 = 5;
-/// Guest operating system name (string).
-pub const XEN_ELFNOTE_GUEST_OS: u32 = 6;
-/// Guest operating system version (string).
-pub const XEN_ELFNOTE_GUEST_VERSION: u32 = 7;
-/// Loader type (string).
-pub const XEN_ELFNOTE_LOADER: u32 = 8;
-/// PAE support, `"yes"`/`"no"`/`"bimodal"` (string).
-pub const XEN_ELFNOTE_PAE_MODE: u32 = 9;
-/// `|`-separated feature names, `!` = required (string).
-pub const XEN_ELFNOTE_FEATURES: u32 = 10;
-/// Load the symbol table after the image, `"yes"` (string).
-pub const XEN_ELFNOTE_BSD_SYMTAB: u32 = 11;
-/// Lowest address the hypervisor hole may start at, 32-bit guests (numeric).
-pub const XEN_ELFNOTE_HV_START_LOW: u32 = 12;
-/// Mask/value pairs recognising L1 entries that carry valid MFNs.
-pub const XEN_ELFNOTE_L1_MFN_VALID: u32 = 13;
-/// Guest supports cooperative suspend cancellation (numeric).
-pub const XEN_ELFNOTE_SUSPEND_CANCEL: u32 = 14;
-/// Virtual address to map the initial P2M table at (numeric).
-pub const XEN_ELFNOTE_INIT_P2M: u32 = 15;
-/// Guest accepts an initrd given by PFN rather than mapped (numeric).
-pub const XEN_ELFNOTE_MOD_START_PFN: u32 = 16;
-/// Supported-features bitmap (numeric, one `u32` per submap).
-pub const XEN_ELFNOTE_SUPPORTED_FEATURES: u32 = 17;
-/// 32-bit physical entry point for PVH (numeric); ignored for PV.
-pub const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
+// The note numbers come from the one ABI definition.
+pub use xen_abi::elfnote::{
+    XEN_ELFNOTE_BSD_SYMTAB, XEN_ELFNOTE_ENTRY, XEN_ELFNOTE_FEATURES, XEN_ELFNOTE_GUEST_OS,
+    XEN_ELFNOTE_GUEST_VERSION, XEN_ELFNOTE_HV_START_LOW, XEN_ELFNOTE_HYPERCALL_PAGE,
+    XEN_ELFNOTE_INFO, XEN_ELFNOTE_INIT_P2M, XEN_ELFNOTE_L1_MFN_VALID, XEN_ELFNOTE_LOADER,
+    XEN_ELFNOTE_MOD_START_PFN, XEN_ELFNOTE_PADDR_OFFSET, XEN_ELFNOTE_PAE_MODE,
+    XEN_ELFNOTE_PHYS32_ENTRY, XEN_ELFNOTE_SUPPORTED_FEATURES, XEN_ELFNOTE_SUSPEND_CANCEL,
+    XEN_ELFNOTE_VIRT_BASE, XEN_ELFNOTE_XEN_VERSION,
+};
 
 // TODO: xen-abi — XENFEAT_* from xen/include/public/features.h.
 /// Guest may write its page tables directly.

@@ -24,11 +24,9 @@ pub const DESC_GATE_TYPE_CALL64: u32 = 0xc << 8;
 /// `GUEST_KERNEL_RPL` of a 64-bit PV guest: its kernel runs in ring 3.
 const GUEST_KERNEL_RPL: u32 = 3;
 /// `FLAT_KERNEL_CS` (64-bit): `FLAT_RING3_CS64`.
-// TODO: xen-abi: `xen_abi::arch_x86::FLAT_KERNEL_CS`.
-const FLAT_KERNEL_CS: u32 = 0xe033;
+const FLAT_KERNEL_CS: u32 = xen_abi::arch_x86::FLAT_KERNEL_CS as u32;
 /// `FIRST_RESERVED_GDT_ENTRY`: GDT entries from here on (page 14 on) are Xen's.
-// TODO: xen-abi: `xen_abi::arch_x86::FIRST_RESERVED_GDT_ENTRY`.
-const FIRST_RESERVED_GDT_ENTRY: u32 = 14 * 4096 / 8;
+use xen_abi::arch_x86::FIRST_RESERVED_GDT_ENTRY;
 /// Descriptors per page.
 const DESCS_PER_PAGE: u32 = 512;
 

@@ -108,32 +108,13 @@ pub use update::{
 /// A machine frame number.
 pub type Mfn = u64;
 
-/// A domain id (`domid_t`).
-// TODO: xen-abi (`xen_abi::DomId` once `xen.rs` lands).
-pub type DomId = u16;
-
-/// `DOMID_SELF`.
-// TODO: xen-abi: the DOMID_* constants below.
-pub const DOMID_SELF: DomId = 0x7FF0;
-/// `DOMID_IO`: owner of I/O frames (MMIO, the first MiB, e820 holes). Mappings of its frames
-/// take no references and are checked against the mapping domain's `iomem` permissions.
-pub const DOMID_IO: DomId = 0x7FF1;
-/// `DOMID_XEN`: owner of hypervisor frames shared read-only with guests (the M2P table).
-pub const DOMID_XEN: DomId = 0x7FF2;
-/// `DOMID_COW`: owner of memory-sharing (copy-on-write) frames; mappable read-only only.
-pub const DOMID_COW: DomId = 0x7FF3;
-/// `DOMID_INVALID`: used here as the owner of frames that belong to nobody (`NULL` in Xen).
-pub const DOMID_INVALID: DomId = 0x7FF4;
-
-/// `MMU_NORMAL_PT_UPDATE`: `mmu_update` command in the low 3 bits of `ptr`.
-// TODO: xen-abi: the MMU_* commands.
-pub const MMU_NORMAL_PT_UPDATE: u64 = 0;
-/// `MMU_MACHPHYS_UPDATE`.
-pub const MMU_MACHPHYS_UPDATE: u64 = 1;
-/// `MMU_PT_UPDATE_PRESERVE_AD`: as normal, but OR in the entry's current Accessed/Dirty bits.
-pub const MMU_PT_UPDATE_PRESERVE_AD: u64 = 2;
-/// `MMU_PT_UPDATE_NO_TRANSLATE`: as normal; for PV (untranslated) guests identical.
-pub const MMU_PT_UPDATE_NO_TRANSLATE: u64 = 3;
+/// A domain id (`domid_t`), and the reserved ids and `mmu_update` commands the rules use.
+/// `DOMID_INVALID` stands for the owner of frames that belong to nobody (`NULL` in Xen).
+pub use xen_abi::DomId;
+pub use xen_abi::xen::{
+    DOMID_COW, DOMID_INVALID, DOMID_IO, DOMID_SELF, DOMID_XEN, MMU_MACHPHYS_UPDATE,
+    MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_NO_TRANSLATE, MMU_PT_UPDATE_PRESERVE_AD,
+};
 
 /// Entries in one page table (and descriptors in one descriptor page).
 pub const ENTRIES_PER_TABLE: usize = 512;
