@@ -332,7 +332,24 @@ fn dom0_options_and_module_command_line() {
             "dom0-options",
             &format!("{CONSOLE} dom0_mem=512M dom0_max_vcpus=2"),
         )
-        .module(&dom0, dom0_args),
+        .module(&dom0, dom0_args)
+        // The stand-in module is not a kernel: the builder must refuse it after boot completes.
+        .success_marker("(XEN) Could not set up DOM0 guest OS:")
+        .settle(Duration::from_secs(1)),
+    );
+    let refusal = r
+        .find_line("(XEN) Could not set up DOM0 guest OS:")
+        .unwrap_or_default();
+    assert!(
+        refusal.contains("neither ELF nor a supported compressed kernel"),
+        "{}",
+        r.report()
+    );
+    // The hypervisor stays up: no fault report.
+    assert!(
+        r.find_line("(XEN) Panic on CPU").is_none(),
+        "{}",
+        r.report()
     );
     let mem = r.serial.xen_value("Dom0 memory:").unwrap_or_default();
     assert!(
