@@ -138,6 +138,19 @@ pub fn do_update_va_mapping(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno
     Ok(0)
 }
 
+/// `update_va_mapping_otherdomain(va, val, flags, domid)`: as `update_va_mapping`, with the
+/// new entry's frame owned by `domid` (`get_pg_owner`: the caller itself, or `DOMID_IO` for the
+/// hardware domain, until other domains exist).
+pub fn do_update_va_mapping_otherdomain(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
+    let owner = pg_owner(ctx, a[3] as u16)?;
+    if owner != ctx.vcpu.domain().id {
+        // Mapping I/O frames this way is what mmu_update with DOMID_IO is for; Xen accepts it,
+        // Xenolith does not route foreign owners through update_va_mapping yet.
+        return Err(Errno::ENOSYS);
+    }
+    do_update_va_mapping(ctx, a)
+}
+
 /// `mmuext_op(ops, count, done, foreigndom)`.
 pub fn do_mmuext_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
     let (ops, count, pdone) = (a[0], a[1] & !PREEMPTED & 0xffff_ffff, a[2]);

@@ -70,6 +70,7 @@ hypercall_table! {
     nr::event_channel_op => event_channel_op::do_event_channel_op,
     nr::mmu_update => mmu::do_mmu_update,
     nr::update_va_mapping => mmu::do_update_va_mapping,
+    nr::update_va_mapping_otherdomain => mmu::do_update_va_mapping_otherdomain,
     nr::mmuext_op => mmu::do_mmuext_op,
     nr::set_gdt => desc::do_set_gdt,
     nr::multicall => multicall::do_multicall,

@@ -97,6 +97,28 @@ pub fn run(s: &mut Suite, si: &StartInfo) {
     sched(s);
     callbacks(s);
     vcpu_info(s, si);
+    uvm_otherdomain(s);
+}
+
+/// `update_va_mapping_otherdomain`: an unknown owner domain, and an address in the hypervisor
+/// range with the caller as owner (both refused before any page table is touched).
+fn uvm_otherdomain(s: &mut Suite) {
+    const DOMID_SELF: u64 = 0x7ff0;
+    // SAFETY: both calls are refused; no mapping changes.
+    let rc = unsafe { hc::hypercall5(nr::update_va_mapping_otherdomain, 0x1000, 0, 0, 5, 0) };
+    s.expect_rc("uvm_otherdomain.no_such_domain", rc, ESRCH);
+    // SAFETY: as above.
+    let rc = unsafe {
+        hc::hypercall5(
+            nr::update_va_mapping_otherdomain,
+            0xffff_8300_0000_0000,
+            0,
+            0,
+            DOMID_SELF,
+            0,
+        )
+    };
+    s.expect_rc("uvm_otherdomain.hypervisor_range", rc, EINVAL);
 }
 
 /// The machine frame of one of the image's pages.
