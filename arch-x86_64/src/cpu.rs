@@ -152,6 +152,12 @@ pub unsafe fn write_cr4(value: u64) {
     unsafe { core::arch::asm!("mov cr4, {}", in(reg) value, options(nostack, preserves_flags)) };
 }
 
+/// Flushes this CPU's non-global TLB entries (reloads CR3 with its current value).
+pub fn flush_tlb_local() {
+    // SAFETY: rewriting CR3 with its current value only drops cached translations.
+    unsafe { write_cr3(read_cr3()) };
+}
+
 /// Invalidates the TLB entry of one linear address.
 pub fn invlpg(va: u64) {
     // SAFETY: INVLPG only drops a cached translation.

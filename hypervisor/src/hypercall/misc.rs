@@ -43,10 +43,7 @@ pub fn do_vm_assist(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
     }
 }
 
-fn canonical(v: u64) -> bool {
-    let top = v >> 47;
-    top == 0 || top == 0x1ffff
-}
+use xenolith_arch::paging::is_canonical as canonical;
 
 /// `set_segment_base(which, base)` (Xen's `do_set_segment_base`).
 pub fn do_set_segment_base(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {

@@ -33,11 +33,6 @@ fn pg_owner(ctx: &Ctx<'_>, foreigndom: u16) -> Result<u16, Errno> {
     }
 }
 
-fn flush_local() {
-    // SAFETY: reloading CR3 with its current value only flushes non-global TLB entries.
-    unsafe { cpu::write_cr3(cpu::read_cr3()) };
-}
-
 /// `mmu_update(reqs, count, done, foreigndom)`.
 pub fn do_mmu_update(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
     let (reqs, count, pdone) = (a[0], a[1] & !PREEMPTED & 0xffff_ffff, a[2]);
@@ -73,7 +68,7 @@ pub fn do_mmu_update(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
         done += 1;
     }
     if touched {
-        flush_local();
+        cpu::flush_tlb_local();
     }
     if pdone != 0 {
         copy_to_guest(pdone, &(done as u32).to_le_bytes())?;
@@ -131,7 +126,7 @@ pub fn do_update_va_mapping(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno
         copy_from_guest(&mut mask, target)?;
     }
     match flags & UVMF_FLUSHTYPE_MASK {
-        UVMF_TLB_FLUSH => flush_local(),
+        UVMF_TLB_FLUSH => cpu::flush_tlb_local(),
         UVMF_INVLPG => cpu::invlpg(va),
         _ => {}
     }
@@ -249,7 +244,7 @@ fn mmuext_one(
         }
         // One vCPU per domain so far: every flush is a local flush.
         MMUEXT_TLB_FLUSH_LOCAL | MMUEXT_TLB_FLUSH_MULTI | MMUEXT_TLB_FLUSH_ALL => {
-            flush_local();
+            cpu::flush_tlb_local();
             Ok(())
         }
         MMUEXT_INVLPG_LOCAL | MMUEXT_INVLPG_MULTI | MMUEXT_INVLPG_ALL => {

@@ -6,10 +6,7 @@ use crate::domain::TrapInfo;
 use crate::guest_mem::copy_from_guest;
 use xen_abi::errno::Errno;
 
-fn canonical(v: u64) -> bool {
-    let top = v >> 47;
-    top == 0 || top == 0x1ffff
-}
+use xenolith_arch::paging::is_canonical as canonical;
 
 /// `set_trap_table(traps)`: a list of `trap_info` ended by an entry with address 0; a null
 /// pointer clears the whole table.

@@ -210,11 +210,7 @@ impl LoadedKernel<'_> {
     }
 }
 
-/// Whether `a` is a canonical 48-bit virtual address.
-fn canonical(a: u64) -> bool {
-    let top = a >> 47;
-    top == 0 || top == 0x1ffff
-}
+use xenolith_arch::paging::is_canonical as canonical;
 
 /// Unwraps, parses and checks a dom0 kernel module with the default decompression limit.
 pub fn inspect(module: &[u8]) -> Result<LoadedKernel<'_>, LoadError> {

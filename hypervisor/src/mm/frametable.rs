@@ -124,8 +124,7 @@ impl FrameEnv for Env<'_> {
 
     fn flush_tlb_for_type_change(&mut self, _mfn: Mfn, _owner: DomId) {
         // One vCPU per domain, running here: reloading CR3 flushes its non-global entries.
-        // SAFETY: rewriting CR3 with its current value only flushes the TLB.
-        unsafe { xenolith_arch::cpu::write_cr3(xenolith_arch::cpu::read_cr3()) };
+        xenolith_arch::cpu::flush_tlb_local();
     }
 
     fn page_released(&mut self, mfn: Mfn) {

@@ -300,10 +300,7 @@ fn read_msr(v: &Vcpu, index: u32) -> Option<u64> {
 }
 
 fn write_msr(v: &mut Vcpu, index: u32, val: u64) -> bool {
-    let canonical = {
-        let t = val >> 47;
-        t == 0 || t == 0x1ffff
-    };
+    let canonical = xenolith_arch::paging::is_canonical(val);
     match index {
         msr::FS_BASE | msr::GS_BASE | msr::SHADOW_GS_BASE if !canonical => false,
         msr::FS_BASE => {

@@ -76,10 +76,7 @@ fn do_iret(v: &mut Vcpu, regs: &mut TrapFrame) {
     let ctx = IretContext::from_words(&words);
     // The return context must be one `iretq` can load at CPL3: a canonical rip and the flat
     // ring-3 selectors (or the guest's own GDT entries below the hypervisor's).
-    let canonical = {
-        let t = ctx.rip >> 47;
-        t == 0 || t == 0x1ffff
-    };
+    let canonical = xenolith_arch::paging::is_canonical(ctx.rip);
     // Only the selector bits count: a bounce frame's CS carries the saved upcall mask in
     // bits 32-39, and `iretq` ignores everything above bit 15.
     let (cs, ss) = ((ctx.cs & 0xffff) | 3, (ctx.ss & 0xffff) | 3);

@@ -3,7 +3,7 @@
 
 use super::clock::{TimeScale, unix_seconds};
 use crate::domain::Vcpu;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering};
 use spin::Once;
 use xenolith_arch::cpu::rdtsc;
 
@@ -86,13 +86,9 @@ pub fn update_wallclock(shared_info: u64) {
     }
 }
 
-/// Nanoseconds of the next guest timer expiry on this CPU (u64::MAX: none).
-static NEXT_DEADLINE: AtomicU64 = AtomicU64::new(u64::MAX);
-
 /// Programs this CPU's LAPIC timer for the vCPU's earliest deadline.
 pub fn arm(v: &Vcpu) {
     let d = v.pv.timer_deadline.min(v.pv.periodic_next);
-    NEXT_DEADLINE.store(d, Ordering::Relaxed);
     if d == u64::MAX {
         crate::time::stop_oneshot();
         return;
