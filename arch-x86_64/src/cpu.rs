@@ -158,6 +158,20 @@ pub fn flush_tlb_local() {
     unsafe { write_cr3(read_cr3()) };
 }
 
+/// Flushes the whole TLB, global entries included (toggles CR4.PGE when it is set).
+pub fn flush_tlb_global() {
+    let cr4 = read_cr4();
+    if cr4 & (1 << 7) != 0 {
+        // SAFETY: clearing and restoring PGE only drops cached translations.
+        unsafe {
+            write_cr4(cr4 & !(1 << 7));
+            write_cr4(cr4);
+        }
+    } else {
+        flush_tlb_local();
+    }
+}
+
 /// Invalidates the TLB entry of one linear address.
 pub fn invlpg(va: u64) {
     // SAFETY: INVLPG only drops a cached translation.

@@ -20,6 +20,8 @@ pub mod options;
 pub mod pv;
 pub mod pvmm;
 #[cfg(target_os = "none")]
+pub mod sched;
+#[cfg(target_os = "none")]
 pub mod setup;
 #[cfg(target_os = "none")]
 pub mod shutdown;

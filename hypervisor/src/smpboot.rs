@@ -27,6 +27,18 @@ pub fn register_online(cpu: u32, apic_id: u32) {
         ids.resize(cpu as usize + 1, u32::MAX);
     }
     ids[cpu as usize] = apic_id;
+    crate::sched::register_cpu(cpu, apic_id);
+}
+
+/// Logical numbers of the online CPUs, in order.
+pub fn online_cpus() -> alloc::vec::Vec<u32> {
+    ONLINE_APIC_IDS
+        .lock()
+        .iter()
+        .enumerate()
+        .filter(|&(_, &id)| id != u32::MAX)
+        .map(|(cpu, _)| cpu as u32)
+        .collect()
 }
 
 /// APIC ids of the online CPUs, by logical CPU number.
@@ -141,9 +153,8 @@ extern "C" fn ap_entry(cpu: u64) -> ! {
     printk!("CPU{}: APIC id {} online\n", cpu, apic::id());
     register_online(cpu as u32, apic::id());
     ONLINE.fetch_add(1, Ordering::Release);
-    loop {
-        xenolith_arch::cpu::idle_halt();
-    }
+    // Wait for a vCPU to be placed here and brought up.
+    crate::sched::idle_loop()
 }
 
 /// Starts every CPU in `apic_ids` other than the BSP (`bsp_apic`); returns how many CPUs are

@@ -35,6 +35,17 @@ extern "C" fn xenolith_trap_handler(f: &mut TrapFrame) {
                 crate::pv::time::on_tick(v);
             }
         }
+        v if v == u32::from(crate::sched::EVENT_CHECK_VECTOR) => {
+            apic::eoi();
+            // From the guest: deliver what is pending, or leave if the vCPU went down. In the
+            // hypervisor (halted in the idle loop or SCHEDOP_block/poll): the loop rechecks.
+            if from_guest {
+                crate::pv::entry::guest_event_check(f);
+            }
+        }
+        v if v == u32::from(crate::sched::INVALIDATE_TLB_VECTOR) => {
+            crate::sched::invalidate_interrupt();
+        }
         v if v == u32::from(SPURIOUS_VECTOR) => {}
         v => {
             printk!(

@@ -67,6 +67,20 @@ fn debian_linux_amd64_starts_as_pv_dom0() {
 
 #[test]
 fn debian_linux_amd64_runs_busybox_init_and_powers_off() {
+    // No dom0_max_vcpus: dom0 gets one vCPU per CPU, as with Xen (two here).
+    run_init("linux-dom0-init", 2, 2);
+}
+
+/// SMP dom0 on four CPUs: VCPUOP_initialise/up for three secondary vCPUs, IPIs and spinlock
+/// kicks over event channels, TLB shootdowns.
+#[test]
+fn debian_linux_amd64_smp4_dom0_runs_init() {
+    run_init("linux-dom0-smp4", 4, 4);
+}
+
+/// Boots Linux as dom0 with the busybox initramfs on `cpus` CPUs and checks that it brings up
+/// `vcpus` CPUs, runs `/init` and powers the machine off.
+fn run_init(name: &str, cpus: u32, vcpus: u32) {
     let fetch_start = Instant::now();
     let vmlinuz = linux::kernel().unwrap_or_else(|e| panic!("fetching the Linux kernel: {e}"));
     let initrd = initramfs::busybox_initramfs()
@@ -74,7 +88,6 @@ fn debian_linux_amd64_runs_busybox_init_and_powers_off() {
     let fetch_time = fetch_start.elapsed();
     let hv = paths::hypervisor_elf().unwrap_or_else(|e| panic!("building Xenolith: {e}"));
 
-    let name = "linux-dom0-init";
     let needles = [
         linux::BOOTING_ON_XEN,
         linux::RUN_INIT,
@@ -83,6 +96,7 @@ fn debian_linux_amd64_runs_busybox_init_and_powers_off() {
     let watch = SerialWatch::start(name, &needles)
         .unwrap_or_else(|e| panic!("watching the serial log: {e}"));
     let run = linux::init_qemu(&hv, &vmlinuz, &initrd)
+        .smp(cpus)
         .name(name)
         .run()
         .unwrap_or_else(|e| panic!("running QEMU: {e}"));
@@ -90,7 +104,7 @@ fn debian_linux_amd64_runs_busybox_init_and_powers_off() {
 
     let show = |t: Option<std::time::Duration>| t.map_or("never".into(), |t| format!("{t:.1?}"));
     eprintln!(
-        "linux dom0 init: kernel {}, initramfs {} (ready in {fetch_time:.1?}); from QEMU start: \
+        "{name}: kernel {}, initramfs {} (ready in {fetch_time:.1?}); from QEMU start: \
          {:?} after {}, {:?} after {}, {:?} after {}; run {} after {:.1?} ({})",
         vmlinuz.display(),
         initrd.display(),
@@ -116,7 +130,12 @@ fn debian_linux_amd64_runs_busybox_init_and_powers_off() {
             run.report()
         );
     }
-    for line in [linux::RUN_INIT, initramfs::INIT_MARKER_XEN] {
+    let brought_up = format!("smp: Brought up 1 node, {vcpus} CPUs");
+    for line in [
+        brought_up.as_str(),
+        linux::RUN_INIT,
+        initramfs::INIT_MARKER_XEN,
+    ] {
         assert!(
             run.lines().any(|l| l.contains(line)),
             "Linux did not print {line:?}\n{}",

@@ -334,6 +334,7 @@ pub fn build_dom0(
     initrd: Option<&[u8]>,
     cmdline: &str,
     nr_pages: u64,
+    nr_vcpus: u32,
 ) -> Result<&'static mut Domain, BuildError> {
     let initrd = initrd.unwrap_or(&[]);
     let layout = Layout::compute(&LayoutInput {
@@ -521,10 +522,26 @@ pub fn build_dom0(
             pci_cf8: 0,
             cmos_index: 0,
         }),
-        evtchn: Mutex::new(crate::evtchn::PortTable::new(1)),
+        stopped: core::sync::atomic::AtomicBool::new(false),
+        evtchn: Mutex::new(crate::evtchn::PortTable::new(nr_vcpus)),
         vcpus: Vec::new(),
     }));
     v.domain = d as *const Domain;
+    v.initialised
+        .store(true, core::sync::atomic::Ordering::Relaxed);
+    v.up.store(true, core::sync::atomic::Ordering::Release);
     d.vcpus.push(v);
+    // Secondary vCPUs start down and uninitialised, each with its legacy vcpu_info slot and
+    // Xen's default periodic timer (armed when it first runs); the guest brings them up with
+    // VCPUOP_initialise and VCPUOP_up.
+    for id in 1..nr_vcpus {
+        let mut w = Box::new(Vcpu::new(id));
+        w.domain = d as *const Domain;
+        w.pv.periodic_period = 10_000_000;
+        if id < 32 {
+            w.pv.vcpu_info = phys_to_virt(shared_info) + u64::from(id) * 64;
+        }
+        d.vcpus.push(w);
+    }
     Ok(d)
 }

@@ -70,17 +70,38 @@ pub fn start(boot: &BootInfo, opts: &Options, available_bytes: u64) {
         cmdline.push_str(&opts.dom0_extra);
     }
     let nr_pages = opts.dom0_mem.resolve(available_bytes) / 4096;
-    let d = match build::build_dom0(&kernel, initrd, &cmdline, nr_pages) {
+    let cpus = crate::smpboot::online_cpus();
+    let nr_vcpus = nr_vcpus(opts, cpus.len() as u32);
+    let d = match build::build_dom0(&kernel, initrd, &cmdline, nr_pages, nr_vcpus) {
         Ok(d) => d,
         Err(e) => return fail(&e),
     };
-    printk!("Dom0 has maximum 1 VCPUs\n");
+    printk!("Dom0 has maximum {nr_vcpus} VCPUs\n");
     printk!("Initial low memory virq threshold set at 0x4000 pages.\n");
     printk!("*** Serial input to DOM0 (type 'CTRL-a' three times to switch input)\n");
-    let v = &mut d.vcpus[0];
-    // SAFETY: the domain is leaked ('static) and vCPU 0 runs only on this CPU.
-    let v: &'static mut super::Vcpu = unsafe { &mut *(&mut **v as *mut super::Vcpu) };
-    super::run_vcpu(v)
+    // vCPU n runs on the n-th online CPU, pinned (whatever `dom0_vcpus_pin` says: there is no
+    // migration yet). CPU 0 runs vCPU 0; the others wait in their idle loops for VCPUOP_up.
+    for (v, &cpu) in d.vcpus.iter_mut().zip(cpus.iter()) {
+        v.processor = cpu;
+        // SAFETY: the domain is leaked ('static); each vCPU is handed to exactly one CPU.
+        let v: &'static mut super::Vcpu = unsafe { &mut *(&mut **v as *mut super::Vcpu) };
+        crate::sched::place(v);
+    }
+    crate::sched::idle_loop()
+}
+
+/// Dom0's vCPU count: `dom0_max_vcpus` applied to the online CPUs as Xen does, then capped at
+/// one vCPU per online CPU, since vCPUs are pinned one per CPU until the scheduler can share
+/// a CPU between vCPUs.
+fn nr_vcpus(opts: &Options, online: u32) -> u32 {
+    let want = opts.dom0_max_vcpus.resolve(online).max(1);
+    if want > online {
+        printk!(
+            "Dom0: {want} vCPUs requested but only {online} CPUs online; dom0 gets {online} \
+             (one vCPU per CPU until vCPUs can share a CPU)\n"
+        );
+    }
+    want.min(online.max(1))
 }
 
 fn fail(e: &dyn core::fmt::Display) {

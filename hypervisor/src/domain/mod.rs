@@ -94,6 +94,9 @@ pub struct Domain {
     pub max_pfn: u64,
     /// Mutable state.
     pub inner: Mutex<DomainInner>,
+    /// The domain shut down or crashed: its vCPUs must not run again (read on every return
+    /// to the guest, so kept outside the lock).
+    pub stopped: core::sync::atomic::AtomicBool,
     /// Event-channel ports.
     pub evtchn: Mutex<crate::evtchn::PortTable>,
     /// The vCPUs, by id.
@@ -101,6 +104,16 @@ pub struct Domain {
 }
 
 impl Domain {
+    /// vCPU `id` as a raw pointer, for the code paths that may change a vCPU other than the
+    /// caller (the CPU it is placed on, or a sibling while it is down under the domain lock).
+    /// vCPU state is never reached through a shared reference while it changes: those paths
+    /// go through this pointer only.
+    pub fn vcpu_ptr(&self, id: u32) -> Option<*mut Vcpu> {
+        self.vcpus
+            .get(id as usize)
+            .map(|b| core::ptr::from_ref::<Vcpu>(b).cast_mut())
+    }
+
     /// The `(dN)`-style label used in log lines.
     pub fn label(&self) -> DomLabel {
         DomLabel(self.id)

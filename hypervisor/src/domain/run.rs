@@ -66,6 +66,13 @@ pub fn run_vcpu(v: &'static mut Vcpu) -> ! {
     let info = percpu::current();
     info.current_vcpu
         .store(v as *mut Vcpu as u64, Ordering::Relaxed);
+    v.running.store(true, Ordering::Release);
+    // From here this CPU may cache the domain's translations (TLB shootdowns include it).
+    crate::sched::note_domain_loaded(v.domain().id);
+    if v.pv.periodic_period != 0 && v.pv.periodic_next == u64::MAX {
+        // First run of a secondary vCPU: its default periodic timer starts now.
+        v.pv.periodic_next = crate::pv::time::now() + v.pv.periodic_period;
+    }
     crate::pv::time::update_vcpu_time(v);
     crate::pv::time::update_wallclock(xenolith_arch::layout::phys_to_virt(
         v.domain().shared_info_mfn << 12,
@@ -179,6 +186,7 @@ pub fn crash(v: &mut Vcpu, regs: &TrapFrame, why: &str) -> ! {
     );
     dump_guest(v, regs);
     v.domain().inner.lock().state = super::DomainState::Crashed;
+    stop_domain(v);
     if v.domain().privileged {
         printk!("Hardware Dom0 crashed: ");
         shutdown::dom0_crashed();
@@ -194,6 +202,7 @@ pub fn shutdown_domain(v: &mut Vcpu, regs: &TrapFrame, reason: u32) {
         crash(v, regs, "the guest requested SHUTDOWN_crash");
     }
     v.domain().inner.lock().state = super::DomainState::Shutdown(reason);
+    stop_domain(v);
     printk!(
         "{}: shutdown, reason {reason} ({name})\n",
         v.domain().label()
@@ -215,10 +224,15 @@ pub fn shutdown_domain(v: &mut Vcpu, regs: &TrapFrame, reason: u32) {
     idle()
 }
 
-/// Parks this CPU (no vCPU to run).
-fn idle() -> ! {
-    percpu::current().current_vcpu.store(0, Ordering::Relaxed);
-    loop {
-        xenolith_arch::cpu::idle_halt();
+/// Marks `v`'s domain stopped and makes its other vCPUs leave their CPUs.
+fn stop_domain(v: &Vcpu) {
+    v.domain().stopped.store(true, Ordering::SeqCst);
+    for w in v.domain().vcpus.iter().filter(|w| w.id != v.id) {
+        crate::sched::kick(w);
     }
+}
+
+/// Parks this CPU (its vCPU's domain stopped).
+fn idle() -> ! {
+    crate::sched::idle_loop()
 }

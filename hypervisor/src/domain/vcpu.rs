@@ -3,6 +3,7 @@
 use super::Domain;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 use xenolith_arch::trap::TrapFrame;
 
 /// One guest trap-table entry (`trap_info`): where to deliver a vector.
@@ -92,9 +93,22 @@ pub struct Vcpu {
     pub regs: TrapFrame,
     /// PV state.
     pub pv: PvVcpu,
+    /// The physical CPU this vCPU runs on (vCPUs are pinned one per pCPU in this version).
+    pub processor: u32,
+    /// Not `_VPF_down`: the vCPU may run (`VCPUOP_up`; vCPU 0 starts up).
+    pub up: AtomicBool,
+    /// `is_initialised`: it has a register context (from the builder or `VCPUOP_initialise`).
+    pub initialised: AtomicBool,
+    /// In `SCHEDOP_poll`: any event raised in the domain must wake it (Xen's `poll_mask`).
+    pub polling: AtomicBool,
+    /// Its CPU is in it (guest or hypervisor context on its behalf); cleared once the CPU has
+    /// left it for the idle loop (Xen's `is_running`).
+    pub running: AtomicBool,
 }
 
-// SAFETY: a vCPU is only touched by the CPU that runs it (the scheduler hands it over).
+// SAFETY: a vCPU's non-atomic state is only touched by the CPU that runs it, or by another vCPU
+// of its domain while it is down (`VCPUOP_initialise`, `register_vcpu_info`); the rest is
+// atomic.
 unsafe impl Send for Vcpu {}
 // SAFETY: as above; shared references are only used to read immutable identity fields.
 unsafe impl Sync for Vcpu {}
@@ -139,7 +153,17 @@ impl Vcpu {
                 time_running: 0,
                 time_blocked: 0,
             },
+            processor: id,
+            up: AtomicBool::new(false),
+            initialised: AtomicBool::new(false),
+            polling: AtomicBool::new(false),
+            running: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the vCPU is up (may run).
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Acquire)
     }
 
     /// The owning domain.

@@ -162,6 +162,11 @@ impl PortTable {
         (port as usize) < self.ports.len()
     }
 
+    /// The vCPU a valid port notifies (`notify_vcpu_id`).
+    pub fn notify_vcpu(&self, port: u32) -> Option<u32> {
+        self.get(port).map(|p| p.notify_vcpu)
+    }
+
     /// The port, if valid.
     pub fn get(&self, port: u32) -> Option<&Port> {
         self.ports.get(port as usize)

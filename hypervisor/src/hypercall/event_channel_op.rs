@@ -104,9 +104,11 @@ pub fn do_event_channel_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno>
             let mut b = [0u8; 4];
             copy_from_guest(&mut b, a[1])?;
             let target = d.evtchn.lock().send_target(d.id, u32_at(&b, 0))?;
-            if let Some((port, _vcpu)) = target {
-                // One vCPU per domain so far: the notified vCPU is the caller.
-                crate::pv::events::set_pending(ctx.vcpu, port);
+            if let Some((port, vcpu)) = target {
+                match d.vcpus.get(vcpu as usize) {
+                    Some(v) if v.id != ctx.vcpu.id => crate::pv::events::set_pending(v, port),
+                    _ => crate::pv::events::set_pending(ctx.vcpu, port),
+                };
             }
             Ok(0)
         }
@@ -114,11 +116,11 @@ pub fn do_event_channel_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno>
             let mut b = [0u8; 4];
             copy_from_guest(&mut b, a[1])?;
             let port = u32_at(&b, 0);
-            if !d.evtchn.lock().valid(port) {
-                return Err(Errno::EINVAL);
+            let notify = d.evtchn.lock().notify_vcpu(port).ok_or(Errno::EINVAL)?;
+            match d.vcpus.get(notify as usize) {
+                Some(v) if v.id != ctx.vcpu.id => crate::pv::events::unmask(v, port),
+                _ => crate::pv::events::unmask(ctx.vcpu, port),
             }
-            // SAFETY: the domain's shared_info and vcpu_info are live; port < 4096.
-            unsafe { crate::pv::events::shared(ctx.vcpu).unmask(port) };
             Ok(0)
         }
         _ => Err(Errno::ENOSYS),

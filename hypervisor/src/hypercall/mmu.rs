@@ -3,9 +3,10 @@
 //! handling, the guest page-table walk and the TLB maintenance around them.
 
 use super::Ctx;
-use crate::guest_mem::{copy_from_guest, copy_to_guest, range_ok};
+use crate::guest_mem::{copy_from_guest, copy_to_guest, range_ok, read_guest};
 use crate::mm::{frametable, m2p};
 use crate::pvmm::{self, FrameEnv, Level, MmuCtx};
+use crate::sched::{self, CpuMask};
 use xen_abi::errno::Errno;
 use xen_abi::xen::{
     DOMID_IO, DOMID_SELF, MMU_MACHPHYS_UPDATE, MMUEXT_CLEAR_PAGE, MMUEXT_COPY_PAGE,
@@ -119,17 +120,23 @@ pub fn do_update_va_mapping(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno
         let (l1, index) = guest_l1(&env, l4, va).ok_or(Errno::EINVAL)?;
         pvmm::update_va_mapping_l1(&mut env, MmuCtx::local(caller), l1, index, val)?;
     }
-    // Neither UVMF_LOCAL nor UVMF_ALL: the rest of `flags` points to a vCPU mask.
-    let target = flags & !UVMF_FLUSHTYPE_MASK;
-    if target != 0 && target != xen_abi::xen::UVMF_ALL {
-        let mut mask = [0u8; 8];
-        copy_from_guest(&mut mask, target)?;
+    // UVMF_LOCAL (0), UVMF_ALL, or else the rest of `flags` points to a vCPU mask.
+    // As in Xen, the mask is only read when a flush is asked for.
+    if flags & UVMF_FLUSHTYPE_MASK == 0 {
+        return Ok(0);
     }
+    let remote = match flags & !UVMF_FLUSHTYPE_MASK {
+        0 => CpuMask::default(),
+        xen_abi::xen::UVMF_ALL => sched::cpus_of_vcpus(ctx.vcpu, u64::MAX),
+        ptr => sched::cpus_of_vcpus(ctx.vcpu, read_guest::<u64>(ptr)?),
+    };
     match flags & UVMF_FLUSHTYPE_MASK {
         UVMF_TLB_FLUSH => cpu::flush_tlb_local(),
         UVMF_INVLPG => cpu::invlpg(va),
         _ => {}
     }
+    // Remote INVLPG is done as a full flush.
+    sched::flush_cpus(&remote);
     Ok(0)
 }
 
@@ -205,10 +212,15 @@ fn mmuext_one(
     if owner != caller && !pin_op {
         return Err(Errno::EPERM);
     }
-    if matches!(cmd, MMUEXT_TLB_FLUSH_MULTI | MMUEXT_INVLPG_MULTI) {
-        let mut mask = [0u8; 8];
-        copy_from_guest(&mut mask, arg2).map_err(|_| Errno::EINVAL)?;
-    }
+    // The other CPUs a flush reaches: the vCPU mask at `arg2` (MULTI) or every vCPU (ALL).
+    let remote = match cmd {
+        MMUEXT_TLB_FLUSH_MULTI | MMUEXT_INVLPG_MULTI => {
+            let mask = read_guest::<u64>(arg2).map_err(|_| Errno::EINVAL)?;
+            sched::cpus_of_vcpus(ctx.vcpu, mask)
+        }
+        MMUEXT_TLB_FLUSH_ALL | MMUEXT_INVLPG_ALL => sched::cpus_of_vcpus(ctx.vcpu, u64::MAX),
+        _ => CpuMask::default(),
+    };
     let pin = |level| {
         let mut env = frametable::lock();
         pvmm::pin_table(&mut env, owner, arg1, level)
@@ -242,14 +254,17 @@ fn mmuext_one(
                 arg1,
             )
         }
-        // One vCPU per domain so far: every flush is a local flush.
+        // MULTI/ALL: this CPU only if its vCPU is in the mask (ALL: always), the others by
+        // shootdown (a remote INVLPG is done as a full flush).
         MMUEXT_TLB_FLUSH_LOCAL | MMUEXT_TLB_FLUSH_MULTI | MMUEXT_TLB_FLUSH_ALL => {
             cpu::flush_tlb_local();
+            sched::flush_cpus(&remote);
             Ok(())
         }
         MMUEXT_INVLPG_LOCAL | MMUEXT_INVLPG_MULTI | MMUEXT_INVLPG_ALL => {
             if range_ok(arg1, 1) {
                 cpu::invlpg(arg1);
+                sched::flush_cpus(&remote);
             }
             Ok(())
         }

@@ -2,6 +2,7 @@
 
 use super::Ctx;
 use crate::guest_mem::read_guest;
+use core::sync::atomic::Ordering;
 use xen_abi::errno::Errno;
 
 use xen_abi::sched::{
@@ -13,9 +14,7 @@ use xen_abi::sched::{
 pub fn do_sched_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
     // `cmd` is an `int` in Xen.
     match a[0] as u32 {
-        // One vCPU per pCPU so far: yielding and blocking return at once (a pending event is
-        // the only way out of a block, and delivery happens on the way back to the guest).
-        // One vCPU per pCPU so far: nothing else to run.
+        // One vCPU per pCPU (pinned): there is nothing else to yield to.
         SCHEDOP_yield => Ok(0),
         SCHEDOP_block => {
             // vcpu_block_enable_events: unmask, then sleep until an upcall is due. Timer
@@ -52,8 +51,10 @@ pub fn do_sched_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
                 // SAFETY: the domain's shared_info is live; every port was checked valid.
                 unsafe { shared.is_pending(p) }
             };
-            // SAFETY: the domain's shared_info is live; every port was checked valid.
+            // Raising any event in the domain now kicks this vCPU (Xen's `poll_mask`).
+            ctx.vcpu.polling.store(true, Ordering::SeqCst);
             wait_until(ctx, deadline, |_| ports.iter().any(|&p| pending(p)));
+            ctx.vcpu.polling.store(false, Ordering::SeqCst);
             Ok(0)
         }
         SCHEDOP_shutdown => {
@@ -90,7 +91,9 @@ fn wait_until(ctx: &mut Ctx<'_>, deadline: u64, done: impl Fn(&crate::domain::Vc
     pv.time_running += start.saturating_sub(pv.runstate_entry);
     pv.runstate_entry = start;
     loop {
-        if done(ctx.vcpu) {
+        // A vCPU taken down (or whose domain stopped) leaves at once; the way back to the
+        // guest then parks this CPU.
+        if done(ctx.vcpu) || !crate::sched::runnable(ctx.vcpu) {
             break;
         }
         let now = crate::pv::time::now();

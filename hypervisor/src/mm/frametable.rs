@@ -51,10 +51,15 @@ pub struct Env<'a> {
     _guard: MutexGuard<'a, ()>,
 }
 
-/// Takes the PV MMU lock.
+/// Takes the PV MMU lock. While it waits, the CPU does the TLB flushes asked of it: the
+/// holder may be waiting for them (a type change shoots down the owner's other CPUs).
 pub fn lock() -> Env<'static> {
-    Env {
-        _guard: PV_MMU.lock(),
+    loop {
+        if let Some(guard) = PV_MMU.try_lock() {
+            return Env { _guard: guard };
+        }
+        crate::sched::service_flush();
+        core::hint::spin_loop();
     }
 }
 
@@ -122,9 +127,13 @@ impl FrameEnv for Env<'_> {
         dom == 0 && !hypervisor_mmio && self.page(mfn).is_none_or(|p| p.owner == DOMID_IO)
     }
 
-    fn flush_tlb_for_type_change(&mut self, _mfn: Mfn, _owner: DomId) {
-        // One vCPU per domain, running here: reloading CR3 flushes its non-global entries.
-        xenolith_arch::cpu::flush_tlb_local();
+    fn flush_tlb_for_type_change(&mut self, _mfn: Mfn, owner: DomId) {
+        // Every CPU that may cache the owner's translations, this one included. (Xen filters
+        // this by the TLB clock; without it, each type change of a domain running on several
+        // CPUs costs a shootdown.)
+        let mut cpus = crate::sched::other_cpus_of(owner);
+        cpus.set(crate::sched::this_cpu());
+        crate::sched::flush_cpus(&cpus);
     }
 
     fn page_released(&mut self, mfn: Mfn) {

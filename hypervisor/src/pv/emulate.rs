@@ -79,6 +79,9 @@ pub fn guest_cpuid(leaf: u32, subleaf: u32, dom0: bool) -> [u32; 4] {
             if !dom0 {
                 d &= !(1 << 12);
             }
+            // No initial APIC id for PV vCPUs (Xen's guest_cpuid: only HVM gets one), so every
+            // vCPU reads 0 whichever CPU it runs on.
+            b &= 0x00ff_ffff;
         }
         7 if subleaf == 0 => {
             // Hide FSGSBASE, SMEP, INVPCID, SMAP (a PV kernel runs at CPL3), and UMIP,

@@ -248,6 +248,13 @@ extern "C" fn xenolith_guest_iret_fault() -> ! {
     crate::domain::crash(v, &regs, "return to the guest faulted (bad iret context)")
 }
 
+/// The event-check IPI taken while the guest ran: another CPU raised an event for this vCPU,
+/// or changed its state.
+pub fn guest_event_check(regs: &mut TrapFrame) {
+    let v = current();
+    super::events::check_events(v, regs);
+}
+
 /// A hardware interrupt taken while the guest ran: the guest's timers may be due.
 pub fn guest_timer_interrupt(regs: &mut TrapFrame) {
     let v = current();

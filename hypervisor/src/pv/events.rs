@@ -15,14 +15,42 @@ pub fn shared(v: &Vcpu) -> Shared {
     }
 }
 
-/// Marks `port` pending for `v` (2-level). Returns true if the vCPU has a new upcall.
+/// Marks `port` pending for `v` (2-level) and wakes whoever waits for it: `v` if it has a new
+/// upcall, and every vCPU of the domain in `SCHEDOP_poll` (Xen's `evtchn_port_set_pending`
+/// and `poll_mask` check). Returns true if `v` has a new upcall.
 pub fn set_pending(v: &Vcpu, port: u32) -> bool {
     if v.pv.vcpu_info == 0 || port >= crate::evtchn::NR_PORTS_2L {
         return false;
     }
     // SAFETY: the domain's shared_info and the vCPU's vcpu_info are live, direct-mapped
     // pages the hypervisor keeps for the domain's lifetime; port < 4096.
-    unsafe { shared(v).set_pending(port) }
+    let upcall = unsafe { shared(v).set_pending(port) };
+    wake_for_event(v, upcall);
+    upcall
+}
+
+/// Kicks `v` if it has a new upcall, and the domain's polling vCPUs.
+fn wake_for_event(v: &Vcpu, upcall: bool) {
+    if upcall {
+        crate::sched::kick(v);
+    }
+    for w in v.domain().vcpus.iter() {
+        if w.polling.load(core::sync::atomic::Ordering::Acquire) && !(upcall && w.id == v.id) {
+            crate::sched::kick(w);
+        }
+    }
+}
+
+/// `EVTCHNOP_unmask` of `port`, whose notified vCPU is `v` (Xen's `evtchn_2l_unmask`): a
+/// pending event becomes an upcall for `v`.
+pub fn unmask(v: &Vcpu, port: u32) {
+    if v.pv.vcpu_info == 0 || port >= crate::evtchn::NR_PORTS_2L {
+        return;
+    }
+    // SAFETY: as in `set_pending`.
+    if unsafe { shared(v).unmask(port) } {
+        crate::sched::kick(v);
+    }
 }
 
 /// Raises `virq` on `v` if the guest bound it.
@@ -43,9 +71,11 @@ pub fn upcall_due(v: &Vcpu) -> bool {
     pending != 0 && mask == 0
 }
 
-/// On the way back to the guest: if an event upcall is due and the guest has an event
-/// callback, bounce to it with events masked (Xen's `test_all_events`/`process_guest_events`).
+/// On the way back to the guest: if the vCPU went down or its domain stopped, this CPU goes
+/// idle instead; else, if an event upcall is due and the guest has an event callback, bounce
+/// to it with events masked (Xen's softirq check and `test_all_events`).
 pub fn check_events(v: &mut Vcpu, regs: &mut TrapFrame) {
+    crate::sched::check_still_runnable(v, regs);
     if v.pv.event_callback != 0 && upcall_due(v) {
         let eip = v.pv.event_callback;
         super::entry::deliver(

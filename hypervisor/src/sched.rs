@@ -1,0 +1,246 @@
+//! Where vCPUs run, and the inter-processor signals between the CPUs that run them.
+//!
+//! Placement in this version is static: vCPU *n* of dom0 is pinned to physical CPU *n* (the
+//! builder refuses more vCPUs than online CPUs), so a CPU runs at most one vCPU and there is
+//! no run queue to keep. Each CPU loops in [`idle_loop`] until its vCPU is up and its domain
+//! running, enters it, and comes back here when the vCPU goes down or its domain stops. The
+//! credit scheduler with run queues, migration and time slices is issue 6's work; it replaces
+//! this module's placement, not its signals.
+//!
+//! Two IPIs, as in Xen:
+//! - `EVENT_CHECK_VECTOR` ([`kick`]): "look at your vCPU": an event became pending for it, it
+//!   was brought up or down, or its domain stopped. The handler checks on the way back to the
+//!   guest; a CPU halted in the idle loop or in `SCHEDOP_block`/`poll` simply wakes up.
+//! - `INVALIDATE_TLB_VECTOR` ([`flush_cpus`]): flush this CPU's TLB and acknowledge. The
+//!   initiator waits for every acknowledgement, and while it waits (or spins for the PV-MMU
+//!   lock, see `mm::frametable::lock`) it answers flush requests aimed at itself, so two CPUs
+//!   flushing each other cannot deadlock with interrupts off.
+
+use crate::domain::Vcpu;
+use crate::smpboot::NR_CPUS;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use xenolith_arch::{apic, cpu, percpu};
+
+/// Vector of the "check your vCPU" IPI (Xen's `EVENT_CHECK_VECTOR`).
+pub const EVENT_CHECK_VECTOR: u8 = 0xfc;
+/// Vector of the TLB-shootdown IPI (Xen's `INVALIDATE_TLB_VECTOR`).
+pub const INVALIDATE_TLB_VECTOR: u8 = 0xfd;
+
+/// No domain: the CPU is idle on the hypervisor's own page tables.
+const NO_DOMAIN: u32 = u32::MAX;
+
+/// The vCPU placed on each CPU (as an address; 0: none).
+static PLACED: [AtomicU64; NR_CPUS] = [const { AtomicU64::new(0) }; NR_CPUS];
+/// The domain whose page tables each CPU may hold TLB entries of (Xen's `dirty_cpumask`,
+/// kept per CPU instead of per domain).
+static LOADED_DOMAIN: [AtomicU32; NR_CPUS] = [const { AtomicU32::new(NO_DOMAIN) }; NR_CPUS];
+/// A TLB flush was requested of each CPU and not yet done.
+static FLUSH_PENDING: [AtomicBool; NR_CPUS] = [const { AtomicBool::new(false) }; NR_CPUS];
+/// Serialises flush initiators (one shootdown in flight at a time, as Xen's `flush_lock`).
+static FLUSH_LOCK: AtomicBool = AtomicBool::new(false);
+/// Local APIC id of each CPU, for IPIs (filled as CPUs come online).
+static APIC_ID: [AtomicU32; NR_CPUS] = [const { AtomicU32::new(u32::MAX) }; NR_CPUS];
+
+/// A set of physical CPUs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuMask([u64; NR_CPUS / 64]);
+
+impl CpuMask {
+    /// Adds `cpu`.
+    pub fn set(&mut self, cpu: u32) {
+        if let Some(w) = self.0.get_mut(cpu as usize / 64) {
+            *w |= 1 << (cpu % 64);
+        }
+    }
+
+    /// Removes `cpu`.
+    pub fn clear(&mut self, cpu: u32) {
+        if let Some(w) = self.0.get_mut(cpu as usize / 64) {
+            *w &= !(1 << (cpu % 64));
+        }
+    }
+
+    /// Whether `cpu` is in the set.
+    pub fn contains(&self, cpu: u32) -> bool {
+        self.0
+            .get(cpu as usize / 64)
+            .is_some_and(|w| w & (1 << (cpu % 64)) != 0)
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|&w| w == 0)
+    }
+
+    /// The CPUs in the set, in order.
+    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..NR_CPUS as u32).filter(|&c| self.contains(c))
+    }
+}
+
+/// Records that logical CPU `cpu` has local APIC id `apic_id` (for IPIs).
+pub fn register_cpu(cpu: u32, apic_id: u32) {
+    if let Some(slot) = APIC_ID.get(cpu as usize) {
+        slot.store(apic_id, Ordering::Release);
+    }
+}
+
+/// The executing CPU's number.
+pub fn this_cpu() -> u32 {
+    percpu::current().cpu
+}
+
+/// Places `v` on its `processor` (pinned); it runs there once it is up.
+pub fn place(v: &'static mut Vcpu) {
+    if let Some(slot) = PLACED.get(v.processor as usize) {
+        slot.store(v as *mut Vcpu as u64, Ordering::Release);
+    }
+}
+
+/// The vCPU placed on `cpu`, if any.
+fn placed(cpu: u32) -> Option<&'static mut Vcpu> {
+    let p = PLACED.get(cpu as usize)?.load(Ordering::Acquire);
+    // SAFETY: placed vCPUs belong to domains that are never freed in this version, and only
+    // the CPU they are placed on takes this mutable reference (its own slot).
+    (p != 0).then(|| unsafe { &mut *(p as *mut Vcpu) })
+}
+
+/// Sends `vector` to `cpu` (no-op for an unknown CPU).
+fn send_ipi(cpu: u32, vector: u8) {
+    let Some(id) = APIC_ID.get(cpu as usize).map(|a| a.load(Ordering::Acquire)) else {
+        return;
+    };
+    if id != u32::MAX {
+        // Fixed delivery, physical destination, edge, assert.
+        apic::send_ipi(id, (1 << 14) | u32::from(vector));
+    }
+}
+
+/// Makes the CPU of `v` look at it (Xen's `vcpu_kick`): an event is pending, its up/down state
+/// changed, or its domain stopped. Local vCPUs need nothing: the check happens on the way back
+/// to the guest.
+pub fn kick(v: &Vcpu) {
+    if v.processor != this_cpu() {
+        send_ipi(v.processor, EVENT_CHECK_VECTOR);
+    }
+}
+
+/// Whether `v` may run: it is up and its domain has not stopped.
+pub fn runnable(v: &Vcpu) -> bool {
+    v.is_up() && !v.domain().stopped.load(Ordering::Acquire)
+}
+
+/// The CPU's loop when it has nothing to run: enters its vCPU as soon as that can run, else
+/// halts until an interrupt (a kick, a timer). Never returns.
+pub fn idle_loop() -> ! {
+    let me = this_cpu();
+    let previous = percpu::current().current_vcpu.swap(0, Ordering::Relaxed);
+    // Leave the guest's address space, so no TLB entry of it survives here.
+    // SAFETY: the hypervisor's own L4 maps everything the hypervisor uses.
+    unsafe { cpu::write_cr3(crate::mm::paging::root()) };
+    cpu::flush_tlb_global();
+    LOADED_DOMAIN[me as usize].store(NO_DOMAIN, Ordering::Release);
+    crate::time::stop_oneshot();
+    if previous != 0 {
+        // SAFETY: the vCPU this CPU ran; vCPUs are never freed in this version.
+        let v = unsafe { &*(previous as *const Vcpu) };
+        v.running.store(false, Ordering::Release);
+    }
+    loop {
+        x86_64::instructions::interrupts::disable();
+        service_flush();
+        if let Some(v) = placed(me)
+            && runnable(v)
+        {
+            crate::domain::run_vcpu(v);
+        }
+        cpu::idle_halt();
+    }
+}
+
+/// Records that this CPU now runs `dom`'s page tables (before loading them).
+pub fn note_domain_loaded(dom: u16) {
+    LOADED_DOMAIN[this_cpu() as usize].store(u32::from(dom), Ordering::Release);
+}
+
+/// The CPUs other than this one that may hold TLB entries of `dom`'s page tables.
+pub fn other_cpus_of(dom: u16) -> CpuMask {
+    let me = this_cpu();
+    let mut m = CpuMask::default();
+    for (cpu, d) in LOADED_DOMAIN.iter().enumerate() {
+        if cpu as u32 != me && d.load(Ordering::Acquire) == u32::from(dom) {
+            m.set(cpu as u32);
+        }
+    }
+    m
+}
+
+/// The CPUs of the vCPUs of `v`'s domain whose ids are set in `vcpu_mask` (bit *n* = vCPU
+/// *n*), other than this CPU.
+pub fn cpus_of_vcpus(v: &Vcpu, vcpu_mask: u64) -> CpuMask {
+    let me = this_cpu();
+    let mut m = CpuMask::default();
+    for w in v.domain().vcpus.iter() {
+        if w.id < 64 && vcpu_mask & (1 << w.id) != 0 && w.processor != me {
+            m.set(w.processor);
+        }
+    }
+    m
+}
+
+/// Flushes the TLBs (global entries too) of every CPU in `cpus`, waiting until each has.
+/// This CPU, if in the set, flushes first.
+pub fn flush_cpus(cpus: &CpuMask) {
+    let me = this_cpu();
+    let mut others = *cpus;
+    if others.contains(me) {
+        cpu::flush_tlb_global();
+        others.clear(me);
+    }
+    if others.is_empty() {
+        return;
+    }
+    while FLUSH_LOCK
+        .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        service_flush();
+        core::hint::spin_loop();
+    }
+    for cpu in others.iter() {
+        FLUSH_PENDING[cpu as usize].store(true, Ordering::Release);
+        send_ipi(cpu, INVALIDATE_TLB_VECTOR);
+    }
+    for cpu in others.iter() {
+        while FLUSH_PENDING[cpu as usize].load(Ordering::Acquire) {
+            service_flush();
+            core::hint::spin_loop();
+        }
+    }
+    FLUSH_LOCK.store(false, Ordering::Release);
+}
+
+/// Does a flush requested of this CPU, if any (from the IPI, or while this CPU spins).
+pub fn service_flush() {
+    let me = this_cpu() as usize;
+    if FLUSH_PENDING[me].load(Ordering::Acquire) {
+        cpu::flush_tlb_global();
+        FLUSH_PENDING[me].store(false, Ordering::Release);
+    }
+}
+
+/// The TLB-shootdown IPI.
+pub fn invalidate_interrupt() {
+    service_flush();
+    apic::eoi();
+}
+
+/// On the way back to `v` (which is this CPU's vCPU): if it went down or its domain stopped,
+/// save its registers and go idle instead. Returns normally when `v` may go on.
+pub fn check_still_runnable(v: &mut Vcpu, regs: &xenolith_arch::trap::TrapFrame) {
+    if runnable(v) {
+        return;
+    }
+    v.regs = *regs;
+    idle_loop()
+}
