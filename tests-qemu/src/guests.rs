@@ -22,6 +22,11 @@ pub const GUEST_DONE: &str = "PVTEST DONE";
 /// Lines the guest prints when it faults or panics (it then crashes itself).
 pub const GUEST_FATAL: &[&str] = &["PVTEST FATAL", "PVTEST PANIC"];
 
+/// The hypervisor command line for the `smp` suite: [`xen_ref::CMDLINE`] with a dom0 of two
+/// vCPUs (QEMU gives the machine two CPUs either way).
+pub const SMP_CMDLINE: &str =
+    "console=com1 com1=115200,8n1 dom0_mem=512M dom0_max_vcpus=2 noreboot";
+
 /// Time limit of one guest run (a reference run takes a few seconds).
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -134,9 +139,21 @@ impl fmt::Display for Hypervisor {
 /// QEMU exits, e.g. through isa-debug-exit), after a second of quiet to catch what follows. Dom0
 /// crashing or the guest reporting a fault ends either run as failed.
 pub fn pvtest_qemu(hv: Hypervisor, hv_elf: &Path, guest: &Path, guest_args: &str) -> Qemu {
+    pvtest_qemu_with(hv, hv_elf, guest, guest_args, xen_ref::CMDLINE)
+}
+
+/// [`pvtest_qemu`] with the hypervisor command line `hv_cmdline` instead of
+/// [`xen_ref::CMDLINE`] (e.g. [`SMP_CMDLINE`]).
+pub fn pvtest_qemu_with(
+    hv: Hypervisor,
+    hv_elf: &Path,
+    guest: &Path,
+    guest_args: &str,
+    hv_cmdline: &str,
+) -> Qemu {
     let mut q = Qemu::new()
         .kernel(hv_elf)
-        .append(xen_ref::CMDLINE)
+        .append(hv_cmdline)
         .module(guest, guest_args)
         .machine("q35")
         .cpu("max")
@@ -180,10 +197,23 @@ impl GuestRun {
 
 /// Builds `pvtest` (unless `PVTEST_ELF` is set) and runs it on `hv` with `suites=<suites>`.
 pub fn run_pvtest(hv: Hypervisor, suites: &str) -> Result<GuestRun> {
+    run_pvtest_with(hv, suites, xen_ref::CMDLINE)
+}
+
+/// [`run_pvtest`] with the hypervisor command line `hv_cmdline` (e.g. [`SMP_CMDLINE`] for a
+/// dom0 with two vCPUs) instead of [`xen_ref::CMDLINE`]. The run (and its serial log) is named
+/// `pvtest-<suites>-<hv>`, plus `-<n>vcpus` when `hv_cmdline` asks for `dom0_max_vcpus=<n>`
+/// other than the default's, or `-custom` for another difference.
+pub fn run_pvtest_with(hv: Hypervisor, suites: &str, hv_cmdline: &str) -> Result<GuestRun> {
     let guest = pvtest_elf()?;
     let hv_elf = hv.elf()?;
-    let name = format!("pvtest-{}-{}", suites.replace(',', "+"), hv.name());
-    let run = pvtest_qemu(hv, &hv_elf, &guest, &format!("suites={suites}"))
+    let name = format!(
+        "pvtest-{}-{}{}",
+        suites.replace(',', "+"),
+        hv.name(),
+        cmdline_tag(hv_cmdline)
+    );
+    let run = pvtest_qemu_with(hv, &hv_elf, &guest, &format!("suites={suites}"), hv_cmdline)
         .name(&name)
         .run()?;
     let transcript = Transcript::parse(run.serial.text());
@@ -192,6 +222,23 @@ pub fn run_pvtest(hv: Hypervisor, suites: &str) -> Result<GuestRun> {
         run,
         transcript,
     })
+}
+
+/// The run-name suffix for hypervisor command line `hv_cmdline` (see [`run_pvtest_with`]).
+fn cmdline_tag(hv_cmdline: &str) -> String {
+    if hv_cmdline == xen_ref::CMDLINE {
+        return String::new();
+    }
+    let vcpus = |c: &str| {
+        c.split_whitespace()
+            .rev()
+            .find_map(|w| w.strip_prefix("dom0_max_vcpus="))
+            .map(str::to_owned)
+    };
+    match vcpus(hv_cmdline) {
+        Some(n) if Some(&n) != vcpus(xen_ref::CMDLINE).as_ref() => format!("-{n}vcpus"),
+        _ => "-custom".to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -231,6 +278,26 @@ mod tests {
         }
         assert!(xen.contains("-kernel /x/xen.elf"));
         assert_eq!(xen.replace("/x/xen.elf", "/x/xenolith"), xl);
+    }
+
+    #[test]
+    fn smp_cmdline_differs_only_in_vcpus() {
+        assert_eq!(
+            SMP_CMDLINE.replace("dom0_max_vcpus=2", "dom0_max_vcpus=1"),
+            xen_ref::CMDLINE
+        );
+        let a = strs(&pvtest_qemu_with(
+            Hypervisor::Xen,
+            Path::new("/x/xen.elf"),
+            Path::new("/g/pvtest"),
+            "suites=smp",
+            SMP_CMDLINE,
+        ));
+        assert!(a.contains(&format!("-append {SMP_CMDLINE}")), "{a}");
+        assert!(a.contains("-smp 2"), "{a}");
+        assert_eq!(cmdline_tag(xen_ref::CMDLINE), "");
+        assert_eq!(cmdline_tag(SMP_CMDLINE), "-2vcpus");
+        assert_eq!(cmdline_tag("console=com1 dom0_max_vcpus=1"), "-custom");
     }
 
     #[test]

@@ -67,20 +67,24 @@ unsafe extern "C" {
     static pvtest_trap_stubs: u8;
 }
 
+/// The trap-table entries for [`TRAP_VECTORS`] (what [`install_trap_table`] installs; the `smp`
+/// suite also gives them to a second vCPU).
+pub(crate) fn trap_entries() -> [TrapInfo; TRAP_VECTORS.len()] {
+    let base = (&raw const pvtest_trap_stubs) as u64;
+    TRAP_VECTORS.map(|vector| TrapInfo {
+        vector,
+        // Only the kernel may raise them with `int n`; #BP (3) and #OF (4) from anywhere.
+        flags: if vector == 3 || vector == 4 { 3 } else { 0 },
+        cs: FLAT_KERNEL_CS,
+        _pad0: 0,
+        address: base + TRAP_STUB_SIZE * u64::from(vector),
+    })
+}
+
 /// Installs handlers for [`TRAP_VECTORS`].
 pub(crate) fn install_trap_table() {
-    let base = (&raw const pvtest_trap_stubs) as u64;
     let mut table = [TrapInfo::default(); TRAP_VECTORS.len() + 1];
-    for (slot, &vector) in table.iter_mut().zip(TRAP_VECTORS.iter()) {
-        *slot = TrapInfo {
-            vector,
-            // Only the kernel may raise them with `int n`; #BP (3) and #OF (4) from anywhere.
-            flags: if vector == 3 || vector == 4 { 3 } else { 0 },
-            cs: FLAT_KERNEL_CS,
-            _pad0: 0,
-            address: base + TRAP_STUB_SIZE * u64::from(vector),
-        };
-    }
+    table[..TRAP_VECTORS.len()].copy_from_slice(&trap_entries());
     // SAFETY: every address is a stub in pvtest_trap_stubs, which takes any bounce frame and
     // never returns; the table ends with a zero-address entry.
     let rc = unsafe { set_trap_table(&table) };

@@ -8,13 +8,15 @@ pub mod basic;
 pub mod emul;
 pub mod misc;
 pub mod mmu;
+pub mod smp;
 pub mod time;
 pub mod traps;
 
 /// A suite: its name (as in `suites=` and the verdict lines) and its body.
 pub type SuiteFn = fn(&mut Suite, &StartInfo);
 
-/// Every suite, in the order they run.
+/// Every suite, in the order they run. `smp` comes last: it leaves vCPU 1 down, and with one
+/// vCPU (as the others run) it only prints a SKIP.
 pub const SUITES: &[(&str, SuiteFn)] = &[
     ("basic", basic::run),
     ("traps", traps::run),
@@ -22,4 +24,5 @@ pub const SUITES: &[(&str, SuiteFn)] = &[
     ("time", time::run),
     ("mmu", mmu::run),
     ("misc", misc::run),
+    ("smp", smp::run),
 ];
