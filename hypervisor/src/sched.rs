@@ -145,6 +145,8 @@ pub fn idle_loop() -> ! {
         // SAFETY: the vCPU this CPU ran; vCPUs are never freed in this version.
         let v = unsafe { &*(previous as *const Vcpu) };
         v.running.store(false, Ordering::Release);
+        // The last vCPU of a stopped domU to leave gives its memory back.
+        crate::domain::teardown::relinquish_if_done(v.domain());
     }
     loop {
         x86_64::instructions::interrupts::disable();

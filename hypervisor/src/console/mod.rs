@@ -8,6 +8,8 @@ pub mod conring;
 pub mod line;
 
 #[cfg(target_os = "none")]
+pub mod ring;
+#[cfg(target_os = "none")]
 mod sink;
 #[cfg(target_os = "none")]
 pub use sink::*;

@@ -328,14 +328,32 @@ fn report_layout(l: &Layout, k: &KernelImage<'_>) {
     crate::printk!(" ENTRY ADDRESS: {:016x}\n", k.entry);
 }
 
-/// Builds dom0 from `kernel` (and optional `initrd`) with `nr_pages` of memory and one vCPU.
-pub fn build_dom0(
+/// Who the domain being built is.
+pub struct DomainConfig<'a> {
+    /// Domain id.
+    pub id: u16,
+    /// Name (`xl list`).
+    pub name: &'a str,
+    /// The hardware/control domain (dom0): privileged, `SIF_INITDOMAIN`, no console ring.
+    pub privileged: bool,
+    /// Pages of memory.
+    pub nr_pages: u64,
+    /// Ceiling for the balloon (`max_pages`).
+    pub max_pages: u64,
+    /// vCPUs.
+    pub nr_vcpus: u32,
+}
+
+/// Builds a 64-bit PV domain from `kernel` (and optional `initrd`): dom0 as Xen's
+/// `dom0_construct_pv` does, a domU as the toolstack's `xc_dom_*` builder does (start_info
+/// flags 0, xenstore and console pages with their event channels offered to dom0).
+pub fn build_pv(
     kernel: &KernelImage<'_>,
     initrd: Option<&[u8]>,
     cmdline: &str,
-    nr_pages: u64,
-    nr_vcpus: u32,
+    cfg: &DomainConfig<'_>,
 ) -> Result<&'static mut Domain, BuildError> {
+    let (nr_pages, nr_vcpus, id) = (cfg.nr_pages, cfg.nr_vcpus, cfg.id);
     let initrd = initrd.unwrap_or(&[]);
     let layout = Layout::compute(&LayoutInput {
         v_start: kernel.virt_base,
@@ -344,10 +362,12 @@ pub fn build_dom0(
         initrd_len: initrd.len() as u64,
         unmapped_initrd: kernel.unmapped_initrd,
         p2m_base: kernel.p2m_base,
-        is_dom0: true,
+        is_dom0: cfg.privileged,
     })
     .ok_or(BuildError::TooSmall)?;
-    report_layout(&layout, kernel);
+    if cfg.privileged {
+        report_layout(&layout, kernel);
+    }
     let initrd_pages = if kernel.unmapped_initrd {
         (initrd.len() as u64).div_ceil(PAGE)
     } else {
@@ -378,7 +398,7 @@ pub fn build_dom0(
         for (pfn, &mfn) in mem.p2m.iter().enumerate() {
             m2p::set(mfn, pfn as u64);
             if let Some(p) = env.page_mut(mfn) {
-                *p = PageInfo::assigned(0);
+                *p = PageInfo::assigned(id);
             }
         }
     }
@@ -445,8 +465,6 @@ pub fn build_dom0(
             p.add(i * 64 + 1).write(1);
         }
     }
-    // Dom0 is told the hypervisor handles P- and C-states (`xen_processor_pmbits << 8`,
-    // Xen's default PX|CX).
     // Type everything through the same rules guests are held to: validating the L4 types
     // the whole tree (page-table frames as tables, mapped frames writable) and refuses a
     // writable mapping of any page-table frame. Pinned, and held as vCPU 0's kernel table.
@@ -454,13 +472,19 @@ pub fn build_dom0(
     {
         let mut env = frametable::lock();
         if let Some(p) = env.page_mut(shared_info >> 12) {
-            *p = PageInfo::xen_shared(0, true);
+            *p = PageInfo::xen_shared(id, true);
         }
-        pvmm::pin_table(&mut env, 0, l4_mfn, Level::L4).map_err(BuildError::PageTables)?;
-        pvmm::new_baseptr(&mut env, 0, 0, &mut guest_table, l4_mfn)
+        pvmm::pin_table(&mut env, id, l4_mfn, Level::L4).map_err(BuildError::PageTables)?;
+        pvmm::new_baseptr(&mut env, id, id, &mut guest_table, l4_mfn)
             .map_err(BuildError::PageTables)?;
     }
-    let mut flags = SIF_PRIVILEGED | SIF_INITDOMAIN | (0x3 << 8);
+    // Dom0 is told the hypervisor handles P- and C-states (`xen_processor_pmbits << 8`); a
+    // domU gets no flags.
+    let mut flags = if cfg.privileged {
+        SIF_PRIVILEGED | SIF_INITDOMAIN | (0x3 << 8)
+    } else {
+        0
+    };
     if kernel.unmapped_initrd {
         flags |= SIF_MOD_START_PFN;
     }
@@ -485,6 +509,25 @@ pub fn build_dom0(
         si[1152..1160].copy_from_slice(&first_p2m_pfn.to_le_bytes());
         si[1160..1168].copy_from_slice(&(p2m_data + p2m_pts).to_le_bytes());
     }
+    // A domU's xenstore and console: their pages and their event channels, unbound and
+    // offered to dom0 (the toolstack allocates the xenstore port first).
+    let mut ports = crate::evtchn::PortTable::new(nr_vcpus);
+    let mut console = None;
+    if !cfg.privileged {
+        let store_mfn = mem.p2m[layout.pfn_of(layout.vspecial.0) as usize];
+        let console_mfn = mem.p2m[layout.pfn_of(layout.vspecial.0 + PAGE) as usize];
+        let offer = crate::evtchn::PortState::Unbound { remote: 0 };
+        let store_port = ports.alloc(offer).map_err(|_| BuildError::NoMemory)?;
+        let console_port = ports.alloc(offer).map_err(|_| BuildError::NoMemory)?;
+        si[56..64].copy_from_slice(&store_mfn.to_le_bytes());
+        si[64..68].copy_from_slice(&store_port.to_le_bytes());
+        si[72..80].copy_from_slice(&console_mfn.to_le_bytes());
+        si[80..84].copy_from_slice(&console_port.to_le_bytes());
+        console = Some(super::ConsoleRing {
+            mfn: console_mfn,
+            port: console_port,
+        });
+    }
     mem.write_va(layout.vstartinfo.0, &si);
 
     let mut v = Box::new(Vcpu::new(0));
@@ -503,13 +546,12 @@ pub fn build_dom0(
     v.pv.periodic_next = crate::pv::time::now() + v.pv.periodic_period;
     v.pv.vcpu_info = phys_to_virt(shared_info);
     let d = Box::leak(Box::new(Domain {
-        id: 0,
-        name: String::from("Domain-0"),
-        privileged: true,
+        id,
+        name: String::from(cfg.name),
+        privileged: cfg.privileged,
         shared_info_mfn: shared_info >> 12,
         tot_pages: nr_pages,
-        // Dom0 may grow without limit unless `dom0_mem=max:` says otherwise (Xen: ~0U).
-        max_pages: u64::from(u32::MAX),
+        max_pages: cfg.max_pages,
         max_pfn: nr_pages,
         inner: Mutex::new(DomainInner {
             state: DomainState::Running,
@@ -523,7 +565,9 @@ pub fn build_dom0(
             cmos_index: 0,
         }),
         stopped: core::sync::atomic::AtomicBool::new(false),
-        evtchn: Mutex::new(crate::evtchn::PortTable::new(nr_vcpus)),
+        relinquished: core::sync::atomic::AtomicBool::new(false),
+        evtchn: Mutex::new(ports),
+        console,
         vcpus: Vec::new(),
     }));
     v.domain = d as *const Domain;

@@ -1,7 +1,9 @@
-//! Starting dom0 from the first boot module (the second, if present, is its initrd).
+//! Starting the boot-time domains: dom0 from the first boot module (the second, if it is not a
+//! domU description, is its initrd), then every domU described by a later module.
 
 use super::build::{self, KernelImage, Segment};
-use crate::loader::xen_notes;
+use super::domu_spec::{self, DomuSpec};
+use crate::loader::{LoadedKernel, xen_notes};
 use crate::options::{self, Options};
 use crate::printk;
 use alloc::string::String;
@@ -21,15 +23,49 @@ fn module_bytes(m: &xenolith_boot::Module) -> &'static [u8] {
     }
 }
 
-/// Builds dom0 and runs its vCPU 0 on this CPU. Returns only if dom0 cannot be built (the
-/// reason is printed; the hypervisor stays up).
+/// What the builder needs of a checked kernel.
+fn kernel_image<'a>(loaded: &'a LoadedKernel<'_>) -> KernelImage<'a> {
+    let info = &loaded.info;
+    KernelImage {
+        segments: loaded
+            .segments
+            .iter()
+            .map(|seg| Segment {
+                va: seg.dest,
+                data: loaded.segment_data(seg),
+                memsz: seg.memsz,
+            })
+            .collect(),
+        entry: info.entry,
+        virt_base: info.virt_base,
+        virt_kend: info.virt_kend,
+        p2m_base: info.init_p2m,
+        unmapped_initrd: info.mod_start_pfn,
+        hypercall_page: info.hypercall_page,
+        pae: info.pae_mode != xen_notes::PaeMode::No,
+        pae_extended_cr3: info.pae_mode == xen_notes::PaeMode::ExtendedCr3,
+    }
+}
+
+/// Builds dom0 and the boot-time domUs and enters this CPU's idle loop, which runs dom0's
+/// vCPU 0. Returns only if dom0 cannot be built (the reason is printed; the hypervisor stays
+/// up).
 pub fn start(boot: &BootInfo, opts: &Options, available_bytes: u64) {
     let Some(kmod) = boot.modules.first() else {
         return;
     };
+    let cooked: Vec<String> = boot
+        .modules
+        .iter()
+        .map(|m| {
+            String::from(options::cook_cmdline(
+                &m.cmdline,
+                boot.loader_name.as_deref(),
+            ))
+        })
+        .collect();
     printk!("*** Building a PV Dom0 ***\n");
-    let image = module_bytes(kmod);
-    let loaded = match crate::loader::inspect(image) {
+    let loaded = match crate::loader::inspect(module_bytes(kmod)) {
         Ok(k) => k,
         Err(e) => return fail(&e),
     };
@@ -39,32 +75,13 @@ pub fn start(boot: &BootInfo, opts: &Options, available_bytes: u64) {
         loaded.paddr_start,
         loaded.paddr_end
     );
-    let info = &loaded.info;
-    let segments: Vec<Segment<'_>> = loaded
-        .segments
-        .iter()
-        .map(|seg| Segment {
-            va: seg.dest,
-            data: loaded.segment_data(seg),
-            memsz: seg.memsz,
-        })
-        .collect();
-    let kernel = KernelImage {
-        segments,
-        entry: info.entry,
-        virt_base: info.virt_base,
-        virt_kend: info.virt_kend,
-        p2m_base: info.init_p2m,
-        unmapped_initrd: info.mod_start_pfn,
-        hypercall_page: info.hypercall_page,
-        pae: info.pae_mode != xen_notes::PaeMode::No,
-        pae_extended_cr3: info.pae_mode == xen_notes::PaeMode::ExtendedCr3,
-    };
-    let initrd = boot.modules.get(1).map(module_bytes);
-    let mut cmdline = String::from(options::cook_cmdline(
-        &kmod.cmdline,
-        boot.loader_name.as_deref(),
-    ));
+    let kernel = kernel_image(&loaded);
+    let dom0_initrd = boot
+        .modules
+        .get(1)
+        .filter(|_| !domu_spec::is_domu(&cooked[1]));
+    let initrd = dom0_initrd.map(module_bytes);
+    let mut cmdline = cooked[0].clone();
     if !opts.dom0_extra.is_empty() {
         cmdline.push(' ');
         cmdline.push_str(&opts.dom0_extra);
@@ -72,22 +89,133 @@ pub fn start(boot: &BootInfo, opts: &Options, available_bytes: u64) {
     let nr_pages = opts.dom0_mem.resolve(available_bytes) / 4096;
     let cpus = crate::smpboot::online_cpus();
     let nr_vcpus = nr_vcpus(opts, cpus.len() as u32);
-    let d = match build::build_dom0(&kernel, initrd, &cmdline, nr_pages, nr_vcpus) {
+    let cfg = build::DomainConfig {
+        id: 0,
+        name: "Domain-0",
+        privileged: true,
+        nr_pages,
+        // Dom0 may grow without limit unless `dom0_mem=max:` says otherwise (Xen: ~0U).
+        max_pages: u64::from(u32::MAX),
+        nr_vcpus,
+    };
+    let d = match build::build_pv(&kernel, initrd, &cmdline, &cfg) {
         Ok(d) => d,
         Err(e) => return fail(&e),
     };
+    drop(loaded);
     printk!("Dom0 has maximum {nr_vcpus} VCPUs\n");
     printk!("Initial low memory virq threshold set at 0x4000 pages.\n");
     printk!("*** Serial input to DOM0 (type 'CTRL-a' three times to switch input)\n");
-    // vCPU n runs on the n-th online CPU, pinned (whatever `dom0_vcpus_pin` says: there is no
-    // migration yet). CPU 0 runs vCPU 0; the others wait in their idle loops for VCPUOP_up.
-    for (v, &cpu) in d.vcpus.iter_mut().zip(cpus.iter()) {
-        v.processor = cpu;
-        // SAFETY: the domain is leaked ('static); each vCPU is handed to exactly one CPU.
-        let v: &'static mut super::Vcpu = unsafe { &mut *(&mut **v as *mut super::Vcpu) };
-        crate::sched::place(v);
-    }
+    let mut free_cpus = cpus.into_iter();
+    place(d, &mut free_cpus);
+    let d: &'static super::Domain = d;
+    super::registry::insert(d);
+    let first_domu = if dom0_initrd.is_some() { 2 } else { 1 };
+    start_domus(boot, &cooked, first_domu, &mut free_cpus);
     crate::sched::idle_loop()
+}
+
+/// Places `d`'s vCPUs on the next free CPUs, one each, pinned (there is no migration yet),
+/// and wakes those CPUs.
+fn place(d: &mut super::Domain, cpus: &mut impl Iterator<Item = u32>) {
+    for v in d.vcpus.iter_mut() {
+        let Some(cpu) = cpus.next() else {
+            break;
+        };
+        v.processor = cpu;
+        let p: *mut super::Vcpu = &mut **v;
+        // SAFETY: domains are leaked ('static) and never freed; each vCPU is handed to
+        // exactly one CPU, which alone takes it mutably from then on.
+        crate::sched::place(unsafe { &mut *p });
+        // SAFETY: as above; only the atomics and `processor` are read.
+        crate::sched::kick(unsafe { &*p });
+    }
+}
+
+/// Builds and starts the domU described by each module from `first` on (modules named as
+/// some domU's initrd excepted). A bad description, kernel or lack of memory or CPUs skips
+/// that domain with a message; the others still start.
+fn start_domus(
+    boot: &BootInfo,
+    cooked: &[String],
+    first: usize,
+    cpus: &mut impl Iterator<Item = u32>,
+) {
+    let mut initrds: Vec<usize> = Vec::new();
+    let mut next_id = 1u16;
+    let mut ordinal = 0;
+    for (index, cmdline) in cooked.iter().enumerate().skip(first) {
+        if initrds.contains(&index) {
+            continue;
+        }
+        if !domu_spec::is_domu(cmdline) {
+            printk!("Boot module {index} is not used (no 'domU' description)\n");
+            continue;
+        }
+        ordinal += 1;
+        let spec = match domu_spec::parse(cmdline, index, cooked.len(), ordinal) {
+            Ok(s) => s,
+            Err(e) => {
+                printk!("domU in boot module {index}: {e}; not started\n");
+                continue;
+            }
+        };
+        if let Some(i) = spec.initrd {
+            initrds.push(i);
+        }
+        let initrd = spec.initrd.map(|i| module_bytes(&boot.modules[i]));
+        match start_domu(&boot.modules[index], initrd, &spec, next_id, cpus) {
+            Ok(()) => next_id += 1,
+            Err(e) => printk!(
+                "domU '{}' (boot module {index}): {e}; not started\n",
+                spec.name
+            ),
+        }
+    }
+}
+
+/// Builds one domU with id `id` and places its vCPUs.
+fn start_domu(
+    module: &xenolith_boot::Module,
+    initrd: Option<&[u8]>,
+    spec: &DomuSpec,
+    id: u16,
+    cpus: &mut impl Iterator<Item = u32>,
+) -> Result<(), String> {
+    use alloc::string::ToString;
+    let loaded = crate::loader::inspect_domu(module_bytes(module)).map_err(|e| e.to_string())?;
+    let kernel = kernel_image(&loaded);
+    let taken: Vec<u32> = cpus.take(spec.vcpus as usize).collect();
+    if taken.len() < spec.vcpus as usize {
+        return Err(alloc::format!(
+            "{} vCPUs asked, {} CPUs left (one vCPU per CPU until vCPUs can share a CPU)",
+            spec.vcpus,
+            taken.len()
+        ));
+    }
+    let nr_pages = spec.memory_mib * 256;
+    let cfg = build::DomainConfig {
+        id,
+        name: &spec.name,
+        privileged: false,
+        nr_pages,
+        max_pages: nr_pages,
+        nr_vcpus: spec.vcpus,
+    };
+    let d = build::build_pv(&kernel, initrd, &spec.cmdline, &cfg).map_err(|e| e.to_string())?;
+    printk!(
+        "d{id}: domU '{}' built: {} MiB, {} vCPU(s) on CPU(s) {:?}, kernel {:?}, command line \"{}\"\n",
+        spec.name,
+        spec.memory_mib,
+        spec.vcpus,
+        taken,
+        loaded.format,
+        spec.cmdline
+    );
+    place(d, &mut taken.into_iter());
+    let d: &'static super::Domain = d;
+    super::registry::insert(d);
+    Ok(())
 }
 
 /// Dom0's vCPU count: `dom0_max_vcpus` applied to the online CPUs as Xen does, then capped at

@@ -3,8 +3,9 @@
 //!
 //! From `v_start` (the kernel's VIRT_BASE): the kernel image; the initrd (unless the kernel
 //! asks for it unmapped, `MOD_START_PFN`); the p2m list (unless `INIT_P2M` places it
-//! elsewhere); `start_info` (plus the dom0 console info); the boot page tables; one page of boot
-//! stack; then padding up to a 4 MiB boundary with at least 512 KiB of slack. Virtual address
+//! elsewhere); `start_info` (plus the dom0 console info); for a domU the xenstore and console
+//! pages (as the toolstack's `alloc_magic_pages` places them); the boot page tables; one page of
+//! boot stack; then padding up to a 4 MiB boundary with at least 512 KiB of slack. Virtual address
 //! `v_start + n * 4096` maps guest frame `n` throughout.
 
 /// Bytes in a page.
@@ -56,6 +57,8 @@ pub struct Layout {
     pub vphysmap: (u64, u64),
     /// `start_info` page(s).
     pub vstartinfo: (u64, u64),
+    /// domU: the xenstore page then the console page (empty for dom0).
+    pub vspecial: (u64, u64),
     /// Boot page tables.
     pub vpt: (u64, u64),
     /// Boot stack.
@@ -84,7 +87,9 @@ impl Layout {
         let vstartinfo_start = round_pgup(vphysmap_end);
         let extra = if i.is_dom0 { DOM0_CONSOLE_INFO_SIZE } else { 0 };
         let vstartinfo_end = vstartinfo_start + START_INFO_SIZE + extra;
-        let vpt_start = round_pgup(vstartinfo_end);
+        let vspecial_start = round_pgup(vstartinfo_end);
+        let vspecial_end = vspecial_start + if i.is_dom0 { 0 } else { 2 * PAGE };
+        let vpt_start = vspecial_end;
         let mut nr_pt_pages = 2u64;
         loop {
             let vpt_end = vpt_start.checked_add(nr_pt_pages * PAGE)?;
@@ -101,6 +106,7 @@ impl Layout {
                     vinitrd: (vinitrd_start, vinitrd_end),
                     vphysmap: (vphysmap_start, vphysmap_end),
                     vstartinfo: (vstartinfo_start, vstartinfo_end),
+                    vspecial: (vspecial_start, vspecial_end),
                     vpt: (vpt_start, vpt_end),
                     vstack: (vpt_end, vstack_end),
                     v_end,
@@ -147,6 +153,10 @@ mod tests {
         assert_eq!(l.vinitrd, (0xffff_ffff_84a0_0000, 0xffff_ffff_84a0_0000));
         assert_eq!(l.vphysmap.0, l.vphysmap.1);
         assert_eq!(l.vstartinfo.0, 0xffff_ffff_84a0_0000);
+        assert_eq!(
+            l.vspecial.0, l.vspecial.1,
+            "dom0 has no xenstore or console page"
+        );
         assert_eq!(l.vpt.0, 0xffff_ffff_84a0_1000);
         // One L4, one L3, one L2 and 38 L1s for ~76 MiB, found by the same search as Xen's.
         assert_eq!(l.v_end % (4 << 20), 0);
@@ -184,6 +194,9 @@ mod tests {
         assert_eq!(l.vstartinfo.0, 0xffff_ffff_8010_b000);
         assert_eq!(l.vstartinfo.1 - l.vstartinfo.0, START_INFO_SIZE);
         assert_eq!(l.pfn_of(l.vstartinfo.0), 0x10b);
+        // A domU's xenstore and console pages follow start_info, then the page tables.
+        assert_eq!(l.vspecial, (0xffff_ffff_8010_c000, 0xffff_ffff_8010_e000));
+        assert_eq!(l.vpt.0, l.vspecial.1);
         assert_eq!(l.vstack.1 - l.vstack.0, PAGE);
     }
 

@@ -5,9 +5,16 @@
 pub mod build;
 #[cfg(target_os = "none")]
 pub mod dom0;
+pub mod domu_spec;
 pub mod layout;
 #[cfg(target_os = "none")]
+pub mod list;
+#[cfg(target_os = "none")]
+pub mod registry;
+#[cfg(target_os = "none")]
 mod run;
+#[cfg(target_os = "none")]
+pub mod teardown;
 pub mod vcpu;
 
 use alloc::boxed::Box;
@@ -23,6 +30,15 @@ pub use vcpu::{PvVcpu, TrapInfo, Vcpu};
 #[cfg(target_os = "none")]
 pub fn shutdown(v: &mut Vcpu, regs: &xenolith_arch::trap::TrapFrame, reason: u32) {
     run::shutdown_domain(v, regs, reason)
+}
+
+/// A domain's console ring (`xencons_interface`) and its event channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConsoleRing {
+    /// Machine frame of the ring page.
+    pub mfn: u64,
+    /// The domain's port for the console event channel.
+    pub port: u32,
 }
 
 /// A domain id (`domid_t`).
@@ -97,8 +113,12 @@ pub struct Domain {
     /// The domain shut down or crashed: its vCPUs must not run again (read on every return
     /// to the guest, so kept outside the lock).
     pub stopped: core::sync::atomic::AtomicBool,
+    /// A stopped domU's memory went back to the free pool (`teardown`).
+    pub relinquished: core::sync::atomic::AtomicBool,
     /// Event-channel ports.
     pub evtchn: Mutex<crate::evtchn::PortTable>,
+    /// A domU's console ring, served by the hypervisor (dom0 uses `console_io`).
+    pub console: Option<ConsoleRing>,
     /// The vCPUs, by id.
     pub vcpus: Vec<Box<Vcpu>>,
 }

@@ -208,6 +208,7 @@ pub fn shutdown_domain(v: &mut Vcpu, regs: &TrapFrame, reason: u32) {
         v.domain().label()
     );
     if v.domain().privileged {
+        super::list::print();
         match reason {
             0 => {
                 printk!("Hardware Dom0 halted: powering off machine\n");

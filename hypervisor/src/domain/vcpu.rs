@@ -101,6 +101,8 @@ pub struct Vcpu {
     pub initialised: AtomicBool,
     /// In `SCHEDOP_poll`: any event raised in the domain must wake it (Xen's `poll_mask`).
     pub polling: AtomicBool,
+    /// Blocked in `SCHEDOP_block` or `SCHEDOP_poll` (for `xl list`).
+    pub blocked: AtomicBool,
     /// Its CPU is in it (guest or hypervisor context on its behalf); cleared once the CPU has
     /// left it for the idle loop (Xen's `is_running`).
     pub running: AtomicBool,
@@ -158,6 +160,7 @@ impl Vcpu {
             initialised: AtomicBool::new(false),
             polling: AtomicBool::new(false),
             running: AtomicBool::new(false),
+            blocked: AtomicBool::new(false),
         }
     }
 

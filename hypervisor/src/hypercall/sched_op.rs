@@ -90,6 +90,7 @@ fn wait_until(ctx: &mut Ctx<'_>, deadline: u64, done: impl Fn(&crate::domain::Vc
     let pv = &mut ctx.vcpu.pv;
     pv.time_running += start.saturating_sub(pv.runstate_entry);
     pv.runstate_entry = start;
+    ctx.vcpu.blocked.store(true, Ordering::Relaxed);
     loop {
         // A vCPU taken down (or whose domain stopped) leaves at once; the way back to the
         // guest then parks this CPU.
@@ -111,6 +112,7 @@ fn wait_until(ctx: &mut Ctx<'_>, deadline: u64, done: impl Fn(&crate::domain::Vc
         xenolith_arch::cpu::idle_halt();
         x86_64::instructions::interrupts::disable();
     }
+    ctx.vcpu.blocked.store(false, Ordering::Relaxed);
     let end = crate::pv::time::now();
     let pv = &mut ctx.vcpu.pv;
     pv.time_blocked += end.saturating_sub(pv.runstate_entry);

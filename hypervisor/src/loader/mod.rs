@@ -219,6 +219,16 @@ pub fn inspect(module: &[u8]) -> Result<LoadedKernel<'_>, LoadError> {
 
 /// Unwraps, parses and checks a dom0 kernel module, decompressing at most `limit` bytes.
 pub fn inspect_with_limit(module: &[u8], limit: usize) -> Result<LoadedKernel<'_>, LoadError> {
+    inspect_as(module, limit, true)
+}
+
+/// Unwraps, parses and checks a domU kernel module: as [`inspect`], without the dom0-support
+/// requirement (the toolstack's libelf checks for an unprivileged PV guest).
+pub fn inspect_domu(module: &[u8]) -> Result<LoadedKernel<'_>, LoadError> {
+    inspect_as(module, decompress::DEFAULT_LIMIT, false)
+}
+
+fn inspect_as(module: &[u8], limit: usize, dom0: bool) -> Result<LoadedKernel<'_>, LoadError> {
     let KernelImage {
         elf: bytes,
         format,
@@ -227,7 +237,7 @@ pub fn inspect_with_limit(module: &[u8], limit: usize) -> Result<LoadedKernel<'_
     let (segments, info, (paddr_start, paddr_end)) = {
         let elf = Elf64::parse(&bytes)?;
         let info = xen_notes::parse(&elf)?;
-        check_dom0(&info)?;
+        check_layout(&info, dom0)?;
         let segments = elf
             .loadable_segments()
             .map(|ph| LoadSegment {
@@ -255,9 +265,10 @@ pub fn inspect_with_limit(module: &[u8], limit: usize) -> Result<LoadedKernel<'_
 }
 
 /// The checks `dom0_construct_pv` makes of a 64-bit kernel once libelf accepted it, as far
-/// as they do not depend on the memory layout the builder will choose.
-fn check_dom0(info: &XenGuestInfo) -> Result<(), LoadError> {
-    if info.has_supported_features_note && !info.supports(XENFEAT_DOM0) {
+/// as they do not depend on the memory layout the builder will choose; for a domU (`dom0`
+/// false) all but the dom0-support one.
+fn check_layout(info: &XenGuestInfo, dom0: bool) -> Result<(), LoadError> {
+    if dom0 && info.has_supported_features_note && !info.supports(XENFEAT_DOM0) {
         return Err(LoadError::NotDom0Capable);
     }
     let (start, end) = (info.virt_base, info.virt_kend);

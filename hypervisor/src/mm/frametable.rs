@@ -63,6 +63,25 @@ pub fn lock() -> Env<'static> {
     }
 }
 
+/// Frees every frame allocated to `dom` (a domain none of whose vCPUs runs and whose frames
+/// nobody else maps) and forgets its M2P entries; returns how many were freed.
+pub fn release_domain_frames(env: &mut Env<'_>, dom: DomId) -> u64 {
+    let mut freed = 0;
+    for mfn in 0..NR_FRAMES.load(Ordering::Acquire) {
+        let Some(p) = env.page_mut(mfn) else {
+            continue;
+        };
+        if p.owner != dom || p.count_info & crate::pvmm::PGC_ALLOCATED == 0 {
+            continue;
+        }
+        *p = PageInfo::FREE;
+        super::m2p::set(mfn, u64::MAX);
+        frames::free(mfn << 12, 0);
+        freed += 1;
+    }
+    freed
+}
+
 fn slot(mfn: Mfn) -> Option<*mut PageInfo> {
     (mfn < NR_FRAMES.load(Ordering::Acquire))
         .then(|| (FRAMETABLE_VIRT_START as *mut PageInfo).wrapping_add(mfn as usize))

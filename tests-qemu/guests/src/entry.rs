@@ -126,6 +126,7 @@ extern "C" fn pvtest_main(si: *const StartInfo) -> ! {
     install_trap_table();
     // SAFETY: Xen passes a valid, mapped start_info that stays put; the guest never writes it.
     let si = unsafe { &*si };
+    crate::console::init(si);
     println!("PVTEST start xenolith-pvtest");
     println!("PVTEST cmdline: {}", CStr(si.cmd_line_bytes()));
 

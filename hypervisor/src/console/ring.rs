@@ -1,0 +1,92 @@
+//! The hypervisor as console backend of domUs (what xenconsoled, or Xen's PV-shim `consoled`,
+//! does): the domain writes its `xencons_interface` ring and signals its console event
+//! channel; the hypervisor copies the output to the serial console, a line at a time with a
+//! `(dN) ` prefix, and signals back so the guest knows the ring has room.
+
+use crate::domain::Domain;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
+use spin::Mutex;
+use xenolith_arch::layout::phys_to_virt;
+
+/// `struct xencons_interface` (`xen/include/public/io/console.h`): `in[1024]`, `out[2048]`,
+/// then `in_cons`, `in_prod`, `out_cons`, `out_prod`.
+const OUT: usize = 1024;
+const OUT_SIZE: u32 = 2048;
+const OUT_CONS: usize = 3080;
+const OUT_PROD: usize = 3084;
+
+/// Longest partial line held back before it is printed anyway.
+const MAX_LINE: usize = 512;
+
+/// Partial output lines, by domain.
+static PENDING: Mutex<BTreeMap<u16, Vec<u8>>> = Mutex::new(BTreeMap::new());
+
+/// Takes what `d` wrote to its console ring, prints complete lines, and tells the guest.
+pub fn service(d: &Domain) {
+    let Some(ring) = d.console else {
+        return;
+    };
+    let base = phys_to_virt(ring.mfn << 12);
+    // SAFETY: the ring page belongs to the domain for its whole life (allocated by the
+    // builder, freed only after its vCPUs stopped) and is mapped by the direct map; the
+    // indices are naturally aligned u32s the guest updates concurrently.
+    let (cons, prod) = unsafe {
+        (
+            AtomicU32::from_ptr((base + OUT_CONS as u64) as *mut u32),
+            AtomicU32::from_ptr((base + OUT_PROD as u64) as *mut u32),
+        )
+    };
+    let mut c = cons.load(Ordering::Acquire);
+    let p = prod.load(Ordering::Acquire);
+    // A guest that claims more than a ring's worth has corrupted its indices: take one ring.
+    let n = p.wrapping_sub(c).min(OUT_SIZE);
+    let mut out = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let at = base + (OUT as u64) + u64::from(c % OUT_SIZE);
+        // SAFETY: inside the ring page, as above.
+        out.push(unsafe { (at as *const u8).read_volatile() });
+        c = c.wrapping_add(1);
+    }
+    cons.store(c, Ordering::Release);
+    if n == 0 {
+        return;
+    }
+    emit(d.id, &out);
+    // Room again in the ring: the backend signals the same channel.
+    if let Some(v) = d.vcpus.first() {
+        let notify = d.evtchn.lock().notify_vcpu(ring.port).unwrap_or(0);
+        let v = d.vcpus.get(notify as usize).unwrap_or(v);
+        crate::pv::events::set_pending(v, ring.port);
+    }
+}
+
+/// Prints `bytes` from domain `id` line by line, holding back an unfinished line.
+fn emit(id: u16, bytes: &[u8]) {
+    let mut pending = PENDING.lock();
+    let line = pending.entry(id).or_default();
+    for &b in bytes {
+        if b == b'\r' {
+            continue;
+        }
+        line.push(b);
+        if b == b'\n' || line.len() >= MAX_LINE {
+            if b != b'\n' {
+                line.push(b'\n');
+            }
+            crate::console::guest_write(id, line);
+            line.clear();
+        }
+    }
+}
+
+/// Prints what is left of `id`'s last line (when the domain stops).
+pub fn flush(id: u16) {
+    if let Some(mut line) = PENDING.lock().remove(&id)
+        && !line.is_empty()
+    {
+        line.push(b'\n');
+        crate::console::guest_write(id, &line);
+    }
+}
