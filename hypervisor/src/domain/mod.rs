@@ -22,7 +22,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 #[cfg(target_os = "none")]
-pub use run::{crash, run_vcpu, set_cr2, set_upcall_mask, toggle_guest_mode, upcall_mask};
+pub use run::{
+    crash, run_vcpu, set_cr2, set_upcall_mask, shutdown_remote, toggle_guest_mode, upcall_mask,
+};
 use spin::Mutex;
 pub use vcpu::{PvVcpu, TrapInfo, Vcpu};
 

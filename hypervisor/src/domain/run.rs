@@ -225,12 +225,41 @@ pub fn shutdown_domain(v: &mut Vcpu, regs: &TrapFrame, reason: u32) {
     idle()
 }
 
-/// Marks `v`'s domain stopped and makes its other vCPUs leave their CPUs.
+/// Marks `v`'s domain stopped, makes its other vCPUs leave their CPUs and, for a domU, tells
+/// dom0 with `VIRQ_DOM_EXC` (Xen's `send_global_virq` when a domain shuts down or crashes).
 fn stop_domain(v: &Vcpu) {
-    v.domain().stopped.store(true, Ordering::SeqCst);
-    for w in v.domain().vcpus.iter().filter(|w| w.id != v.id) {
+    stop(v.domain(), Some(v.id));
+}
+
+/// Marks `d` stopped and kicks its vCPUs (but `except`, the caller) off their CPUs.
+fn stop(d: &super::Domain, except: Option<u32>) {
+    d.stopped.store(true, Ordering::SeqCst);
+    for w in d.vcpus.iter().filter(|w| Some(w.id) != except) {
         crate::sched::kick(w);
     }
+    if !d.privileged
+        && let Some(v0) = super::registry::get_live(0).and_then(|d0| d0.vcpus.first())
+    {
+        crate::pv::events::send_virq(v0, xen_abi::xen::VIRQ_DOM_EXC);
+    }
+}
+
+/// `SCHEDOP_remote_shutdown` of another domain `d` (by the control domain): ends it with
+/// `reason`; its vCPUs leave their CPUs and its memory goes back once they have.
+pub fn shutdown_remote(d: &super::Domain, reason: u32) {
+    {
+        let mut inner = d.inner.lock();
+        if inner.state != super::DomainState::Running {
+            return;
+        }
+        inner.state = super::DomainState::Shutdown(reason);
+    }
+    printk!(
+        "{}: shutdown, reason {reason} ({}) (remote)\n",
+        d.label(),
+        super::shutdown_reason_name(reason)
+    );
+    stop(d, None);
 }
 
 /// Parks this CPU (its vCPU's domain stopped).

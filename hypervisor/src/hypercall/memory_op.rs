@@ -42,10 +42,16 @@ pub fn do_memory_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
         XENMEM_maximum_ram_page => Ok(crate::mm::m2p::max_page() as i64),
         op @ (XENMEM_current_reservation | XENMEM_maximum_reservation | XENMEM_maximum_gpfn) => {
             let domid: u16 = read_guest(a[1])?;
-            if domid != DOMID_SELF && domid != d.id {
-                // Only the caller itself until more domains exist.
-                return Err(Errno::ESRCH);
-            }
+            let d = if domid == DOMID_SELF || domid == d.id {
+                d
+            } else {
+                // rcu_lock_domain_by_any_id, then XSM's XSM_TARGET: the control domain only.
+                let other = crate::domain::registry::get_live(domid).ok_or(Errno::ESRCH)?;
+                if !d.privileged {
+                    return Err(Errno::EPERM);
+                }
+                other
+            };
             Ok(match op {
                 XENMEM_current_reservation => d.tot_pages,
                 XENMEM_maximum_reservation => d.max_pages,

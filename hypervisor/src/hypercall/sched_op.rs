@@ -67,12 +67,19 @@ pub fn do_sched_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
             let mut b = [0u8; 8];
             crate::guest_mem::copy_from_guest(&mut b, a[1])?;
             let target = u16::from_le_bytes([b[0], b[1]]);
-            // Only one domain exists so far; a domain may not target itself this way.
-            Err(if target == ctx.vcpu.domain().id {
-                Errno::EPERM
-            } else {
-                Errno::ESRCH
-            })
+            let reason = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+            let me = ctx.vcpu.domain();
+            if target == me.id {
+                // A domain may not target itself this way.
+                return Err(Errno::EPERM);
+            }
+            let d = crate::domain::registry::get_live(target).ok_or(Errno::ESRCH)?;
+            // XSM's default: only the control domain (or the target's device model).
+            if !me.privileged {
+                return Err(Errno::EPERM);
+            }
+            crate::domain::shutdown_remote(d, reason);
+            Ok(0)
         }
         SCHEDOP_shutdown_code => {
             let _reason: u32 = read_guest(a[1])?;

@@ -11,7 +11,7 @@ use core::fmt::Write as _;
 use crate::cmdline::Selection;
 use crate::console::{CStr, Line, println};
 use crate::hypercall::{crash, poweroff, set_trap_table};
-use crate::suites::SUITES;
+use crate::suites::{MULTI_DOMAIN, SUITES};
 use crate::verdict::{Suite, Totals};
 use xen_abi::arch_x86::{FLAT_KERNEL_CS, TrapInfo};
 use xen_abi::xen::StartInfo;
@@ -139,8 +139,16 @@ extern "C" fn pvtest_main(si: *const StartInfo) -> ! {
             suite.finish(&mut totals);
         }
     }
+    for (name, run) in MULTI_DOMAIN {
+        if selection.names().contains(&name.as_bytes()) {
+            let mut suite = Suite::new(name);
+            run(&mut suite, si);
+            suite.finish(&mut totals);
+        }
+    }
     for &name in selection.names() {
-        if !SUITES.iter().any(|(known, _)| known.as_bytes() == name) {
+        let known = SUITES.iter().chain(MULTI_DOMAIN.iter());
+        if !known.clone().any(|(known, _)| known.as_bytes() == name) {
             println!("PVTEST unknown suite {}", CStr(name));
             totals.failed += 1;
         }

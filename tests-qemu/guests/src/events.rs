@@ -460,8 +460,24 @@ pub fn alloc_unbound_self() -> (i64, u32) {
 
 /// `EVTCHNOP_bind_interdomain` to `remote_port` of this domain: (rc, local port).
 pub fn bind_interdomain_self(remote_port: u32) -> (i64, u32) {
+    bind_interdomain(DOMID_SELF, remote_port)
+}
+
+/// `EVTCHNOP_alloc_unbound` of a port of this domain offered to `remote_dom`: (rc, port).
+pub fn alloc_unbound(remote_dom: u16) -> (i64, u32) {
+    let mut a = EvtchnAllocUnbound {
+        dom: DOMID_SELF,
+        remote_dom,
+        port: 0,
+    };
+    let rc = evtchn_op(EVTCHNOP_alloc_unbound, &mut a);
+    (rc, a.port)
+}
+
+/// `EVTCHNOP_bind_interdomain` to `remote_port` of domain `remote_dom`: (rc, local port).
+pub fn bind_interdomain(remote_dom: u16, remote_port: u32) -> (i64, u32) {
     let mut a = EvtchnBindInterdomain {
-        remote_dom: DOMID_SELF,
+        remote_dom,
         _pad0: 0,
         remote_port,
         local_port: 0,

@@ -5,9 +5,11 @@ use crate::verdict::Suite;
 use xen_abi::xen::StartInfo;
 
 pub mod basic;
+pub mod domu;
 pub mod emul;
 pub mod misc;
 pub mod mmu;
+pub mod pingpong;
 pub mod smp;
 pub mod time;
 pub mod traps;
@@ -26,3 +28,6 @@ pub const SUITES: &[(&str, SuiteFn)] = &[
     ("misc", misc::run),
     ("smp", smp::run),
 ];
+
+/// Suites that need another domain and run only when named in `suites=` (not in `all`).
+pub const MULTI_DOMAIN: &[(&str, SuiteFn)] = &[("domu", domu::run), ("pingpong", pingpong::run)];
