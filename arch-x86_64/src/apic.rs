@@ -197,6 +197,26 @@ pub fn mask_pic() {
     }
 }
 
+/// Routes IO-APIC pin `pin` (of the IO-APIC mapped at `va`) to `vector` on the local APIC
+/// `dest` (fixed delivery, physical destination), with the given trigger and polarity, and
+/// unmasks it.
+///
+/// # Safety
+/// `va` must map the IO-APIC's register window uncached; `pin` must exist.
+pub unsafe fn ioapic_route(va: u64, pin: u32, vector: u8, dest: u32, level: bool, low: bool) {
+    let sel = va as *mut u32;
+    let win = (va + 0x10) as *mut u32;
+    let low_word = u32::from(vector) | (u32::from(low) << 13) | (u32::from(level) << 15);
+    // SAFETY: IOREGSEL/IOWIN accesses within the window the caller mapped; the high word
+    // (destination) is written first, while the entry is still masked.
+    unsafe {
+        sel.write_volatile(0x10 + 2 * pin + 1);
+        win.write_volatile((dest & 0xff) << 24);
+        sel.write_volatile(0x10 + 2 * pin);
+        win.write_volatile(low_word);
+    }
+}
+
 /// Masks every redirection entry of the IO-APIC mapped at `va`; returns the entry count.
 ///
 /// # Safety

@@ -67,6 +67,11 @@ impl Uart {
         Self { base }
     }
 
+    /// The I/O base.
+    pub const fn base(&self) -> u16 {
+        self.base
+    }
+
     fn port(&self, reg: u16) -> Port<u8> {
         Port::new(self.base + reg)
     }
@@ -95,6 +100,16 @@ impl Uart {
             self.port(3).write(cfg.lcr());
             self.port(2).write(0xc7); // FIFO enable + clear, 14-byte threshold
             self.port(4).write(0x03); // DTR | RTS
+        }
+    }
+
+    /// Interrupts on received data: IER's receive bit, and MCR's OUT2, which gates the
+    /// UART's interrupt line on PC hardware.
+    pub fn enable_rx_interrupt(&self) {
+        // SAFETY: IER and MCR of this UART; output stays polled.
+        unsafe {
+            self.port(4).write(0x0b); // DTR | RTS | OUT2
+            self.port(1).write(0x01); // IER: received data available
         }
     }
 

@@ -78,6 +78,56 @@ impl CpuMask {
     }
 }
 
+/// A register dump was requested of each CPU (debug key `d`).
+static DUMP_PENDING: [AtomicBool; NR_CPUS] = [const { AtomicBool::new(false) }; NR_CPUS];
+
+/// The vCPU placed on `cpu`, for dumps (read-only).
+pub fn placed_on(cpu: u32) -> Option<&'static Vcpu> {
+    placed(cpu).map(|v| &*v)
+}
+
+/// Asks every online CPU to print the state it interrupted (debug key `d`): this one at once,
+/// the others from their event-check IPI.
+pub fn request_register_dump() {
+    let me = this_cpu();
+    for cpu in crate::smpboot::online_cpus() {
+        DUMP_PENDING[cpu as usize].store(true, Ordering::Release);
+        if cpu != me {
+            send_ipi(cpu, EVENT_CHECK_VECTOR);
+        }
+    }
+}
+
+/// Prints this CPU's interrupted state if a dump was requested: the guest's registers when
+/// `regs` is a guest frame.
+pub fn service_dump(regs: &xenolith_arch::trap::TrapFrame, from_guest: bool) {
+    let me = this_cpu();
+    if !DUMP_PENDING[me as usize].swap(false, Ordering::AcqRel) {
+        return;
+    }
+    match percpu::current().current_vcpu.load(Ordering::Relaxed) {
+        0 => crate::printk!("*** CPU{me}: idle ***\n"),
+        p => {
+            // SAFETY: this CPU's current vCPU, which it alone uses.
+            let v = unsafe { &*(p as *const Vcpu) };
+            if from_guest {
+                crate::printk!(
+                    "*** Dumping CPU{me} guest state ({}v{}): ***\n",
+                    v.domain().label(),
+                    v.id
+                );
+                crate::domain::dump_guest(v, regs);
+            } else {
+                crate::printk!(
+                    "*** CPU{me}: in the hypervisor for {}v{} (blocked or polling) ***\n",
+                    v.domain().label(),
+                    v.id
+                );
+            }
+        }
+    }
+}
+
 /// Records that logical CPU `cpu` has local APIC id `apic_id` (for IPIs).
 pub fn register_cpu(cpu: u32, apic_id: u32) {
     if let Some(slot) = APIC_ID.get(cpu as usize) {

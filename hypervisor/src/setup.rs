@@ -383,6 +383,7 @@ fn init_apic(f: &Features, acpi: Option<&AcpiTables>) -> Vec<u32> {
     );
     let mut cpus = Vec::new();
     if let Some(m) = madt {
+        let mut ioapics = Vec::new();
         for (id, addr, gsi_base) in m.io_apics() {
             match paging::ioremap(u64::from(addr), 4096) {
                 Ok(va) => {
@@ -392,10 +393,12 @@ fn init_apic(f: &Features, acpi: Option<&AcpiTables>) -> Vec<u32> {
                         "IOAPIC[{id}]: at {addr:#x}, GSI {gsi_base}-{}, all {n} pins masked\n",
                         gsi_base + n - 1
                     );
+                    ioapics.push((va, gsi_base, n));
                 }
                 Err(e) => printk!("IOAPIC[{id}]: cannot map {addr:#x}: {e:?}\n"),
             }
         }
+        route_serial_irq(m, &ioapics);
         cpus = m.usable_cpus();
         printk!("ACPI: MADT lists {} usable CPUs\n", cpus.len());
     }
@@ -403,6 +406,44 @@ fn init_apic(f: &Features, acpi: Option<&AcpiTables>) -> Vec<u32> {
         cpus.push(apic::id());
     }
     cpus
+}
+
+/// Routes the serial console's ISA IRQ (COM1: 4, COM2: 3, through the MADT's overrides) to
+/// the console-input vector on this CPU, so typed keys reach the hypervisor (Xen's serial
+/// console input: debug keys and the domains' consoles).
+fn route_serial_irq(m: &xenolith_arch::acpi::madt::Madt, ioapics: &[(u64, u32, u32)]) {
+    use xenolith_arch::acpi::madt::{Polarity, TriggerMode};
+    let Some(base) = crate::console::enable_serial_rx() else {
+        return;
+    };
+    let irq: u8 = match base {
+        0x3f8 | 0x3e8 => 4,
+        0x2f8 | 0x2e8 => 3,
+        _ => return,
+    };
+    let (gsi, flags) = m
+        .overrides()
+        .find(|&(src, _, _)| src == irq)
+        .map_or((u32::from(irq), None), |(_, gsi, f)| (gsi, Some(f)));
+    let level = flags.is_some_and(|f| f.trigger_mode() == TriggerMode::Level);
+    let low = flags.is_some_and(|f| f.polarity() == Polarity::ActiveLow);
+    let Some(&(va, gsi_base, _)) = ioapics.iter().find(|&&(_, b, n)| (b..b + n).contains(&gsi))
+    else {
+        printk!("Serial input: no IO-APIC pin for IRQ {irq} (GSI {gsi}); input disabled\n");
+        return;
+    };
+    // SAFETY: the IO-APIC window is mapped uncached and the pin is in its range.
+    unsafe {
+        apic::ioapic_route(
+            va,
+            gsi - gsi_base,
+            crate::console::input::SERIAL_VECTOR,
+            apic::id(),
+            level,
+            low,
+        )
+    };
+    printk!("Serial input: IRQ {irq} (GSI {gsi}) -> CPU0\n");
 }
 
 /// Calibrates the clocks and proves the one-shot timer interrupt works.

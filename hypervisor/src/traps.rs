@@ -39,6 +39,16 @@ extern "C" fn xenolith_trap_handler(f: &mut TrapFrame) {
             apic::eoi();
             // From the guest: deliver what is pending, or leave if the vCPU went down. In the
             // hypervisor (halted in the idle loop or SCHEDOP_block/poll): the loop rechecks.
+            crate::sched::service_dump(f, from_guest);
+            if from_guest {
+                crate::pv::entry::guest_event_check(f);
+            }
+        }
+        v if v == u32::from(crate::console::input::SERIAL_VECTOR) => {
+            crate::console::input::interrupt();
+            apic::eoi();
+            crate::sched::service_dump(f, from_guest);
+            // Input may have raised events for this CPU's vCPU (VIRQ_CONSOLE, its ring).
             if from_guest {
                 crate::pv::entry::guest_event_check(f);
             }

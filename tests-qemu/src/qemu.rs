@@ -63,6 +63,9 @@ pub struct Qemu {
     settle: Duration,
     success_markers: Vec<String>,
     failure_markers: Vec<String>,
+    /// Serial input: each item's bytes are typed once its marker has appeared (after the
+    /// previous item's).
+    input: Vec<(String, Vec<u8>)>,
 }
 
 impl Default for Qemu {
@@ -92,7 +95,15 @@ impl Qemu {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            input: Vec::new(),
         }
+    }
+
+    /// Types `bytes` on the serial console once `marker` has appeared in the output (after the
+    /// marker of the previous input, if any). May be repeated.
+    pub fn type_after(mut self, marker: &str, bytes: &[u8]) -> Self {
+        self.input.push((marker.to_string(), bytes.to_vec()));
+        self
     }
 
     /// Names the run: the serial log goes to `target/tests-qemu/runs/<name>.serial.log`.
@@ -270,14 +281,29 @@ impl Qemu {
     /// The full argument list for a captured run with the serial port written to `serial`.
     pub fn capture_args(&self, serial: &Path) -> Result<Vec<OsString>> {
         let mut a = self.machine_args()?;
-        let mut file = OsString::from("file:");
-        file.push(serial);
         a.extend(
-            ["-nographic", "-monitor", "none", "-serial"]
+            ["-nographic", "-monitor", "none"]
                 .into_iter()
                 .map(OsString::from),
         );
-        a.push(file);
+        if self.input.is_empty() {
+            let mut file = OsString::from("file:");
+            file.push(serial);
+            a.push("-serial".into());
+            a.push(file);
+        } else {
+            // Output to the log file, input from a FIFO the harness writes.
+            let mut dev = OsString::from("file,id=ser0,path=");
+            dev.push(serial);
+            dev.push(",input-path=");
+            dev.push(input_fifo(serial));
+            a.extend([
+                "-chardev".into(),
+                dev,
+                "-serial".into(),
+                "chardev:ser0".into(),
+            ]);
+        }
         Ok(a)
     }
 
@@ -306,6 +332,12 @@ impl Qemu {
 
         let _lock = lock::acquire()?;
         File::create(&serial_path).ctx(|| format!("creating {}", serial_path.display()))?;
+        // Opened read-write before QEMU starts, so QEMU's open for reading does not block.
+        let mut typist = if self.input.is_empty() {
+            None
+        } else {
+            Some(Typist::open(&input_fifo(&serial_path), &self.input)?)
+        };
         let qemu_log =
             File::create(&qemu_log_path).ctx(|| format!("creating {}", qemu_log_path.display()))?;
         let child = Command::new(QEMU)
@@ -325,6 +357,9 @@ impl Qemu {
         let mut status = None;
         let end = loop {
             reader.poll()?;
+            if let Some(t) = typist.as_mut() {
+                t.poll(&reader.text)?;
+            }
             if let Some(end) = self.marker_end(&reader.text) {
                 break end;
             }
@@ -386,6 +421,64 @@ impl Qemu {
             .chain(failure)
             .min_by_key(|(p, _)| *p)
             .map(|(_, e)| e)
+    }
+}
+
+/// The FIFO a run with serial input reads from, next to its serial log.
+fn input_fifo(serial: &Path) -> PathBuf {
+    serial.with_extension("in")
+}
+
+/// Types the scripted serial input into the FIFO as the output shows each marker.
+struct Typist {
+    fifo: File,
+    script: Vec<(String, Vec<u8>)>,
+    next: usize,
+    /// Where in the output the last typed item's marker was found.
+    from: usize,
+}
+
+impl Typist {
+    fn open(path: &Path, script: &[(String, Vec<u8>)]) -> Result<Self> {
+        let _ = fs::remove_file(path);
+        let ok = Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .ctx(|| "running mkfifo".to_string())?
+            .success();
+        if !ok {
+            return Err(Error::new(format!("mkfifo {} failed", path.display())));
+        }
+        let fifo = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .ctx(|| format!("opening {}", path.display()))?;
+        Ok(Typist {
+            fifo,
+            script: script.to_vec(),
+            next: 0,
+            from: 0,
+        })
+    }
+
+    /// Types every item whose marker has appeared, in order.
+    fn poll(&mut self, text: &str) -> Result<()> {
+        use std::io::Write;
+        while let Some((marker, bytes)) = self.script.get(self.next) {
+            let Some(at) = text.get(self.from..).and_then(|t| t.find(marker.as_str())) else {
+                break;
+            };
+            self.from += at + marker.len();
+            // One byte at a time, as a person types: the UART has a small FIFO.
+            for b in bytes {
+                self.fifo.write_all(&[*b])?;
+                self.fifo.flush()?;
+                thread::sleep(Duration::from_millis(5));
+            }
+            self.next += 1;
+        }
+        Ok(())
     }
 }
 

@@ -8,6 +8,10 @@ pub mod conring;
 pub mod line;
 
 #[cfg(target_os = "none")]
+pub mod input;
+#[cfg(target_os = "none")]
+pub mod keys;
+#[cfg(target_os = "none")]
 pub mod ring;
 #[cfg(target_os = "none")]
 mod sink;

@@ -12,6 +12,9 @@ use xenolith_arch::layout::phys_to_virt;
 
 /// `struct xencons_interface` (`xen/include/public/io/console.h`): `in[1024]`, `out[2048]`,
 /// then `in_cons`, `in_prod`, `out_cons`, `out_prod`.
+const IN_SIZE: u32 = 1024;
+const IN_CONS: usize = 3072;
+const IN_PROD: usize = 3076;
 const OUT: usize = 1024;
 const OUT_SIZE: u32 = 2048;
 const OUT_CONS: usize = 3080;
@@ -55,10 +58,44 @@ pub fn service(d: &Domain) {
     }
     emit(d.id, &out);
     // Room again in the ring: the backend signals the same channel.
-    if let Some(v) = d.vcpus.first() {
-        let notify = d.evtchn.lock().notify_vcpu(ring.port).unwrap_or(0);
-        let v = d.vcpus.get(notify as usize).unwrap_or(v);
-        crate::pv::events::set_pending(v, ring.port);
+    notify(d, ring.port);
+}
+
+/// Typed input for `d`: into its ring's `in` half (what does not fit is dropped, as
+/// xenconsoled does when the guest does not read), then a signal on its console port.
+pub fn input(d: &Domain, bytes: &[u8]) {
+    let Some(ring) = d.console else {
+        return;
+    };
+    if d.relinquished.load(Ordering::Acquire) {
+        return;
+    }
+    let base = phys_to_virt(ring.mfn << 12);
+    // SAFETY: as in `service`.
+    let (cons, prod) = unsafe {
+        (
+            AtomicU32::from_ptr((base + IN_CONS as u64) as *mut u32),
+            AtomicU32::from_ptr((base + IN_PROD as u64) as *mut u32),
+        )
+    };
+    let mut p = prod.load(Ordering::Acquire);
+    for &b in bytes {
+        if p.wrapping_sub(cons.load(Ordering::Acquire)) >= IN_SIZE {
+            break;
+        }
+        // SAFETY: inside the ring page.
+        unsafe { ((base + u64::from(p % IN_SIZE)) as *mut u8).write_volatile(b) };
+        p = p.wrapping_add(1);
+    }
+    prod.store(p, Ordering::Release);
+    notify(d, ring.port);
+}
+
+/// Signals `d`'s console port to whichever vCPU it notifies.
+fn notify(d: &Domain, port: u32) {
+    let notify = d.evtchn.lock().notify_vcpu(port).unwrap_or(0);
+    if let Some(v) = d.vcpus.get(notify as usize).or(d.vcpus.first()) {
+        crate::pv::events::set_pending(v, port);
     }
 }
 

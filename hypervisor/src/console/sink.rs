@@ -62,6 +62,20 @@ pub fn configure(cfg: &ConsoleConfig) {
     c.levels = cfg.levels;
 }
 
+/// Turns on receive interrupts of the first selected serial port; returns its base (to find
+/// its ISA IRQ), or `None` without a serial console.
+pub fn enable_serial_rx() -> Option<u16> {
+    let c = lock();
+    let (u, base) = c.serial.iter().flatten().next().map(|u| (u, u.base()))?;
+    u.enable_rx_interrupt();
+    Some(base)
+}
+
+/// Takes one received byte from the serial console, if any is waiting.
+pub fn serial_rx() -> Option<u8> {
+    lock().serial.iter().flatten().next()?.read_byte()
+}
+
 /// Points the VGA writer at the direct map (after the switch to the hypervisor's page tables).
 pub fn relocate_vga(direct_map_va: u64) {
     if let Some(v) = lock().vga.as_mut() {

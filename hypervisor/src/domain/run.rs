@@ -99,8 +99,8 @@ pub fn run_vcpu(v: &'static mut Vcpu) -> ! {
     }
 }
 
-/// Prints a vCPU's guest registers, Xen-style, for a crash report.
-fn dump_guest(v: &Vcpu, r: &TrapFrame) {
+/// Prints a vCPU's guest registers, Xen-style (crash reports and the `d` debug key).
+pub fn dump_guest(v: &Vcpu, r: &TrapFrame) {
     let d = v.domain().label();
     printk!(
         "{d}v{} RIP: {:04x}:[<{:016x}>] RFLAGS: {:016x} {} mode\n",

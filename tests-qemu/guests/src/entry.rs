@@ -11,7 +11,7 @@ use core::fmt::Write as _;
 use crate::cmdline::Selection;
 use crate::console::{CStr, Line, println};
 use crate::hypercall::{crash, poweroff, set_trap_table};
-use crate::suites::{MULTI_DOMAIN, SUITES};
+use crate::suites::{ON_REQUEST, SUITES};
 use crate::verdict::{Suite, Totals};
 use xen_abi::arch_x86::{FLAT_KERNEL_CS, TrapInfo};
 use xen_abi::xen::StartInfo;
@@ -139,7 +139,7 @@ extern "C" fn pvtest_main(si: *const StartInfo) -> ! {
             suite.finish(&mut totals);
         }
     }
-    for (name, run) in MULTI_DOMAIN {
+    for (name, run) in ON_REQUEST {
         if selection.names().contains(&name.as_bytes()) {
             let mut suite = Suite::new(name);
             run(&mut suite, si);
@@ -147,7 +147,7 @@ extern "C" fn pvtest_main(si: *const StartInfo) -> ! {
         }
     }
     for &name in selection.names() {
-        let known = SUITES.iter().chain(MULTI_DOMAIN.iter());
+        let known = SUITES.iter().chain(ON_REQUEST.iter());
         if !known.clone().any(|(known, _)| known.as_bytes() == name) {
             println!("PVTEST unknown suite {}", CStr(name));
             totals.failed += 1;

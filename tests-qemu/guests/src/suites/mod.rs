@@ -5,6 +5,7 @@ use crate::verdict::Suite;
 use xen_abi::xen::StartInfo;
 
 pub mod basic;
+pub mod conin;
 pub mod domu;
 pub mod emul;
 pub mod misc;
@@ -29,5 +30,10 @@ pub const SUITES: &[(&str, SuiteFn)] = &[
     ("smp", smp::run),
 ];
 
-/// Suites that need another domain and run only when named in `suites=` (not in `all`).
-pub const MULTI_DOMAIN: &[(&str, SuiteFn)] = &[("domu", domu::run), ("pingpong", pingpong::run)];
+/// Suites that need another domain or someone at the console; they run only when named in
+/// `suites=` (not in `all`).
+pub const ON_REQUEST: &[(&str, SuiteFn)] = &[
+    ("domu", domu::run),
+    ("pingpong", pingpong::run),
+    ("conin", conin::run),
+];
