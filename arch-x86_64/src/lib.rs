@@ -11,6 +11,7 @@ extern crate alloc;
 pub mod acpi;
 pub mod apic;
 pub mod cpu;
+pub mod fpu;
 pub mod gdt;
 pub mod guest_entry;
 pub mod layout;

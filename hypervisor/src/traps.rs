@@ -29,10 +29,9 @@ extern "C" fn xenolith_trap_handler(f: &mut TrapFrame) {
             apic::eoi();
             if from_guest {
                 crate::pv::entry::guest_timer_interrupt(f);
-            } else if let Some(v) = crate::pv::entry::current_opt() {
-                // In a hypercall (SCHEDOP_block): raise the events; delivery happens on the
-                // way out of the hypercall.
-                crate::pv::time::on_tick(v);
+            } else {
+                // In the idle loop: raise the due events; the loop then looks for work.
+                crate::sched::timer_tick();
             }
         }
         v if v == u32::from(crate::sched::EVENT_CHECK_VECTOR) => {

@@ -205,15 +205,32 @@ pub fn run_pvtest(hv: Hypervisor, suites: &str) -> Result<GuestRun> {
 /// `pvtest-<suites>-<hv>`, plus `-<n>vcpus` when `hv_cmdline` asks for `dom0_max_vcpus=<n>`
 /// other than the default's, or `-custom` for another difference.
 pub fn run_pvtest_with(hv: Hypervisor, suites: &str, hv_cmdline: &str) -> Result<GuestRun> {
+    run_pvtest_on(hv, suites, hv_cmdline, 2)
+}
+
+/// [`run_pvtest_with`] on a machine with `cpus` CPUs (the run name gets `-<cpus>cpu` unless
+/// it is the usual 2).
+pub fn run_pvtest_on(
+    hv: Hypervisor,
+    suites: &str,
+    hv_cmdline: &str,
+    cpus: u32,
+) -> Result<GuestRun> {
     let guest = pvtest_elf()?;
     let hv_elf = hv.elf()?;
     let name = format!(
-        "pvtest-{}-{}{}",
+        "pvtest-{}-{}{}{}",
         suites.replace(',', "+"),
         hv.name(),
-        cmdline_tag(hv_cmdline)
+        cmdline_tag(hv_cmdline),
+        if cpus == 2 {
+            String::new()
+        } else {
+            format!("-{cpus}cpu")
+        }
     );
     let run = pvtest_qemu_with(hv, &hv_elf, &guest, &format!("suites={suites}"), hv_cmdline)
+        .smp(cpus)
         .name(&name)
         .run()?;
     let transcript = Transcript::parse(run.serial.text());

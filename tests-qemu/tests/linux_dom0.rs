@@ -68,19 +68,27 @@ fn debian_linux_amd64_starts_as_pv_dom0() {
 #[test]
 fn debian_linux_amd64_runs_busybox_init_and_powers_off() {
     // No dom0_max_vcpus: dom0 gets one vCPU per CPU, as with Xen (two here).
-    run_init("linux-dom0-init", 2, 2);
+    run_init("linux-dom0-init", 2, 2, "");
 }
 
 /// SMP dom0 on four CPUs: VCPUOP_initialise/up for three secondary vCPUs, IPIs and spinlock
 /// kicks over event channels, TLB shootdowns.
 #[test]
 fn debian_linux_amd64_smp4_dom0_runs_init() {
-    run_init("linux-dom0-smp4", 4, 4);
+    run_init("linux-dom0-smp4", 4, 4, "");
 }
 
-/// Boots Linux as dom0 with the busybox initramfs on `cpus` CPUs and checks that it brings up
-/// `vcpus` CPUs, runs `/init` and powers the machine off.
-fn run_init(name: &str, cpus: u32, vcpus: u32) {
+/// Four vCPUs on two CPUs: the scheduler time-slices them, and Linux's IPIs, PV spinlocks
+/// (`SCHEDOP_poll`) and idle blocking switch vCPUs on each CPU.
+#[test]
+fn debian_linux_amd64_four_vcpus_on_two_cpus_runs_init() {
+    run_init("linux-dom0-4on2", 2, 4, "dom0_max_vcpus=4");
+}
+
+/// Boots Linux as dom0 with the busybox initramfs on `cpus` CPUs (`extra_hv` added to the
+/// hypervisor's command line) and checks that it brings up `vcpus` CPUs, runs `/init` and
+/// powers the machine off.
+fn run_init(name: &str, cpus: u32, vcpus: u32, extra_hv: &str) {
     let fetch_start = Instant::now();
     let vmlinuz = linux::kernel().unwrap_or_else(|e| panic!("fetching the Linux kernel: {e}"));
     let initrd = initramfs::busybox_initramfs()
@@ -96,6 +104,7 @@ fn run_init(name: &str, cpus: u32, vcpus: u32) {
     let watch = SerialWatch::start(name, &needles)
         .unwrap_or_else(|e| panic!("watching the serial log: {e}"));
     let run = linux::init_qemu(&hv, &vmlinuz, &initrd)
+        .append(&format!("{} {extra_hv}", linux::HV_CMDLINE))
         .smp(cpus)
         .name(name)
         .run()

@@ -8,7 +8,7 @@
 //! `XEN_REF_ELF` and `XENOLITH_ELF` select prebuilt ELFs.
 
 use tests_qemu::EndReason;
-use tests_qemu::guests::{GuestRun, Hypervisor, SMP_CMDLINE, run_pvtest_with};
+use tests_qemu::guests::{GuestRun, Hypervisor, SMP_CMDLINE, run_pvtest_on, run_pvtest_with};
 use tests_qemu::verdicts::{Outcome, compare};
 use tests_qemu::xen_ref;
 
@@ -142,6 +142,26 @@ fn pvtest_smp_matches_xen_on_xenolith() {
     assert!(
         cmp.identical(),
         "Xenolith's verdicts differ from Xen 4.17's:\n{cmp}\n{}",
+        xenolith.report()
+    );
+}
+
+/// Both vCPUs on one CPU: Xenolith's scheduler time-slices them (and switches on block, poll
+/// and wake-ups), and the guest must see exactly what it sees on Xen with a CPU each.
+#[test]
+fn pvtest_smp_on_one_cpu_matches_xen_on_xenolith() {
+    let xen = run(Hypervisor::Xen);
+    if let Err(e) = xen.transcript.expect_all_pass(&[SUITE]) {
+        panic!("the reference run is not clean:\n{e}\n{}", xen.report());
+    }
+    let xenolith = match run_pvtest_on(Hypervisor::Xenolith, SUITE, SMP_CMDLINE, 1) {
+        Ok(r) => r,
+        Err(e) => panic!("running pvtest ({SUITE}) on one CPU: {e}"),
+    };
+    let cmp = compare(&xen.transcript, &xenolith.transcript);
+    assert!(
+        cmp.identical(),
+        "Xenolith's verdicts (2 vCPUs on 1 CPU) differ from Xen 4.17's:\n{cmp}\n{}",
         xenolith.report()
     );
 }

@@ -157,9 +157,12 @@ fn dump_domain_evtchn(d: &Domain) {
 
 fn dump_runq() {
     for cpu in crate::smpboot::online_cpus() {
-        let v = crate::sched::placed_on(cpu);
-        match v {
-            Some(v) => printk!(
+        let queue = crate::sched::queued_on(cpu);
+        if queue.is_empty() {
+            printk!("CPU[{cpu:02}] idle\n");
+        }
+        for v in queue {
+            printk!(
                 "CPU[{cpu:02}] d{}v{} {}\n",
                 v.domain().id,
                 v.id,
@@ -176,8 +179,7 @@ fn dump_runq() {
                 } else {
                     "offline"
                 }
-            ),
-            None => printk!("CPU[{cpu:02}] idle\n"),
+            );
         }
     }
 }

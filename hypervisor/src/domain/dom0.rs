@@ -88,7 +88,7 @@ pub fn start(boot: &BootInfo, opts: &Options, available_bytes: u64) {
     }
     let nr_pages = opts.dom0_mem.resolve(available_bytes) / 4096;
     let cpus = crate::smpboot::online_cpus();
-    let nr_vcpus = nr_vcpus(opts, cpus.len() as u32);
+    let nr_vcpus = opts.dom0_max_vcpus.resolve(cpus.len() as u32).max(1);
     let cfg = build::DomainConfig {
         id: 0,
         name: "Domain-0",
@@ -106,7 +106,8 @@ pub fn start(boot: &BootInfo, opts: &Options, available_bytes: u64) {
     printk!("Dom0 has maximum {nr_vcpus} VCPUs\n");
     printk!("Initial low memory virq threshold set at 0x4000 pages.\n");
     printk!("*** Serial input to DOM0 (type 'CTRL-a' three times to switch input)\n");
-    let mut free_cpus = cpus.into_iter();
+    // vCPUs go round-robin over the online CPUs (dom0's vCPU n on the n-th CPU), pinned.
+    let mut free_cpus = cpus.into_iter().cycle();
     place(d, &mut free_cpus);
     let d: &'static super::Domain = d;
     super::registry::insert(d);
@@ -115,8 +116,8 @@ pub fn start(boot: &BootInfo, opts: &Options, available_bytes: u64) {
     crate::sched::idle_loop()
 }
 
-/// Places `d`'s vCPUs on the next free CPUs, one each, pinned (there is no migration yet),
-/// and wakes those CPUs.
+/// Places `d`'s vCPUs on the next CPUs of `cpus`, pinned (there is no migration yet), and
+/// wakes those CPUs.
 fn place(d: &mut super::Domain, cpus: &mut impl Iterator<Item = u32>) {
     for v in d.vcpus.iter_mut() {
         let Some(cpu) = cpus.next() else {
@@ -133,8 +134,8 @@ fn place(d: &mut super::Domain, cpus: &mut impl Iterator<Item = u32>) {
 }
 
 /// Builds and starts the domU described by each module from `first` on (modules named as
-/// some domU's initrd excepted). A bad description, kernel or lack of memory or CPUs skips
-/// that domain with a message; the others still start.
+/// some domU's initrd excepted). A bad description, kernel or lack of memory skips that domain
+/// with a message; the others still start.
 fn start_domus(
     boot: &BootInfo,
     cooked: &[String],
@@ -186,13 +187,6 @@ fn start_domu(
     let loaded = crate::loader::inspect_domu(module_bytes(module)).map_err(|e| e.to_string())?;
     let kernel = kernel_image(&loaded);
     let taken: Vec<u32> = cpus.take(spec.vcpus as usize).collect();
-    if taken.len() < spec.vcpus as usize {
-        return Err(alloc::format!(
-            "{} vCPUs asked, {} CPUs left (one vCPU per CPU until vCPUs can share a CPU)",
-            spec.vcpus,
-            taken.len()
-        ));
-    }
     let nr_pages = spec.memory_mib * 256;
     let cfg = build::DomainConfig {
         id,
@@ -216,20 +210,6 @@ fn start_domu(
     let d: &'static super::Domain = d;
     super::registry::insert(d);
     Ok(())
-}
-
-/// Dom0's vCPU count: `dom0_max_vcpus` applied to the online CPUs as Xen does, then capped at
-/// one vCPU per online CPU, since vCPUs are pinned one per CPU until the scheduler can share
-/// a CPU between vCPUs.
-fn nr_vcpus(opts: &Options, online: u32) -> u32 {
-    let want = opts.dom0_max_vcpus.resolve(online).max(1);
-    if want > online {
-        printk!(
-            "Dom0: {want} vCPUs requested but only {online} CPUs online; dom0 gets {online} \
-             (one vCPU per CPU until vCPUs can share a CPU)\n"
-        );
-    }
-    want.min(online.max(1))
 }
 
 fn fail(e: &dyn core::fmt::Display) {

@@ -23,8 +23,8 @@ use alloc::vec::Vec;
 use core::fmt;
 #[cfg(target_os = "none")]
 pub use run::{
-    crash, dump_guest, run_vcpu, set_cr2, set_upcall_mask, shutdown_remote, toggle_guest_mode,
-    upcall_mask,
+    crash, dump_guest, run_vcpu, save_segment_bases, set_cr2, set_upcall_mask, shutdown_remote,
+    toggle_guest_mode, upcall_mask,
 };
 use spin::Mutex;
 pub use vcpu::{PvVcpu, TrapInfo, Vcpu};

@@ -3,7 +3,7 @@
 
 use super::Vcpu;
 use crate::{printk, shutdown};
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 use xenolith_arch::cpu::{msr, wrmsr};
 use xenolith_arch::percpu;
 use xenolith_arch::trap::TrapFrame;
@@ -61,7 +61,52 @@ pub fn toggle_guest_mode(v: &mut Vcpu) {
     }
 }
 
-/// Starts (or resumes) `v` on this CPU with register state `regs`; does not return.
+/// The vCPU whose FPU state each CPU's registers hold (as an address; 0: none). vCPUs are
+/// pinned, so a vCPU's FPU state is either there or in its save area.
+static FPU_OWNER: [AtomicU64; crate::smpboot::NR_CPUS] =
+    [const { AtomicU64::new(0) }; crate::smpboot::NR_CPUS];
+
+/// Gives this CPU's FPU to `v`: saves the previous owner's state, loads `v`'s.
+fn switch_fpu(v: &mut Vcpu) {
+    let slot = &FPU_OWNER[percpu::current().cpu as usize];
+    let me = v as *mut Vcpu as u64;
+    let owner = slot.load(Ordering::Relaxed);
+    if owner == me {
+        return;
+    }
+    // SAFETY: clearing TS only lets the hypervisor's XSAVE/XRSTOR run; the vCPU's own TS is
+    // put back by `sync_cr0_ts` before it runs.
+    unsafe { core::arch::asm!("clts", options(nostack, nomem)) };
+    if owner != 0 {
+        // SAFETY: the previous owner was queued on this CPU and is not running (this CPU is
+        // switching away from it); vCPUs are never freed.
+        let prev = unsafe { &mut *(owner as *mut Vcpu) };
+        xenolith_arch::fpu::save(&mut prev.fpu);
+    }
+    xenolith_arch::fpu::restore(&v.fpu);
+    slot.store(me, Ordering::Relaxed);
+}
+
+/// Records the segment bases `v` runs with (on its way off the CPU): the guest may have
+/// changed them without a hypercall (loading a selector).
+pub fn save_segment_bases(v: &mut Vcpu) {
+    // SAFETY: reading the base MSRs has no side effects.
+    let (fs, gs, shadow) = unsafe {
+        (
+            xenolith_arch::cpu::rdmsr(msr::FS_BASE),
+            xenolith_arch::cpu::rdmsr(msr::GS_BASE),
+            xenolith_arch::cpu::rdmsr(msr::SHADOW_GS_BASE),
+        )
+    };
+    v.pv.fs_base = fs;
+    if v.pv.kernel_mode {
+        (v.pv.gs_base_kernel, v.pv.gs_base_user) = (gs, shadow);
+    } else {
+        (v.pv.gs_base_user, v.pv.gs_base_kernel) = (gs, shadow);
+    }
+}
+
+/// Starts (or resumes) `v` on this CPU with its saved registers; does not return.
 pub fn run_vcpu(v: &'static mut Vcpu) -> ! {
     let info = percpu::current();
     info.current_vcpu
@@ -73,6 +118,8 @@ pub fn run_vcpu(v: &'static mut Vcpu) -> ! {
         // First run of a secondary vCPU: its default periodic timer starts now.
         v.pv.periodic_next = crate::pv::time::now() + v.pv.periodic_period;
     }
+    switch_fpu(v);
+    crate::pv::emulate::sync_cr0_ts(v);
     crate::pv::time::update_vcpu_time(v);
     crate::pv::time::update_wallclock(xenolith_arch::layout::phys_to_virt(
         v.domain().shared_info_mfn << 12,
@@ -83,20 +130,34 @@ pub fn run_vcpu(v: &'static mut Vcpu) -> ! {
     // SAFETY: the frame area belongs to this CPU; the vCPU's saved registers are a complete
     // ring-3 context (the builder or the last exit wrote them).
     unsafe { (frame as *mut TrapFrame).write(v.regs) };
-    let table = if v.pv.kernel_mode {
-        v.pv.guest_table
+    let (table, gs, shadow_gs) = if v.pv.kernel_mode {
+        (v.pv.guest_table, v.pv.gs_base_kernel, v.pv.gs_base_user)
     } else {
-        v.pv.guest_table_user
+        (
+            v.pv.guest_table_user,
+            v.pv.gs_base_user,
+            v.pv.gs_base_kernel,
+        )
     };
     // SAFETY: the L4 was built/validated for this domain and maps the hypervisor slots, so
     // execution continues; segment bases are canonical.
     unsafe {
         xenolith_arch::cpu::write_cr3(table << 12);
         wrmsr(msr::FS_BASE, v.pv.fs_base);
-        wrmsr(msr::GS_BASE, v.pv.gs_base_kernel);
-        wrmsr(msr::SHADOW_GS_BASE, v.pv.gs_base_user);
-        xenolith_arch::guest_entry::enter_guest(frame)
+        wrmsr(msr::GS_BASE, gs);
+        wrmsr(msr::SHADOW_GS_BASE, shadow_gs);
     }
+    if v.pv.runstate_area != 0 {
+        // Xen refreshes the area on every switch; a bad address is the guest's problem.
+        let bytes = crate::hypercall::vcpu_op::runstate_bytes(v);
+        let _ = crate::guest_mem::copy_to_guest(v.pv.runstate_area, &bytes);
+    }
+    // SAFETY: as above: the frame is this CPU's and complete.
+    let regs = unsafe { &mut *(frame as *mut TrapFrame) };
+    // An upcall may be due (the vCPU was woken for it): deliver it on the way in.
+    crate::pv::events::deliver_upcall(v, regs);
+    // SAFETY: the frame holds the context to enter, on this CPU's guest-frame area.
+    unsafe { xenolith_arch::guest_entry::enter_guest(frame) }
 }
 
 /// Prints a vCPU's guest registers, Xen-style (crash reports and the `d` debug key).

@@ -101,8 +101,15 @@ pub struct Vcpu {
     pub initialised: AtomicBool,
     /// In `SCHEDOP_poll`: any event raised in the domain must wake it (Xen's `poll_mask`).
     pub polling: AtomicBool,
-    /// Blocked in `SCHEDOP_block` or `SCHEDOP_poll` (for `xl list`).
+    /// Blocked in `SCHEDOP_block` or `SCHEDOP_poll`: runnable again once its wake condition
+    /// holds (see `sched`).
     pub blocked: AtomicBool,
+    /// The ports a `SCHEDOP_poll` waits for (empty: a plain block).
+    pub poll_ports: Vec<u32>,
+    /// A `SCHEDOP_poll` timeout (system time; `u64::MAX`: none).
+    pub poll_deadline: u64,
+    /// FPU/SSE/AVX state while another vCPU uses this CPU's FPU.
+    pub fpu: alloc::boxed::Box<xenolith_arch::fpu::FpuArea>,
     /// Its CPU is in it (guest or hypervisor context on its behalf); cleared once the CPU has
     /// left it for the idle loop (Xen's `is_running`).
     pub running: AtomicBool,
@@ -161,6 +168,9 @@ impl Vcpu {
             polling: AtomicBool::new(false),
             running: AtomicBool::new(false),
             blocked: AtomicBool::new(false),
+            poll_ports: Vec::new(),
+            poll_deadline: u64::MAX,
+            fpu: alloc::boxed::Box::new(xenolith_arch::fpu::FpuArea::initial()),
         }
     }
 

@@ -242,6 +242,9 @@ fn mmuext_one(
                 // hypervisor slots in place.
                 unsafe { cpu::write_cr3(ctx.vcpu.pv.guest_table << 12) };
             }
+            // A new address space: user mappings are global (see `adjust_guest_l1e`), so the
+            // old ones go only with a global flush (Xen's `write_ptbase`).
+            cpu::flush_tlb_global();
             Ok(())
         }
         MMUEXT_NEW_USER_BASEPTR => {

@@ -2,7 +2,7 @@
 
 use super::Ctx;
 use crate::guest_mem::read_guest;
-use core::sync::atomic::Ordering;
+use alloc::vec::Vec;
 use xen_abi::errno::Errno;
 
 use xen_abi::sched::{
@@ -14,13 +14,17 @@ use xen_abi::sched::{
 pub fn do_sched_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
     // `cmd` is an `int` in Xen.
     match a[0] as u32 {
-        // One vCPU per pCPU (pinned): there is nothing else to yield to.
-        SCHEDOP_yield => Ok(0),
+        SCHEDOP_yield => {
+            ctx.regs.rax = 0;
+            crate::sched::yield_now(ctx.vcpu, ctx.regs);
+            Ok(0)
+        }
         SCHEDOP_block => {
-            // vcpu_block_enable_events: unmask, then sleep until an upcall is due. Timer
-            // interrupts raise the guest's events meanwhile; delivery happens on the way out.
+            // vcpu_block_enable_events: unmask, then sleep until an upcall is due. Timers
+            // raise the guest's events meanwhile; delivery happens on the way back in.
             crate::domain::set_upcall_mask(ctx.vcpu, 0);
-            wait_until(ctx, u64::MAX, crate::pv::events::upcall_due);
+            ctx.regs.rax = 0;
+            crate::sched::block(ctx.vcpu, ctx.regs, Vec::new(), u64::MAX);
             Ok(0)
         }
         SCHEDOP_poll => {
@@ -35,7 +39,7 @@ pub fn do_sched_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
             }
             let mut list = alloc::vec![0u8; nr as usize * 4];
             crate::guest_mem::copy_from_guest(&mut list, ports)?;
-            let ports: alloc::vec::Vec<u32> = list
+            let ports: Vec<u32> = list
                 .chunks_exact(4)
                 .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect();
@@ -46,15 +50,9 @@ pub fn do_sched_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
                 return Err(Errno::EINVAL);
             }
             let deadline = if timeout == 0 { u64::MAX } else { timeout };
-            let shared = crate::pv::events::shared(ctx.vcpu);
-            let pending = move |p: u32| {
-                // SAFETY: the domain's shared_info is live; every port was checked valid.
-                unsafe { shared.is_pending(p) }
-            };
-            // Raising any event in the domain now kicks this vCPU (Xen's `poll_mask`).
-            ctx.vcpu.polling.store(true, Ordering::SeqCst);
-            wait_until(ctx, deadline, |_| ports.iter().any(|&p| pending(p)));
-            ctx.vcpu.polling.store(false, Ordering::SeqCst);
+            // Raising any event in the domain kicks a polling vCPU (Xen's `poll_mask`).
+            ctx.regs.rax = 0;
+            crate::sched::block(ctx.vcpu, ctx.regs, ports, deadline);
             Ok(0)
         }
         SCHEDOP_shutdown => {
@@ -87,47 +85,4 @@ pub fn do_sched_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
         }
         _ => Err(Errno::ENOSYS),
     }
-}
-
-/// Halts until `done` holds or system time reaches `deadline`, taking timer interrupts.
-fn wait_until(ctx: &mut Ctx<'_>, deadline: u64, done: impl Fn(&crate::domain::Vcpu) -> bool) {
-    let mut armed = false;
-    // Runstate: running until now, blocked while waiting.
-    let start = crate::pv::time::now();
-    let pv = &mut ctx.vcpu.pv;
-    pv.time_running += start.saturating_sub(pv.runstate_entry);
-    pv.runstate_entry = start;
-    ctx.vcpu.blocked.store(true, Ordering::Relaxed);
-    loop {
-        // A vCPU taken down (or whose domain stopped) leaves at once; the way back to the
-        // guest then parks this CPU.
-        if done(ctx.vcpu) || !crate::sched::runnable(ctx.vcpu) {
-            break;
-        }
-        let now = crate::pv::time::now();
-        if now >= deadline {
-            break;
-        }
-        if deadline != u64::MAX && !armed {
-            // A poll timeout: make sure a timer interrupt comes by then.
-            let d = deadline
-                .min(ctx.vcpu.pv.timer_deadline)
-                .min(ctx.vcpu.pv.periodic_next);
-            crate::time::arm_oneshot_ns(d.saturating_sub(now).max(1000));
-            armed = true;
-        }
-        xenolith_arch::cpu::idle_halt();
-        x86_64::instructions::interrupts::disable();
-    }
-    ctx.vcpu.blocked.store(false, Ordering::Relaxed);
-    let end = crate::pv::time::now();
-    let pv = &mut ctx.vcpu.pv;
-    pv.time_blocked += end.saturating_sub(pv.runstate_entry);
-    pv.runstate_entry = end;
-    if pv.runstate_area != 0 {
-        let bytes = super::vcpu_op::runstate_bytes(ctx.vcpu);
-        // A bad area address is the guest's problem, as in Xen: the update is skipped.
-        let _ = crate::guest_mem::copy_to_guest(ctx.vcpu.pv.runstate_area, &bytes);
-    }
-    crate::pv::time::arm(ctx.vcpu);
 }

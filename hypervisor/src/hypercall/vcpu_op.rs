@@ -62,7 +62,7 @@ pub fn do_vcpu_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
             down(ctx.vcpu)?;
             // Park here until VCPUOP_up: the hypercall returns 0 when the vCPU runs again.
             ctx.regs.rax = 0;
-            crate::sched::check_still_runnable(ctx.vcpu, ctx.regs);
+            crate::sched::check_preempt(ctx.vcpu, ctx.regs);
             Ok(0)
         }
         VCPUOP_is_up => Ok(1),

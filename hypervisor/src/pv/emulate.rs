@@ -423,6 +423,8 @@ pub fn privileged_op(v: &mut Vcpu, regs: &mut TrapFrame) -> bool {
             }
             // SAFETY: just validated as this domain's L4 with the hypervisor slots.
             unsafe { cpu::write_cr3(v.pv.guest_table << 12) };
+            // As MMUEXT_NEW_BASEPTR: the old address space's global user mappings go too.
+            cpu::flush_tlb_global();
         }
         Insn::MovToCr { .. } => return false,
         Insn::MovFromDr { dr, reg } => {

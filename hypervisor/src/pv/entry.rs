@@ -257,7 +257,7 @@ pub fn guest_event_check(regs: &mut TrapFrame) {
 
 /// A hardware interrupt taken while the guest ran: the guest's timers may be due.
 pub fn guest_timer_interrupt(regs: &mut TrapFrame) {
+    crate::sched::timer_tick();
     let v = current();
-    super::time::on_tick(v);
     super::events::check_events(v, regs);
 }

@@ -75,7 +75,12 @@ pub fn upcall_due(v: &Vcpu) -> bool {
 /// idle instead; else, if an event upcall is due and the guest has an event callback, bounce
 /// to it with events masked (Xen's softirq check and `test_all_events`).
 pub fn check_events(v: &mut Vcpu, regs: &mut TrapFrame) {
-    crate::sched::check_still_runnable(v, regs);
+    crate::sched::check_preempt(v, regs);
+    deliver_upcall(v, regs);
+}
+
+/// Enters the guest's event callback (events masked) if an upcall is due and it has one.
+pub fn deliver_upcall(v: &mut Vcpu, regs: &mut TrapFrame) {
     if v.pv.event_callback != 0 && upcall_due(v) {
         let eip = v.pv.event_callback;
         super::entry::deliver(

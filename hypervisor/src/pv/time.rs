@@ -86,19 +86,15 @@ pub fn update_wallclock(shared_info: u64) {
     }
 }
 
-/// Programs this CPU's LAPIC timer for the vCPU's earliest deadline.
-pub fn arm(v: &Vcpu) {
-    let d = v.pv.timer_deadline.min(v.pv.periodic_next);
-    if d == u64::MAX {
-        crate::time::stop_oneshot();
-        return;
-    }
-    crate::time::arm_oneshot_ns(d.saturating_sub(now()).max(1000));
+/// Re-programs this CPU's timer after `v`'s timers changed (the CPU's timer serves every vCPU
+/// queued on it: see `sched::rearm_timer`).
+pub fn arm(_v: &Vcpu) {
+    crate::sched::rearm_timer();
 }
 
-/// Handles a LAPIC timer interrupt for vCPU `v`: fires due timers as `VIRQ_TIMER` and
-/// re-arms. Returns true if an event was raised.
-pub fn on_tick(v: &mut Vcpu) -> bool {
+/// Fires `v`'s due timers as `VIRQ_TIMER` (the caller re-arms the CPU's timer). Returns true
+/// if an event was raised.
+pub fn fire_due(v: &mut Vcpu) -> bool {
     let t = now();
     let mut fire = false;
     if v.pv.timer_deadline <= t {
@@ -113,6 +109,5 @@ pub fn on_tick(v: &mut Vcpu) -> bool {
     if fire {
         super::events::send_virq(v, xen_abi::xen::VIRQ_TIMER);
     }
-    arm(v);
     fire
 }

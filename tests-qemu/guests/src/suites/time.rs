@@ -685,7 +685,8 @@ fn runstate(s: &mut Suite) {
     if rc == 0 {
         let before = r.time[RUNSTATE_blocked as usize];
         ev::drain();
-        let rc0 = set_timer_op(ev::now_ns() + 2 * MS);
+        // Long enough that a loaded host still blocks before it fires.
+        let rc0 = set_timer_op(ev::now_ns() + 20 * MS);
         for _ in 0..10 {
             if ev::upcalls() > 0 {
                 break;
