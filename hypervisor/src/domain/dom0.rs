@@ -86,7 +86,14 @@ pub fn start(boot: &BootInfo, opts: &Options, available_bytes: u64) {
         cmdline.push(' ');
         cmdline.push_str(&opts.dom0_extra);
     }
-    let nr_pages = opts.dom0_mem.resolve(available_bytes) / 4096;
+    // What the hypervisor still allocates once dom0 has its memory (shared_info pages, vCPU
+    // state, domUs' bookkeeping) stays out of what `dom0_mem` may take, as Xen keeps its own
+    // allocations out of `avail` in `dom0_compute_nr_pages`.
+    const HYPERVISOR_RESERVE: u64 = 8 << 20;
+    let nr_pages = opts
+        .dom0_mem
+        .resolve(available_bytes.saturating_sub(HYPERVISOR_RESERVE))
+        / 4096;
     let cpus = crate::smpboot::online_cpus();
     let nr_vcpus = opts.dom0_max_vcpus.resolve(cpus.len() as u32).max(1);
     let cfg = build::DomainConfig {
@@ -186,7 +193,6 @@ fn start_domu(
     use alloc::string::ToString;
     let loaded = crate::loader::inspect_domu(module_bytes(module)).map_err(|e| e.to_string())?;
     let kernel = kernel_image(&loaded);
-    let taken: Vec<u32> = cpus.take(spec.vcpus as usize).collect();
     let nr_pages = spec.memory_mib * 256;
     let cfg = build::DomainConfig {
         id,
@@ -197,6 +203,7 @@ fn start_domu(
         nr_vcpus: spec.vcpus,
     };
     let d = build::build_pv(&kernel, initrd, &spec.cmdline, &cfg).map_err(|e| e.to_string())?;
+    let taken: Vec<u32> = cpus.take(spec.vcpus as usize).collect();
     printk!(
         "d{id}: domU '{}' built: {} MiB, {} vCPU(s) on CPU(s) {:?}, kernel {:?}, command line \"{}\"\n",
         spec.name,

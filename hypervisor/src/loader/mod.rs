@@ -95,7 +95,7 @@ impl fmt::Display for LoadError {
                 if *bzimage {
                     "bzImage payload"
                 } else {
-                    "dom0 kernel module"
+                    "kernel module"
                 },
                 magic[0],
                 magic[1],
