@@ -129,16 +129,12 @@ fn dump_domain_evtchn(d: &Domain) {
         return;
     }
     let t = d.evtchn.lock();
-    let shared = d.vcpus.first().map(|v| crate::pv::events::shared(v));
     let mut port = 1;
     while t.valid(port) {
         if let Ok((state, vcpu, word)) = t.status(port)
             && state != crate::evtchn::stat::CLOSED
         {
-            // SAFETY: the domain's shared_info is live (not relinquished); the port is valid.
-            let p = shared
-                .as_ref()
-                .is_some_and(|s| unsafe { s.is_pending(port) });
+            let p = t.is_pending(d, port);
             let what = match state {
                 crate::evtchn::stat::UNBOUND => alloc::format!("unbound remote=d{word}"),
                 crate::evtchn::stat::INTERDOMAIN => alloc::format!(

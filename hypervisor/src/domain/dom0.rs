@@ -115,12 +115,18 @@ pub fn start(boot: &BootInfo, opts: &Options, available_bytes: u64) {
     printk!("*** Serial input to DOM0 (type 'CTRL-a' three times to switch input)\n");
     // vCPUs go round-robin over the online CPUs (dom0's vCPU n on the n-th CPU), pinned.
     let mut free_cpus = cpus.into_iter().cycle();
+    super::registry::insert(register(d));
     place(d, &mut free_cpus);
-    let d: &'static super::Domain = d;
-    super::registry::insert(d);
     let first_domu = if dom0_initrd.is_some() { 2 } else { 1 };
     start_domus(boot, &cooked, first_domu, &mut free_cpus);
     crate::sched::idle_loop()
+}
+
+/// A shared view of a domain being set up, for the registry.
+fn register(d: &super::Domain) -> &'static super::Domain {
+    // SAFETY: domains are leaked ('static) and never freed; the builder's mutable access
+    // that follows (`place`) only sets `processor` before any vCPU runs or is looked up.
+    unsafe { &*(d as *const super::Domain) }
 }
 
 /// Places `d`'s vCPUs on the next CPUs of `cpus`, pinned (there is no migration yet), and
@@ -213,9 +219,9 @@ fn start_domu(
         loaded.format,
         spec.cmdline
     );
+    // Known to the registry before any of its vCPUs can run (they look other domains up).
+    super::registry::insert(register(d));
     place(d, &mut taken.into_iter());
-    let d: &'static super::Domain = d;
-    super::registry::insert(d);
     Ok(())
 }
 

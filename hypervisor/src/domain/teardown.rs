@@ -22,6 +22,11 @@ pub fn relinquish_if_done(d: &Domain) {
         return;
     }
     crate::console::ring::flush(d.id);
+    // Close its ports first (Xen's `evtchn_destroy`): peers in other domains become unbound.
+    if let Some(d) = super::registry::get(d.id) {
+        let pages = crate::evtchn::ops::destroy(d, &super::registry::get);
+        crate::hypercall::event_channel_op::release_pages(pages);
+    }
     for id in 0..d.vcpus.len() as u32 {
         if let Some(v) = d.vcpu_ptr(id) {
             // SAFETY: the domain is stopped and none of its vCPUs runs (checked above), so no

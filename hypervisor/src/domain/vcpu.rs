@@ -181,7 +181,13 @@ impl Vcpu {
 
     /// The owning domain.
     pub fn domain(&self) -> &Domain {
-        // SAFETY: set when the domain is created and never freed while the vCPU exists.
+        self.domain_static()
+    }
+
+    /// The owning domain, for code that keeps it beyond the vCPU borrow (domains are never
+    /// freed in this version).
+    pub fn domain_static(&self) -> &'static Domain {
+        // SAFETY: set when the domain is created; domains are leaked, never freed.
         unsafe { &*self.domain }
     }
 }

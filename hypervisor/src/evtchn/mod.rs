@@ -1,17 +1,108 @@
-//! Event-channel ports: the per-domain port table and its state machine (Xen's
-//! `xen/common/event_channel.c`), and the 2-level delivery ABI; FIFO comes with the
-//! multi-domain work.
+//! Event channels (Xen's `xen/common/event_channel.c`, `event_2l.c` and `event_fifo.c`): each
+//! domain's port table and its state machine, connections between domains, and the two
+//! delivery ABIs behind one interface.
+//!
+//! # Modules
+//!
+//! - [`table`]: a domain's [`PortTable`]: ports, VIRQ bindings, the domain's ABI, and every
+//!   operation that needs only that domain.
+//! - [`interdomain`]: bind, close and send across a [`Pair`] of locked tables.
+//! - [`ops`]: the locking protocol for those (which tables, in which order, retry).
+//! - [`abi`]: the [`EventAbi`] interface and the per-domain choice [`Abi`];
+//!   [`two_level`] and [`fifo`] implement it.
+//! - [`guest`]: [`GuestMem`], the only way this code touches guest memory (atomic,
+//!   bounds-checked), and [`EventMemory`], how it reaches `shared_info` and `vcpu_info`.
+//!
+//! Everything here is pure logic, host-tested; the hypervisor provides the memory.
+//!
+//! # Lock order
+//!
+//! A domain's `PortTable` sits behind one lock (Xen's `event_lock`); every ABI operation of
+//! the domain runs under it. An operation on a connection between two domains holds both
+//! tables, **locked lower domain id first** ([`ops::lock_pair`]); a domain is never locked
+//! twice. Nothing else may be locked after a port-table lock except the second table. (Xen
+//! orders its two `event_lock`s by `struct domain` address; any fixed order will do, and the
+//! domain id is one every CPU agrees on.) A path that raises events from interrupt context
+//! (the timer's `VIRQ_TIMER`) must not interrupt a holder of the same table lock on its CPU:
+//! take the lock with interrupts off there, or defer the raise.
+//!
+//! # What the hypercall layer calls
+//!
+//! `t` is the caller's `d.evtchn.lock()`, `mem` the domain as [`EventMemory`], `d`/`rd`
+//! domains implementing [`EvtchnDomain`], `lookup` the domain registry (`registry::get`).
+//! Every call returns the errno Xen 4.17 returns; the caller copies the guest structure in and
+//! out, resolves `DOMID_SELF`, answers -ESRCH for a domain that does not exist and -EPERM for
+//! one it may not act on (XSM's dummy policy).
+//!
+//! | op | call |
+//! |---|---|
+//! | `alloc_unbound` | `target.lock().alloc_unbound(caller_id, remote_dom)` (`remote_dom` may be `DOMID_SELF`) |
+//! | `bind_interdomain` | [`ops::bind_interdomain`]`(d, rd, remote_port)` → `(local_port, Notify)` |
+//! | `bind_virq` | `t.bind_virq(virq, vcpu)` |
+//! | `bind_ipi` | `t.bind_ipi(vcpu)` |
+//! | `close` | [`ops::close`]`(d, port, &lookup)` |
+//! | `send` | [`ops::send`]`(d, port, &lookup)` → [`Delivered`] (notify in `Delivered::dom`) |
+//! | `status` | `t.fill_status(&mut evtchn_status)` or `t.port_status(port)` |
+//! | `bind_vcpu` | `t.bind_vcpu(port, vcpu)` |
+//! | `unmask` | `t.unmask(mem, port)` → `Notify` |
+//! | `reset`, `reset_cont` | [`ops::reset`]`(target, cmd == reset_cont, &lookup, preempt)` → FIFO pages to release; -ERESTART: create the `reset_cont` continuation |
+//! | `init_control` | `t.init_control(mem, vcpu, offset, \|\| map_writable(gfn))` → `link_bits` |
+//! | `expand_array` | `t.expand_array(mem, \|\| map_writable(gfn))` → `Vec<Notify>` |
+//! | `set_priority` | `t.set_priority(port, priority)` |
+//!
+//! For delivery (`pv/events.rs`): `t.raise(mem, port, vcpu)` (Xen's `evtchn_port_set_pending`),
+//! `t.send_virq(mem, vcpu, virq)` (per-vCPU and global VIRQs), `t.is_pending(mem, port)` (for
+//! `SCHEDOP_poll`). A [`Notify`] says what to do after dropping the lock: kick `kick`'s vCPU,
+//! and wake the domain's vCPUs polling `poll` (or any port). Domain teardown calls
+//! [`ops::destroy`] before freeing the domain's frames.
+//!
+//! # Guest memory in the hypervisor
+//!
+//! `EventMemory for Domain` returns `GuestMem::from_raw(direct-map address, len, mfn)` for the
+//! `shared_info` frame (4096) and each vCPU's `vcpu_info` (64; `None` while it has none). The
+//! `map_writable` closures of `init_control`/`expand_array` translate the GFN, take a general
+//! and a writable type reference on the frame (Xen's `map_guest_page`: -EINVAL if it is not the
+//! domain's RAM or cannot be writable) and return its direct-map page with the MFN as the
+//! frame token. The table keeps those pages until `reset` or `destroy` hands them back; the
+//! caller then drops the references.
+//!
+//! # Deliberate differences from Xen
+//!
+//! - All FIFO queue updates of a domain are serialised by its table lock instead of per-queue
+//!   locks, so Xen's bounded retry to lock the old and new queue is not needed and its "lost
+//!   event (too many queue changes)" case cannot happen.
+//! - A FIFO event raised while its event-array page is missing is replayed once when the page
+//!   arrives and forgotten when the port is closed; Xen keeps the flag, which can only cause a
+//!   spurious event on a later re-binding.
+//! - PIRQ ports exist as a state (status, `bind_vcpu`, close) but binding them, and moving the
+//!   physical IRQ with `bind_vcpu`, belong to the physdev code.
 
+pub mod abi;
+pub mod fifo;
+pub mod guest;
+pub mod interdomain;
+pub mod ops;
+pub mod table;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+pub(crate) mod testutil;
 pub mod two_level;
 
-use alloc::vec::Vec;
-use xen_abi::errno::Errno;
+pub use abi::{Abi, EventAbi, FifoPortState, Notify};
+pub use guest::{EventMemory, GuestMem, NoMemory};
+pub use interdomain::{Delivered, Pair, PairError, Side};
+pub use ops::EvtchnDomain;
+pub use table::PortTable;
+use xen_abi::DomId;
 
 /// Ports become valid in buckets, as in Xen (`EVTCHNS_PER_BUCKET`: a page of 64-byte
 /// `struct evtchn`); a port beyond the allocated buckets is invalid (`-EINVAL`).
 pub const PORTS_PER_BUCKET: u32 = 64;
 /// Ports of the 2-level ABI for a 64-bit guest (`EVTCHN_2L_NR_CHANNELS`).
-pub const NR_PORTS_2L: u32 = 4096;
+pub const NR_PORTS_2L: u32 = xen_abi::event_channel::EVTCHN_2L_NR_CHANNELS;
+/// Ports of the FIFO ABI (`EVTCHN_FIFO_NR_CHANNELS`).
+pub const NR_PORTS_FIFO: u32 = xen_abi::event_channel::EVTCHN_FIFO_NR_CHANNELS;
 
 /// A port's state (`ECS_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,7 +114,19 @@ pub enum PortState {
     /// `ECS_UNBOUND`: waiting for `remote` to bind.
     Unbound {
         /// The domain allowed to bind.
-        remote: u16,
+        remote: DomId,
+    },
+    /// `ECS_INTERDOMAIN`: connected to `port` of domain `dom` (possibly this domain).
+    Interdomain {
+        /// The remote domain.
+        dom: DomId,
+        /// The remote port.
+        port: u32,
+    },
+    /// `ECS_PIRQ`: bound to a physical IRQ.
+    Pirq {
+        /// The PIRQ.
+        pirq: u32,
     },
     /// `ECS_VIRQ`.
     Virq {
@@ -32,13 +135,14 @@ pub enum PortState {
     },
     /// `ECS_IPI`: an event a domain sends itself, to `notify_vcpu`.
     Ipi,
-    /// `ECS_INTERDOMAIN`: connected to `port` of domain `dom` (possibly this domain).
-    Interdomain {
-        /// The remote domain.
-        dom: u16,
-        /// The remote port.
-        port: u32,
-    },
+}
+
+impl PortState {
+    /// Whether events may be raised, cleared or unmasked on the port (Xen's `evtchn_usable`:
+    /// neither free nor reserved).
+    pub fn usable(self) -> bool {
+        !matches!(self, PortState::Free | PortState::Reserved)
+    }
 }
 
 /// Whether a VIRQ is global (bound on vCPU 0 only) or per-vCPU (Xen's `virq_is_global`).
@@ -50,15 +154,17 @@ pub fn virq_is_global(virq: u32) -> bool {
 /// `EVTCHNSTAT_*` values reported by `EVTCHNOP_status`.
 pub mod stat {
     /// Closed (free or reserved).
-    pub const CLOSED: u32 = 0;
+    pub const CLOSED: u32 = xen_abi::event_channel::EVTCHNSTAT_closed;
     /// Unbound.
-    pub const UNBOUND: u32 = 1;
+    pub const UNBOUND: u32 = xen_abi::event_channel::EVTCHNSTAT_unbound;
     /// Connected to another port.
-    pub const INTERDOMAIN: u32 = 2;
+    pub const INTERDOMAIN: u32 = xen_abi::event_channel::EVTCHNSTAT_interdomain;
+    /// Bound to a physical IRQ.
+    pub const PIRQ: u32 = xen_abi::event_channel::EVTCHNSTAT_pirq;
     /// Bound to a VIRQ.
-    pub const VIRQ: u32 = 4;
+    pub const VIRQ: u32 = xen_abi::event_channel::EVTCHNSTAT_virq;
     /// An IPI port.
-    pub const IPI: u32 = 5;
+    pub const IPI: u32 = xen_abi::event_channel::EVTCHNSTAT_ipi;
 }
 
 /// One port.
@@ -68,273 +174,49 @@ pub struct Port {
     pub state: PortState,
     /// vCPU notified (`notify_vcpu_id`).
     pub notify_vcpu: u32,
+    /// What the FIFO ABI keeps about the port (priority and queue bookkeeping).
+    pub fifo: FifoPortState,
 }
 
-/// A domain's ports, and each vCPU's VIRQ bindings (`virq_to_evtchn`).
-pub struct PortTable {
-    ports: Vec<Port>,
-    virqs: Vec<[u32; xen_abi::xen::NR_VIRQS as usize]>,
+impl Port {
+    /// A port never used.
+    pub const FREE: Port = Port {
+        state: PortState::Free,
+        notify_vcpu: 0,
+        fifo: FifoPortState::INITIAL,
+    };
 }
 
-impl Default for PortTable {
-    fn default() -> Self {
-        Self::new(1)
-    }
+/// `EVTCHNOP_status` of one port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortStatus {
+    /// `EVTCHNSTAT_*`.
+    pub status: u32,
+    /// The vCPU the port notifies.
+    pub vcpu: u32,
+    /// The union member for the state.
+    pub detail: StatusDetail,
 }
 
-impl PortTable {
-    /// A table for `nr_vcpus` vCPUs with the first bucket valid and port 0 reserved.
-    pub fn new(nr_vcpus: u32) -> Self {
-        let mut ports =
-            alloc::vec![Port { state: PortState::Free, notify_vcpu: 0 }; PORTS_PER_BUCKET as usize];
-        ports[0].state = PortState::Reserved;
-        let virqs = alloc::vec![[0; xen_abi::xen::NR_VIRQS as usize]; nr_vcpus as usize];
-        Self { ports, virqs }
-    }
-
-    /// The port bound to `virq` on `vcpu`, if any.
-    pub fn virq_port(&self, vcpu: u32, virq: u32) -> Option<u32> {
-        let p = *self.virqs.get(vcpu as usize)?.get(virq as usize)?;
-        (p != 0).then_some(p)
-    }
-
-    /// `EVTCHNOP_bind_virq`.
-    pub fn bind_virq(&mut self, virq: u32, vcpu: u32) -> Result<u32, Errno> {
-        if virq >= xen_abi::xen::NR_VIRQS || (virq_is_global(virq) && vcpu != 0) {
-            return Err(Errno::EINVAL);
-        }
-        if vcpu as usize >= self.virqs.len() {
-            return Err(Errno::ENOENT);
-        }
-        if self.virqs[vcpu as usize][virq as usize] != 0 {
-            return Err(Errno::EEXIST);
-        }
-        let port = self.alloc(PortState::Virq { virq })?;
-        self.ports[port as usize].notify_vcpu = vcpu;
-        self.virqs[vcpu as usize][virq as usize] = port;
-        Ok(port)
-    }
-
-    /// `EVTCHNOP_bind_ipi`.
-    pub fn bind_ipi(&mut self, vcpu: u32) -> Result<u32, Errno> {
-        if vcpu as usize >= self.virqs.len() {
-            return Err(Errno::ENOENT);
-        }
-        let port = self.alloc(PortState::Ipi)?;
-        self.ports[port as usize].notify_vcpu = vcpu;
-        Ok(port)
-    }
-
-    /// `EVTCHNOP_bind_interdomain` with both ends in this domain (`self_id`): connects a new
-    /// port to `remote_port`, which must be unbound and offered to this domain.
-    pub fn bind_loopback(&mut self, self_id: u16, remote_port: u32) -> Result<u32, Errno> {
-        match self.get(remote_port).map(|p| p.state) {
-            Some(PortState::Unbound { remote }) if remote == self_id => {}
-            _ => return Err(Errno::EINVAL),
-        }
-        let local = self.alloc(PortState::Interdomain {
-            dom: self_id,
-            port: remote_port,
-        })?;
-        self.ports[remote_port as usize].state = PortState::Interdomain {
-            dom: self_id,
-            port: local,
-        };
-        Ok(local)
-    }
-
-    /// The port an event sent on `port` is delivered to, with the vCPU to notify
-    /// (`EVTCHNOP_send`): `Ok(None)` for an unbound port (nothing happens).
-    pub fn send_target(&self, self_id: u16, port: u32) -> Result<Option<(u32, u32)>, Errno> {
-        let p = self.get(port).ok_or(Errno::EINVAL)?;
-        match p.state {
-            PortState::Ipi => Ok(Some((port, p.notify_vcpu))),
-            PortState::Interdomain { dom, port: rport } if dom == self_id => {
-                Ok(Some((rport, self.ports[rport as usize].notify_vcpu)))
-            }
-            PortState::Unbound { .. } => Ok(None),
-            _ => Err(Errno::EINVAL),
-        }
-    }
-
-    /// Xen's `port_is_valid`.
-    pub fn valid(&self, port: u32) -> bool {
-        (port as usize) < self.ports.len()
-    }
-
-    /// The vCPU a valid port notifies (`notify_vcpu_id`).
-    pub fn notify_vcpu(&self, port: u32) -> Option<u32> {
-        self.get(port).map(|p| p.notify_vcpu)
-    }
-
-    /// The port, if valid.
-    pub fn get(&self, port: u32) -> Option<&Port> {
-        self.ports.get(port as usize)
-    }
-
-    /// Allocates the lowest free port, growing by a bucket when needed (`get_free_port`).
-    pub fn alloc(&mut self, state: PortState) -> Result<u32, Errno> {
-        if let Some(p) = self.ports.iter().position(|p| p.state == PortState::Free) {
-            self.ports[p] = Port {
-                state,
-                notify_vcpu: 0,
-            };
-            return Ok(p as u32);
-        }
-        let n = self.ports.len() as u32;
-        if n >= NR_PORTS_2L {
-            return Err(Errno::ENOSPC);
-        }
-        self.ports.extend((0..PORTS_PER_BUCKET).map(|_| Port {
-            state: PortState::Free,
-            notify_vcpu: 0,
-        }));
-        self.ports[n as usize] = Port {
-            state,
-            notify_vcpu: 0,
-        };
-        Ok(n)
-    }
-
-    /// `EVTCHNOP_close` for a local port. A loopback peer goes back to unbound, offered to
-    /// this domain again, as Xen's `evtchn_close` leaves it.
-    pub fn close(&mut self, self_id: u16, port: u32) -> Result<(), Errno> {
-        let p = *self.ports.get(port as usize).ok_or(Errno::EINVAL)?;
-        match p.state {
-            PortState::Free | PortState::Reserved => return Err(Errno::EINVAL),
-            PortState::Virq { virq } => {
-                if let Some(v) = self.virqs.get_mut(p.notify_vcpu as usize) {
-                    v[virq as usize] = 0;
-                }
-            }
-            PortState::Interdomain { dom, port: rport } if dom == self_id => {
-                self.ports[rport as usize].state = PortState::Unbound { remote: self_id };
-            }
-            _ => {}
-        }
-        self.ports[port as usize] = Port {
-            state: PortState::Free,
-            notify_vcpu: 0,
-        };
-        Ok(())
-    }
-
-    /// The remote port of an interdomain port (the second word of `evtchn_status.u`).
-    pub fn interdomain_peer(&self, port: u32) -> Option<u32> {
-        match self.get(port)?.state {
-            PortState::Interdomain { port, .. } => Some(port),
-            _ => None,
-        }
-    }
-
-    /// `EVTCHNOP_status`: (status, vcpu, first union word).
-    pub fn status(&self, port: u32) -> Result<(u32, u32, u32), Errno> {
-        let p = self.get(port).ok_or(Errno::EINVAL)?;
-        Ok(match p.state {
-            PortState::Free | PortState::Reserved => (stat::CLOSED, p.notify_vcpu, 0),
-            PortState::Unbound { remote } => (stat::UNBOUND, p.notify_vcpu, u32::from(remote)),
-            PortState::Virq { virq } => (stat::VIRQ, p.notify_vcpu, virq),
-            PortState::Ipi => (stat::IPI, p.notify_vcpu, 0),
-            // The union's interdomain view is { domid_t dom; evtchn_port_t port; }: the port
-            // lives in the second word (`interdomain_peer`).
-            PortState::Interdomain { dom, .. } => {
-                (stat::INTERDOMAIN, p.notify_vcpu, u32::from(dom))
-            }
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn port_zero_is_reserved_and_allocation_is_lowest_first() {
-        let mut t = PortTable::new(1);
-        assert_eq!(t.status(0), Ok((stat::CLOSED, 0, 0)));
-        assert_eq!(t.close(0, 0), Err(Errno::EINVAL));
-        assert_eq!(t.alloc(PortState::Unbound { remote: 0 }), Ok(1));
-        assert_eq!(t.alloc(PortState::Unbound { remote: 3 }), Ok(2));
-        assert_eq!(t.status(2), Ok((stat::UNBOUND, 0, 3)));
-        assert_eq!(t.close(0, 1), Ok(()));
-        assert_eq!(t.status(1), Ok((stat::CLOSED, 0, 0)));
-        assert_eq!(t.close(0, 1), Err(Errno::EINVAL));
-        assert_eq!(t.alloc(PortState::Virq { virq: 0 }), Ok(1));
-    }
-
-    #[test]
-    fn validity_follows_buckets() {
-        let mut t = PortTable::new(1);
-        assert!(t.valid(63) && !t.valid(64));
-        assert_eq!(t.status(4000), Err(Errno::EINVAL));
-        for _ in 1..64 {
-            t.alloc(PortState::Unbound { remote: 0 }).unwrap();
-        }
-        assert_eq!(t.alloc(PortState::Unbound { remote: 0 }), Ok(64));
-        assert!(t.valid(127) && !t.valid(128));
-    }
-
-    #[test]
-    fn table_is_bounded() {
-        let mut t = PortTable::new(1);
-        for _ in 1..NR_PORTS_2L {
-            t.alloc(PortState::Unbound { remote: 0 }).unwrap();
-        }
-        assert_eq!(
-            t.alloc(PortState::Unbound { remote: 0 }),
-            Err(Errno::ENOSPC)
-        );
-    }
-
-    #[test]
-    fn virq_bindings_follow_xen_rules() {
-        use xen_abi::xen::{VIRQ_CONSOLE, VIRQ_TIMER};
-        let mut t = PortTable::new(2);
-        let p = t.bind_virq(VIRQ_TIMER, 1).unwrap();
-        assert_eq!(t.virq_port(1, VIRQ_TIMER), Some(p));
-        assert_eq!(t.bind_virq(VIRQ_TIMER, 1), Err(Errno::EEXIST));
-        assert_eq!(
-            t.bind_virq(VIRQ_CONSOLE, 1),
-            Err(Errno::EINVAL),
-            "global VIRQs on vCPU 0 only"
-        );
-        assert_eq!(t.bind_virq(VIRQ_TIMER, 2), Err(Errno::ENOENT));
-        assert_eq!(t.bind_virq(24, 0), Err(Errno::EINVAL));
-        assert_eq!(t.status(p), Ok((stat::VIRQ, 1, VIRQ_TIMER)));
-        t.close(0, p).unwrap();
-        assert_eq!(t.virq_port(1, VIRQ_TIMER), None);
-        assert!(t.bind_virq(VIRQ_TIMER, 1).is_ok(), "rebinding after close");
-    }
-
-    #[test]
-    fn loopback_interdomain_and_ipi_send_targets() {
-        let mut t = PortTable::new(1);
-        let a = t.alloc(PortState::Unbound { remote: 0 }).unwrap();
-        assert_eq!(
-            t.send_target(0, a),
-            Ok(None),
-            "sending on an unbound port does nothing"
-        );
-        assert_eq!(t.bind_loopback(0, 9), Err(Errno::EINVAL));
-        let b = t.bind_loopback(0, a).unwrap();
-        assert_eq!(t.send_target(0, b), Ok(Some((a, 0))));
-        assert_eq!(t.send_target(0, a), Ok(Some((b, 0))));
-        assert_eq!(t.status(b), Ok((stat::INTERDOMAIN, 0, 0)));
-        assert_eq!(t.interdomain_peer(b), Some(a));
-        assert_eq!(
-            t.bind_loopback(0, a),
-            Err(Errno::EINVAL),
-            "already connected"
-        );
-        t.close(0, b).unwrap();
-        assert_eq!(
-            t.status(a).unwrap().0,
-            stat::UNBOUND,
-            "the peer is offered again"
-        );
-        let i = t.bind_ipi(0).unwrap();
-        assert_eq!(t.send_target(0, i), Ok(Some((i, 0))));
-        assert_eq!(t.bind_ipi(3), Err(Errno::ENOENT));
-        assert_eq!(t.send_target(0, 4000), Err(Errno::EINVAL));
-    }
+/// The `evtchn_status.u` member a state fills in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusDetail {
+    /// Closed or IPI: the union is not written.
+    None,
+    /// `u.unbound.dom`.
+    Unbound {
+        /// The domain allowed to bind.
+        dom: DomId,
+    },
+    /// `u.interdomain`.
+    Interdomain {
+        /// The remote domain.
+        dom: DomId,
+        /// The remote port.
+        port: u32,
+    },
+    /// `u.pirq`.
+    Pirq(u32),
+    /// `u.virq`.
+    Virq(u32),
 }

@@ -2,10 +2,18 @@
 //! `shared_info`, a per-vCPU selector word and upcall flag in `vcpu_info`.
 //!
 //! The bitmaps live in memory the guest writes concurrently, so every update is an atomic
-//! read-modify-write, as Xen's `guest_test_and_set_bit`. The functions take the shared page and
-//! the vCPU's `vcpu_info` as raw addresses so host tests can point them at a buffer.
+//! read-modify-write, in Xen's order (pending, then mask, then selector, then upcall flag), which
+//! the guest's scan relies on.
+//!
+//! [`TwoLevel`] is the ABI behind [`EventAbi`]. [`Shared`] is the older raw-address entry point
+//! kept for callers that have not moved to the port table's ABI-aware functions; it runs the
+//! same code.
 
-use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use super::abi::{EventAbi, FifoPortState, Notify};
+use super::guest::{EventMemory, GuestMem, SharedInfo, VcpuInfo, test_and_set_u64};
+use core::sync::atomic::Ordering;
+use xen_abi::errno::Errno;
+use xen_abi::event_channel::EVTCHN_2L_NR_CHANNELS;
 
 /// `shared_info.evtchn_pending` offset (x86_64).
 pub const EVTCHN_PENDING: usize = 2048;
@@ -18,7 +26,137 @@ pub const UPCALL_MASK: usize = 1;
 /// `vcpu_info.evtchn_pending_sel` offset.
 pub const PENDING_SEL: usize = 8;
 
-/// A `shared_info` page and one vCPU's `vcpu_info`, by address.
+/// Bits per selector/bitmap word (`BITS_PER_EVTCHN_WORD` for a 64-bit guest).
+const BITS_PER_WORD: u32 = 64;
+
+fn bit(port: u32) -> u64 {
+    1 << (port % BITS_PER_WORD)
+}
+
+/// Marks `port` pending; returns `(kick, newly_pending)` (`evtchn_2l_set_pending`). Without a
+/// `vcpu_info` the bit is still set but nobody can be signalled.
+fn set_pending(si: &SharedInfo, vi: Option<&VcpuInfo>, port: u32) -> (bool, bool) {
+    if port >= EVTCHN_2L_NR_CHANNELS || test_and_set_u64(si.pending_word(port), port) {
+        return (false, false);
+    }
+    let masked = si.mask_word(port).load(Ordering::SeqCst) & bit(port) != 0;
+    let kick = !masked
+        && vi.is_some_and(|vi| {
+            !vi.test_and_set_selector(port / BITS_PER_WORD) && vi.mark_events_pending()
+        });
+    (kick, true)
+}
+
+/// Clears the mask; if the port is pending, signals it (`evtchn_2l_unmask`). Returns whether
+/// the vCPU must be kicked.
+fn unmask(si: &SharedInfo, vi: Option<&VcpuInfo>, port: u32) -> bool {
+    if port >= EVTCHN_2L_NR_CHANNELS {
+        return false;
+    }
+    let was_masked = si.mask_word(port).fetch_and(!bit(port), Ordering::SeqCst) & bit(port) != 0;
+    was_masked
+        && si.pending_word(port).load(Ordering::SeqCst) & bit(port) != 0
+        && vi.is_some_and(|vi| {
+            !vi.test_and_set_selector(port / BITS_PER_WORD) && vi.mark_events_pending()
+        })
+}
+
+fn clear_pending(si: &SharedInfo, port: u32) {
+    if port < EVTCHN_2L_NR_CHANNELS {
+        si.pending_word(port)
+            .fetch_and(!bit(port), Ordering::SeqCst);
+    }
+}
+
+fn test_pending(si: &SharedInfo, port: u32) -> bool {
+    port < EVTCHN_2L_NR_CHANNELS && si.pending_word(port).load(Ordering::SeqCst) & bit(port) != 0
+}
+
+/// Whether `port`'s 2-level pending bit is set (read when a domain switches to FIFO, which
+/// carries pending events over).
+pub(crate) fn pending_in_shared_info(mem: &dyn EventMemory, port: u32) -> bool {
+    mem.shared_info()
+        .and_then(SharedInfo::new)
+        .is_some_and(|si| test_pending(&si, port))
+}
+
+/// The 2-level ABI: all its state is in guest memory.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TwoLevel;
+
+impl EventAbi for TwoLevel {
+    fn max_ports(&self) -> u32 {
+        EVTCHN_2L_NR_CHANNELS
+    }
+
+    fn init_port(&mut self, _port: u32, _st: &mut FifoPortState) {}
+
+    fn set_pending(
+        &mut self,
+        mem: &dyn EventMemory,
+        port: u32,
+        _st: &mut FifoPortState,
+        vcpu: u32,
+    ) -> Notify {
+        let Some(si) = mem.shared_info().and_then(SharedInfo::new) else {
+            return Notify::NONE;
+        };
+        let vi = mem.vcpu_info(vcpu).and_then(VcpuInfo::new);
+        let (kick, newly) = set_pending(&si, vi.as_ref(), port);
+        Notify {
+            kick: kick.then_some(vcpu),
+            poll: newly.then_some(port),
+        }
+    }
+
+    fn clear_pending(&mut self, mem: &dyn EventMemory, port: u32) {
+        if let Some(si) = mem.shared_info().and_then(SharedInfo::new) {
+            clear_pending(&si, port);
+        }
+    }
+
+    fn unmask(
+        &mut self,
+        mem: &dyn EventMemory,
+        port: u32,
+        _st: &mut FifoPortState,
+        vcpu: u32,
+    ) -> Notify {
+        let Some(si) = mem.shared_info().and_then(SharedInfo::new) else {
+            return Notify::NONE;
+        };
+        let vi = mem.vcpu_info(vcpu).and_then(VcpuInfo::new);
+        Notify {
+            kick: unmask(&si, vi.as_ref(), port).then_some(vcpu),
+            poll: None,
+        }
+    }
+
+    fn is_pending(&self, mem: &dyn EventMemory, port: u32) -> bool {
+        pending_in_shared_info(mem, port)
+    }
+
+    fn is_masked(&self, mem: &dyn EventMemory, port: u32) -> bool {
+        // Ports beyond the bitmaps count as masked, as in `evtchn_2l_is_masked`.
+        mem.shared_info()
+            .and_then(SharedInfo::new)
+            .is_none_or(|si| {
+                port >= EVTCHN_2L_NR_CHANNELS
+                    || si.mask_word(port).load(Ordering::SeqCst) & bit(port) != 0
+            })
+    }
+
+    fn is_busy(&self, _port: u32) -> bool {
+        false
+    }
+
+    fn set_priority(&mut self, _st: &mut FifoPortState, _priority: u32) -> Result<(), Errno> {
+        // The 2-level ABI has no `set_priority` op: `evtchn_port_set_priority` says -ENOSYS.
+        Err(Errno::ENOSYS)
+    }
+}
+
+/// A `shared_info` page and one vCPU's `vcpu_info`, by address (the raw-address entry point).
 #[derive(Clone, Copy, Debug)]
 pub struct Shared {
     /// Address of `shared_info` (4 KiB).
@@ -27,18 +165,19 @@ pub struct Shared {
     pub vcpu_info: usize,
 }
 
-fn word(base: usize, off: usize, port: u32) -> &'static AtomicU64 {
-    let at = base + off + (port as usize / 64) * 8;
-    // SAFETY: callers of the `Shared` methods guarantee the addresses point to a live
-    // shared_info page (the 4096-port bitmaps lie within it for ports < 4096) and vcpu_info.
-    unsafe { &*(at as *const AtomicU64) }
-}
-
-fn test_and_set(w: &AtomicU64, bit: u32) -> bool {
-    w.fetch_or(1 << (bit % 64), Ordering::SeqCst) & (1 << (bit % 64)) != 0
-}
-
 impl Shared {
+    /// # Safety
+    /// See [`Shared::set_pending`].
+    unsafe fn views(&self) -> Option<(SharedInfo, Option<VcpuInfo>)> {
+        // SAFETY: the caller guarantees both addresses map live pages for this call.
+        let si = unsafe { GuestMem::from_raw(self.shared_info as *mut u8, 4096, 0) }
+            .and_then(SharedInfo::new)?;
+        // SAFETY: as above.
+        let vi =
+            unsafe { GuestMem::from_raw(self.vcpu_info as *mut u8, 64, 0) }.and_then(VcpuInfo::new);
+        Some((si, vi))
+    }
+
     /// Marks `port` pending; returns true if the vCPU must be told (`evtchn_2l_set_pending`
     /// followed by `vcpu_mark_events_pending`).
     ///
@@ -46,31 +185,8 @@ impl Shared {
     /// The addresses must map the domain's `shared_info` and this vCPU's `vcpu_info`, and
     /// `port < 4096`.
     pub unsafe fn set_pending(&self, port: u32) -> bool {
-        if test_and_set(word(self.shared_info, EVTCHN_PENDING, port), port) {
-            return false;
-        }
-        let masked = word(self.shared_info, EVTCHN_MASK, port).load(Ordering::SeqCst)
-            & (1 << (port % 64))
-            != 0;
         // SAFETY: caller contract.
-        !masked && unsafe { self.mark_selector(port) }
-    }
-
-    /// Sets the selector bit of `port`'s word; if newly set, raises the upcall flag and
-    /// returns true.
-    ///
-    /// # Safety
-    /// As for [`Shared::set_pending`].
-    unsafe fn mark_selector(&self, port: u32) -> bool {
-        // SAFETY: vcpu_info is live (caller contract); pending_sel is an aligned u64.
-        let sel = unsafe { &*((self.vcpu_info + PENDING_SEL) as *const AtomicU64) };
-        if test_and_set(sel, port / 64) {
-            return false;
-        }
-        // SAFETY: as above.
-        let pending = unsafe { &*((self.vcpu_info + UPCALL_PENDING) as *const AtomicU8) };
-        pending.store(1, Ordering::SeqCst);
-        true
+        unsafe { self.views() }.is_some_and(|(si, vi)| set_pending(&si, vi.as_ref(), port).0)
     }
 
     /// `EVTCHNOP_unmask` (`evtchn_2l_unmask`): clears the mask and, if the port is pending,
@@ -79,13 +195,8 @@ impl Shared {
     /// # Safety
     /// As for [`Shared::set_pending`].
     pub unsafe fn unmask(&self, port: u32) -> bool {
-        let bit = 1u64 << (port % 64);
-        let was_masked =
-            word(self.shared_info, EVTCHN_MASK, port).fetch_and(!bit, Ordering::SeqCst) & bit != 0;
-        let pending =
-            word(self.shared_info, EVTCHN_PENDING, port).load(Ordering::SeqCst) & bit != 0;
         // SAFETY: caller contract.
-        was_masked && pending && unsafe { self.mark_selector(port) }
+        unsafe { self.views() }.is_some_and(|(si, vi)| unmask(&si, vi.as_ref(), port))
     }
 
     /// Clears `port`'s pending bit (when a port is closed, as `evtchn_2l_clear_pending`).
@@ -93,8 +204,10 @@ impl Shared {
     /// # Safety
     /// As for [`Shared::set_pending`].
     pub unsafe fn clear_pending(&self, port: u32) {
-        word(self.shared_info, EVTCHN_PENDING, port)
-            .fetch_and(!(1 << (port % 64)), Ordering::SeqCst);
+        // SAFETY: caller contract.
+        if let Some((si, _)) = unsafe { self.views() } {
+            clear_pending(&si, port);
+        }
     }
 
     /// Whether `port` is pending.
@@ -102,8 +215,8 @@ impl Shared {
     /// # Safety
     /// As for [`Shared::set_pending`].
     pub unsafe fn is_pending(&self, port: u32) -> bool {
-        word(self.shared_info, EVTCHN_PENDING, port).load(Ordering::SeqCst) & (1 << (port % 64))
-            != 0
+        // SAFETY: caller contract.
+        unsafe { self.views() }.is_some_and(|(si, _)| test_pending(&si, port))
     }
 
     /// The upcall flag and mask: `(evtchn_upcall_pending, evtchn_upcall_mask)`.
@@ -112,18 +225,16 @@ impl Shared {
     /// `vcpu_info` must be live.
     pub unsafe fn upcall_state(&self) -> (u8, u8) {
         // SAFETY: caller contract.
-        unsafe {
-            (
-                (*((self.vcpu_info + UPCALL_PENDING) as *const AtomicU8)).load(Ordering::SeqCst),
-                (*((self.vcpu_info + UPCALL_MASK) as *const AtomicU8)).load(Ordering::SeqCst),
-            )
-        }
+        let vi =
+            unsafe { GuestMem::from_raw(self.vcpu_info as *mut u8, 64, 0) }.and_then(VcpuInfo::new);
+        vi.map_or((0, 0), |vi| vi.upcall_state())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::evtchn::testutil::TestDomain;
     use alloc::vec;
 
     struct Page(alloc::vec::Vec<u64>);
@@ -176,5 +287,69 @@ mod tests {
             s.clear_pending(5);
             assert!(!s.is_pending(5));
         }
+    }
+
+    #[test]
+    fn abi_reports_kick_and_pollers_as_xen() {
+        let d = TestDomain::new(2);
+        let mut abi = TwoLevel;
+        let mut st = FifoPortState::default();
+        let n = abi.set_pending(&d, 130, &mut st, 1);
+        assert_eq!(
+            n,
+            Notify {
+                kick: Some(1),
+                poll: Some(130)
+            }
+        );
+        assert_eq!(d.selector(1), 1 << 2);
+        assert_eq!(
+            abi.set_pending(&d, 131, &mut st, 1),
+            Notify {
+                kick: None,
+                poll: Some(131)
+            },
+            "selector already set: pollers only"
+        );
+        assert_eq!(abi.set_pending(&d, 131, &mut st, 1), Notify::NONE);
+        d.clear_upcall(0);
+        assert_eq!(
+            abi.set_pending(&d, 3, &mut st, 0),
+            Notify {
+                kick: Some(0),
+                poll: Some(3)
+            }
+        );
+        assert!(abi.is_pending(&d, 3) && !abi.is_masked(&d, 3));
+        abi.clear_pending(&d, 3);
+        assert!(!abi.is_pending(&d, 3));
+        assert!(abi.is_masked(&d, 4096) && !abi.is_pending(&d, 4096));
+        assert_eq!(abi.set_pending(&d, 4096, &mut st, 0), Notify::NONE);
+        assert_eq!(abi.set_priority(&mut st, 3), Err(Errno::ENOSYS));
+    }
+
+    #[test]
+    fn abi_unmask_signals_only_a_pending_masked_port() {
+        let d = TestDomain::new(1);
+        let mut abi = TwoLevel;
+        let mut st = FifoPortState::default();
+        d.mask_2l(9);
+        assert_eq!(
+            abi.set_pending(&d, 9, &mut st, 0),
+            Notify {
+                kick: None,
+                poll: Some(9)
+            },
+            "masked: pending (pollers see it) but no upcall"
+        );
+        assert_eq!(d.upcall(0), 0);
+        assert_eq!(
+            abi.unmask(&d, 9, &mut st, 0),
+            Notify {
+                kick: Some(0),
+                poll: None
+            }
+        );
+        assert_eq!(abi.unmask(&d, 9, &mut st, 0), Notify::NONE);
     }
 }

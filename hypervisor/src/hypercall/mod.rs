@@ -9,7 +9,7 @@
 
 mod console_io;
 pub mod desc;
-mod event_channel_op;
+pub mod event_channel_op;
 pub mod memory_op;
 mod misc;
 mod mmu;

@@ -141,11 +141,10 @@ fn wake_condition(v: &Vcpu) -> bool {
     if crate::pv::time::now() >= v.poll_deadline {
         return true;
     }
-    let shared = crate::pv::events::shared(v);
-    v.poll_ports.iter().any(|&p| {
-        // SAFETY: the domain's shared_info is live while it runs; ports were checked valid.
-        unsafe { shared.is_pending(p) }
-    })
+    let d = v.domain();
+    v.poll_ports
+        .iter()
+        .any(|&p| crate::pv::events::is_pending(d, p))
 }
 
 /// Blocks the current vCPU `v` (its registers `regs`, the hypercall's return value already

@@ -98,6 +98,15 @@ fn dom0(s: &mut Suite) {
     for _ in 0..ROUND_TRIPS {
         ev::reset();
         if ev::send(port) != 0 || !wait_port(port) {
+            // Not a verdict (addresses and timing vary): what the event state looked like.
+            crate::console::println!(
+                "PINGPONG stuck: port={port} pending={} masked={} upcall_pending={} mask={} upcalls={}",
+                ev::port_pending(port),
+                ev::port_masked(port),
+                ev::upcall_pending(),
+                ev::upcall_mask(),
+                ev::upcalls()
+            );
             break;
         }
         trips += 1;
@@ -168,13 +177,20 @@ fn domu(s: &mut Suite) {
     );
     ev::unmask(local);
     let mut echoes = 0;
+    let mut send_errors = 0;
     for _ in 0..ROUND_TRIPS {
         if !wait_port(local) {
             break;
         }
         ev::reset();
-        ev::send(local);
+        if ev::send(local) != 0 {
+            send_errors += 1;
+        }
         echoes += 1;
     }
-    s.expect_eq("echoes", "n", echoes, ROUND_TRIPS);
+    s.check(
+        "echoes",
+        echoes == ROUND_TRIPS && send_errors == 0,
+        format_args!("n={echoes} send_errors={send_errors}"),
+    );
 }
