@@ -12,12 +12,12 @@ use crate::pv::events::notify;
 use crate::pvmm::{self, PageType};
 use xen_abi::errno::Errno;
 use xen_abi::event_channel::{
-    EVTCHNOP_alloc_unbound, EVTCHNOP_bind_interdomain, EVTCHNOP_bind_ipi, EVTCHNOP_bind_virq,
-    EVTCHNOP_bind_vcpu, EVTCHNOP_close, EVTCHNOP_expand_array, EVTCHNOP_init_control,
+    EVTCHNOP_alloc_unbound, EVTCHNOP_bind_interdomain, EVTCHNOP_bind_ipi, EVTCHNOP_bind_vcpu,
+    EVTCHNOP_bind_virq, EVTCHNOP_close, EVTCHNOP_expand_array, EVTCHNOP_init_control,
     EVTCHNOP_reset, EVTCHNOP_reset_cont, EVTCHNOP_send, EVTCHNOP_set_priority, EVTCHNOP_status,
     EVTCHNOP_unmask, EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindIpi, EvtchnBindVcpu,
-    EvtchnBindVirq, EvtchnClose, EvtchnExpandArray, EvtchnInitControl, EvtchnReset,
-    EvtchnSend, EvtchnSetPriority, EvtchnStatus, EvtchnUnmask,
+    EvtchnBindVirq, EvtchnClose, EvtchnExpandArray, EvtchnInitControl, EvtchnReset, EvtchnSend,
+    EvtchnSetPriority, EvtchnStatus, EvtchnUnmask,
 };
 use xen_abi::xen::DOMID_SELF;
 
@@ -157,9 +157,10 @@ pub fn do_event_channel_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno>
         EVTCHNOP_init_control => {
             let mut op: EvtchnInitControl = read_guest(arg)?;
             let id = me.id;
-            op.link_bits = me.evtchn.lock().init_control(me, op.vcpu, op.offset, || {
-                map_writable(id, op.control_gfn)
-            })?;
+            op.link_bits = me
+                .evtchn
+                .lock()
+                .init_control(me, op.vcpu, op.offset, || map_writable(id, op.control_gfn))?;
             write_guest(arg, &op)?;
             Ok(0)
         }
