@@ -11,6 +11,7 @@ extern crate alloc;
 pub mod console;
 pub mod domain;
 pub mod evtchn;
+pub mod gnttab;
 pub mod guest_mem;
 #[cfg(target_os = "none")]
 pub mod hypercall;

@@ -75,7 +75,7 @@ fn dom0_mem_beyond_ram_is_clamped() {
         .kernel(elf())
         .append(&format!("{CONSOLE} dom0_mem=64G dom0_max_vcpus=1"))
         .mem_mib(1024)
-        .module(&pvtest(), "suites=basic")
+        .module(pvtest(), "suites=basic")
         .success_marker(xen_ref::DOM0_HALTED));
     has(&r, "Dom0 memory:");
     has(&r, "PVTEST DONE");
@@ -102,7 +102,7 @@ fn bad_and_oversized_domus_are_skipped() {
         .module(&p, "domU bogus=1")
         .module(&p, "domU memory=lots")
         .module(&p, "domU initrd=1")
-        .module(&fs_garbage(), "domU name=garbage memory=16");
+        .module(fs_garbage(), "domU name=garbage memory=16");
     // Then more domUs than the memory left: 8 x 128 MiB into ~700 MiB. They wait for a
     // ping-pong partner that never comes, so none gives its memory back while the others are
     // built.
