@@ -18,6 +18,7 @@ pub mod hypercall;
 pub mod loader;
 pub mod mm;
 pub mod options;
+pub mod pirq;
 pub mod pv;
 pub mod pvmm;
 #[cfg(target_os = "none")]

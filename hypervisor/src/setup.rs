@@ -398,6 +398,13 @@ fn init_apic(f: &Features, acpi: Option<&AcpiTables>) -> Vec<u32> {
                 Err(e) => printk!("IOAPIC[{id}]: cannot map {addr:#x}: {e:?}\n"),
             }
         }
+        crate::pirq::set_nr_gsis(
+            ioapics
+                .iter()
+                .map(|&(_, base, n)| base + n)
+                .max()
+                .unwrap_or(16),
+        );
         route_serial_irq(m, &ioapics);
         cpus = m.usable_cpus();
         printk!("ACPI: MADT lists {} usable CPUs\n", cpus.len());

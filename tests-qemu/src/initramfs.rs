@@ -57,6 +57,31 @@ echo \"XENOLITH-INIT: /init running on $(/bin/busybox cat /sys/hypervisor/type)\
 /bin/busybox poweroff -f
 ";
 
+/// What the shell `/init` prints on the console once the shell is about to start, followed by
+/// the content of `/sys/hypervisor/type`.
+pub const SHELL_MARKER: &str = "XENOLITH-SHELL: ready on";
+
+/// The interactive `/init`: mounts proc, sysfs and devtmpfs, installs busybox's applets, says
+/// it is ready (on the console, `hvc0`) and runs a shell on the console. `poweroff -f` ends it.
+pub const SHELL_INIT_SCRIPT: &str = "\
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+echo \"XENOLITH-SHELL: ready on $(cat /sys/hypervisor/type)\"
+exec setsid cttyhack sh
+";
+
+/// Which `/init` an image runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Init {
+    /// [`INIT_SCRIPT`]: prints [`INIT_MARKER`] and powers off.
+    Marker,
+    /// [`SHELL_INIT_SCRIPT`]: an interactive shell on the console.
+    Shell,
+}
+
 /// File name of the cached image under `target/tests-qemu/initramfs/`.
 const IMAGE_NAME: &str = "busybox-init.cpio";
 
@@ -151,6 +176,15 @@ fn check_perm(perm: u32) -> u32 {
 /// comes from an initramfs), mount points `proc/` and `sys/`, `bin/busybox` and `init`
 /// ([`INIT_SCRIPT`]).
 pub fn image(busybox: &[u8]) -> Vec<u8> {
+    image_with(busybox, Init::Marker)
+}
+
+/// [`image`] with the `/init` of `init`.
+pub fn image_with(busybox: &[u8], init: Init) -> Vec<u8> {
+    let script = match init {
+        Init::Marker => INIT_SCRIPT,
+        Init::Shell => SHELL_INIT_SCRIPT,
+    };
     let mut w = NewcWriter::new();
     w.dir("dev", 0o755)
         .char_device("dev/console", 0o600, 5, 1)
@@ -159,7 +193,7 @@ pub fn image(busybox: &[u8]) -> Vec<u8> {
         .dir("sys", 0o755)
         .dir("bin", 0o755)
         .file("bin/busybox", 0o755, busybox)
-        .file("init", 0o755, INIT_SCRIPT.as_bytes());
+        .file("init", 0o755, script.as_bytes());
     w.finish()
 }
 
@@ -181,21 +215,32 @@ pub fn busybox() -> Result<PathBuf> {
 /// [`busybox`] and written (atomically) when missing or different. At most once per process.
 pub fn busybox_initramfs() -> Result<PathBuf> {
     static IMAGE: OnceLock<Result<PathBuf>> = OnceLock::new();
-    IMAGE.get_or_init(build_cached).clone()
+    IMAGE
+        .get_or_init(|| build_cached(Init::Marker, IMAGE_NAME))
+        .clone()
 }
 
-fn build_cached() -> Result<PathBuf> {
+/// The interactive busybox initramfs ([`Init::Shell`]),
+/// `target/tests-qemu/initramfs/busybox-shell.cpio`.
+pub fn busybox_shell_initramfs() -> Result<PathBuf> {
+    static IMAGE: OnceLock<Result<PathBuf>> = OnceLock::new();
+    IMAGE
+        .get_or_init(|| build_cached(Init::Shell, "busybox-shell.cpio"))
+        .clone()
+}
+
+fn build_cached(init: Init, name: &str) -> Result<PathBuf> {
     let bb = busybox()?;
     let data = fs::read(&bb).ctx(|| format!("reading {}", bb.display()))?;
-    let cpio = image(&data);
+    let cpio = image_with(&data, init);
     let dir = paths::scratch_dir("initramfs")?;
-    let path = dir.join(IMAGE_NAME);
+    let path = dir.join(name);
     if fs::read(&path).is_ok_and(|old| old == cpio) {
         return Ok(path);
     }
     // A per-process temporary file renamed into place: concurrent builders never see a
     // partial image.
-    let tmp = dir.join(format!("{IMAGE_NAME}.{}.tmp", std::process::id()));
+    let tmp = dir.join(format!("{name}.{}.tmp", std::process::id()));
     fs::write(&tmp, &cpio).ctx(|| format!("writing {}", tmp.display()))?;
     fs::rename(&tmp, &path).ctx(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok(path)

@@ -159,3 +159,75 @@ fn run_init(name: &str, cpus: u32, vcpus: u32, extra_hv: &str) {
         run.report()
     );
 }
+
+/// The interactive session a user gets from `cargo xtask run --dom0 linux`: Linux as dom0
+/// with a busybox shell on `hvc0`, driven through the serial console (the hypervisor passes
+/// the input to dom0: `CONSOLEIO_read` after `VIRQ_CONSOLE`). The commands' output comes
+/// back through `console_io`; `poweroff -f` ends the run.
+#[test]
+fn debian_linux_amd64_interactive_shell_on_hvc0() {
+    let vmlinuz = linux::kernel().unwrap_or_else(|e| panic!("fetching the Linux kernel: {e}"));
+    let initrd = initramfs::busybox_shell_initramfs()
+        .unwrap_or_else(|e| panic!("building the busybox initramfs: {e}"));
+    let hv = paths::hypervisor_elf().unwrap_or_else(|e| panic!("building Xenolith: {e}"));
+    // Each command is typed at a fresh prompt, after the previous one's output, as a person
+    // would (typing ahead works too, but the tty's echo then interleaves with the output).
+    const PROMPT: &str = "/ # ";
+    let mut q = linux::init_qemu(&hv, &vmlinuz, &initrd)
+        .name("linux-dom0-shell")
+        .type_after(initramfs::SHELL_MARKER, b"");
+    for (cmd, output) in [
+        ("echo SHELL-$((6*7))", "SHELL-42"),
+        ("cat /sys/hypervisor/type", "\nxen"),
+        ("grep -c ^processor /proc/cpuinfo", "\n2"),
+        ("dmesg | grep -c 'Booting kernel on Xen'", "\n1"),
+    ] {
+        q = q
+            .type_after(PROMPT, format!("{cmd}\r").as_bytes())
+            .type_after(output, b"");
+    }
+    let run = q
+        .type_after(PROMPT, b"poweroff -f\r")
+        .run()
+        .unwrap_or_else(|e| panic!("running QEMU: {e}"));
+    for fatal in linux::HYPERVISOR_FATAL
+        .iter()
+        .chain([&tests_qemu::xen_ref::DOM0_CRASHED])
+    {
+        assert!(
+            !run.lines().any(|l| l.contains(fatal)),
+            "the serial log has {fatal:?}\n{}",
+            run.report()
+        );
+    }
+    let lines: Vec<&str> = run.lines().collect();
+    let after = |cmd: &str| -> String {
+        // The line after the echoed command is its output.
+        lines
+            .iter()
+            .position(|l| l.ends_with(cmd))
+            .and_then(|i| lines.get(i + 1))
+            .map(|l| l.trim().to_string())
+            .unwrap_or_default()
+    };
+    assert!(
+        lines.iter().any(|l| l.trim() == "SHELL-42"),
+        "the shell did not run `echo`\n{}",
+        run.report()
+    );
+    assert_eq!(after("cat /sys/hypervisor/type"), "xen", "{}", run.report());
+    assert_eq!(
+        after("grep -c ^processor /proc/cpuinfo"),
+        "2",
+        "{}",
+        run.report()
+    );
+    assert_eq!(
+        after("dmesg | grep -c 'Booting kernel on Xen'"),
+        "1",
+        "{}",
+        run.report()
+    );
+    assert_eq!(run.end, EndReason::Exited, "{}", run.report());
+    assert_eq!(run.exit_code(), Some(0), "{}", run.report());
+}

@@ -41,10 +41,10 @@ Options:
                                 apt-get into target/debian/ on first use, with
                                 \"console=hvc0 earlyprintk=xen\", and as the second module a
                                 busybox initramfs (busybox-static, built into
-                                target/tests-qemu/initramfs/): Linux boots, runs its /init,
-                                which prints \"XENOLITH-INIT: /init running on xen\" through
-                                /dev/kmsg and powers off; QEMU then exits (status 0). /init's
-                                own console (hvc0) does not work yet, so there is no shell
+                                target/tests-qemu/initramfs/): Linux boots and its /init runs
+                                a busybox shell on hvc0, the serial console (try
+                                `cat /sys/hypervisor/type`, `dmesg`); `poweroff -f` ends the
+                                run and QEMU exits (status 0)
                          PATH   a kernel image of your own (no command line)
   --module \"PATH [ARGS]\"
                        Add a multiboot module with its command line (repeatable; in order,
@@ -100,13 +100,13 @@ impl Dom0 {
             Dom0::Linux => {
                 eprintln!(
                     "xtask: dom0 is Debian's {} with a busybox initramfs (the kernel and \
-                     busybox-static are downloaded into target/debian/ on first use); its /init \
-                     prints {:?} through /dev/kmsg and powers off",
+                     busybox-static are downloaded into target/debian/ on first use): a shell \
+                     on hvc0 once it prints {:?}; `poweroff -f` ends the run",
                     linux::METAPACKAGE,
-                    initramfs::INIT_MARKER_XEN
+                    initramfs::SHELL_MARKER
                 );
                 let kernel = linux::kernel().map_err(|e| e.to_string())?;
-                let initrd = initramfs::busybox_initramfs().map_err(|e| e.to_string())?;
+                let initrd = initramfs::busybox_shell_initramfs().map_err(|e| e.to_string())?;
                 vec![
                     Module::new(kernel, linux::DOM0_CMDLINE),
                     Module::new(initrd, ""),

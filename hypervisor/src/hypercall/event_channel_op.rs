@@ -5,19 +5,20 @@
 
 use super::Ctx;
 use crate::domain::{Domain, registry};
-use crate::evtchn::{GuestMem, ops};
+use crate::evtchn::{GuestMem, PortState, ops};
 use crate::guest_mem::{read_guest, write_guest};
 use crate::mm::frametable;
 use crate::pv::events::notify;
 use crate::pvmm::{self, PageType};
 use xen_abi::errno::Errno;
 use xen_abi::event_channel::{
-    EVTCHNOP_alloc_unbound, EVTCHNOP_bind_interdomain, EVTCHNOP_bind_ipi, EVTCHNOP_bind_vcpu,
-    EVTCHNOP_bind_virq, EVTCHNOP_close, EVTCHNOP_expand_array, EVTCHNOP_init_control,
-    EVTCHNOP_reset, EVTCHNOP_reset_cont, EVTCHNOP_send, EVTCHNOP_set_priority, EVTCHNOP_status,
-    EVTCHNOP_unmask, EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindIpi, EvtchnBindVcpu,
-    EvtchnBindVirq, EvtchnClose, EvtchnExpandArray, EvtchnInitControl, EvtchnReset, EvtchnSend,
-    EvtchnSetPriority, EvtchnStatus, EvtchnUnmask,
+    EVTCHNOP_alloc_unbound, EVTCHNOP_bind_interdomain, EVTCHNOP_bind_ipi, EVTCHNOP_bind_pirq,
+    EVTCHNOP_bind_vcpu, EVTCHNOP_bind_virq, EVTCHNOP_close, EVTCHNOP_expand_array,
+    EVTCHNOP_init_control, EVTCHNOP_reset, EVTCHNOP_reset_cont, EVTCHNOP_send,
+    EVTCHNOP_set_priority, EVTCHNOP_status, EVTCHNOP_unmask, EvtchnAllocUnbound,
+    EvtchnBindInterdomain, EvtchnBindIpi, EvtchnBindPirq, EvtchnBindVcpu, EvtchnBindVirq,
+    EvtchnClose, EvtchnExpandArray, EvtchnInitControl, EvtchnReset, EvtchnSend, EvtchnSetPriority,
+    EvtchnStatus, EvtchnUnmask,
 };
 use xen_abi::xen::DOMID_SELF;
 
@@ -106,9 +107,32 @@ pub fn do_event_channel_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno>
             write_guest(arg, &op)?;
             Ok(0)
         }
+        EVTCHNOP_bind_pirq => {
+            let mut op: EvtchnBindPirq = read_guest(arg)?;
+            // Xen's order: the PIRQ range, the domain's access to it, then it must be mapped
+            // (PHYSDEVOP_map_pirq) and not bound yet.
+            if op.pirq >= crate::pirq::NR_PIRQS {
+                return Err(Errno::EINVAL);
+            }
+            if !me.privileged {
+                return Err(Errno::EPERM);
+            }
+            crate::pirq::with(me.id, |t| t.check_bind(op.pirq))?;
+            op.port = me.evtchn.lock().alloc(PortState::Pirq { pirq: op.pirq })?;
+            crate::pirq::with(me.id, |t| t.set_port(op.pirq, op.port));
+            write_guest(arg, &op)?;
+            Ok(0)
+        }
         EVTCHNOP_close => {
             let op: EvtchnClose = read_guest(arg)?;
+            let pirq = match me.evtchn.lock().get(op.port).map(|p| p.state) {
+                Some(PortState::Pirq { pirq }) => Some(pirq),
+                _ => None,
+            };
             ops::close(me, op.port, &lookup)?;
+            if let Some(pirq) = pirq {
+                crate::pirq::with(me.id, |t| t.set_port(pirq, 0));
+            }
             Ok(0)
         }
         EVTCHNOP_send => {

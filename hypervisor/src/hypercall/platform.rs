@@ -1,9 +1,15 @@
 //! `physdev_op`, `platform_op` and the debug-register hypercalls (the parts implemented so far).
 
 use super::Ctx;
-use crate::guest_mem::{copy_from_guest, copy_to_guest};
+use crate::guest_mem::{copy_from_guest, copy_to_guest, read_guest, write_guest};
+use crate::pirq::NR_PIRQS;
 use xen_abi::errno::Errno;
-use xen_abi::physdev::{PHYSDEVOP_irq_status_query, PHYSDEVOP_set_iopl};
+use xen_abi::physdev::{
+    MAP_PIRQ_TYPE_GSI, PHYSDEVOP_alloc_irq_vector, PHYSDEVOP_eoi, PHYSDEVOP_get_free_pirq,
+    PHYSDEVOP_irq_status_query, PHYSDEVOP_map_pirq, PHYSDEVOP_set_iopl, PHYSDEVOP_setup_gsi,
+    PHYSDEVOP_unmap_pirq, PhysdevEoi, PhysdevGetFreePirq, PhysdevIrq, PhysdevMapPirq,
+    PhysdevSetupGsi, PhysdevUnmapPirq,
+};
 use xen_abi::platform::XENPF_INTERFACE_VERSION;
 use xen_abi::platform::{XENPF_get_cpu_version, XENPF_get_cpuinfo};
 
@@ -31,7 +37,90 @@ pub fn do_physdev_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
             copy_to_guest(a[1] + 4, &0u32.to_le_bytes())?;
             Ok(0)
         }
+        PHYSDEVOP_alloc_irq_vector => {
+            // Xen keeps vectors to itself: this is a dummy that hands the IRQ back as the
+            // "vector" (`struct physdev_irq { uint32_t irq; uint32_t vector; }`).
+            let mut op: PhysdevIrq = read_guest(a[1])?;
+            op.vector = op.irq;
+            write_guest(a[1], &op)?;
+            Ok(0)
+        }
+        cmd @ (PHYSDEVOP_map_pirq
+        | PHYSDEVOP_unmap_pirq
+        | PHYSDEVOP_setup_gsi
+        | PHYSDEVOP_eoi
+        | PHYSDEVOP_get_free_pirq) => pirq_op(ctx, cmd, a[1]),
         _ => Err(Errno::ENOSYS),
+    }
+}
+
+/// The PIRQ operations of `physdev_op` (Xen's `physdev_map_pirq`, `physdev_unmap_pirq`,
+/// `PHYSDEVOP_setup_gsi`, `PHYSDEVOP_eoi`, `PHYSDEVOP_get_free_pirq`), for GSIs of the
+/// hardware domain: the mappings are kept (`crate::pirq`); the interrupts are not routed yet.
+fn pirq_op(ctx: &mut Ctx<'_>, cmd: u32, arg: u64) -> Result<i64, Errno> {
+    let d = ctx.vcpu.domain();
+    let own = |domid: u16| domid == xen_abi::xen::DOMID_SELF || domid == d.id;
+    match cmd {
+        PHYSDEVOP_map_pirq => {
+            let mut op: PhysdevMapPirq = read_guest(arg)?;
+            if !own(op.domid) {
+                // Mapping for another domain is the control domain's, for its device models.
+                return Err(if d.privileged {
+                    Errno::ESRCH
+                } else {
+                    Errno::EPERM
+                });
+            }
+            if !d.privileged {
+                return Err(Errno::EPERM);
+            }
+            if op.type_ != MAP_PIRQ_TYPE_GSI {
+                // MSIs need PCI device tracking (not implemented).
+                return Err(Errno::EINVAL);
+            }
+            let pirq = crate::pirq::with(d.id, |t| {
+                t.map_gsi(op.index, op.pirq, crate::pirq::nr_gsis())
+            })?;
+            op.pirq = pirq as i32;
+            write_guest(arg, &op)?;
+            Ok(0)
+        }
+        PHYSDEVOP_unmap_pirq => {
+            let op: PhysdevUnmapPirq = read_guest(arg)?;
+            if !own(op.domid) || !d.privileged {
+                return Err(Errno::EPERM);
+            }
+            let pirq = u32::try_from(op.pirq).map_err(|_| Errno::EINVAL)?;
+            crate::pirq::with(d.id, |t| t.unmap(pirq))?;
+            Ok(0)
+        }
+        PHYSDEVOP_setup_gsi => {
+            let op: PhysdevSetupGsi = read_guest(arg)?;
+            if !d.privileged {
+                return Err(Errno::EPERM);
+            }
+            if op.gsi < 0 || op.gsi as u32 >= crate::pirq::nr_gsis() {
+                return Err(Errno::EINVAL);
+            }
+            Ok(0)
+        }
+        PHYSDEVOP_eoi => {
+            let op: PhysdevEoi = read_guest(arg)?;
+            if !crate::pirq::with(d.id, |t| t.is_mapped(op.irq)) {
+                return Err(Errno::EINVAL);
+            }
+            Ok(0)
+        }
+        _ => {
+            let mut op: PhysdevGetFreePirq = read_guest(arg)?;
+            if !d.privileged {
+                return Err(Errno::EPERM);
+            }
+            // Above the GSIs, as Xen hands MSIs their PIRQs.
+            op.pirq = crate::pirq::with(d.id, |t| t.free_pirq(crate::pirq::nr_gsis()))?;
+            write_guest(arg, &op)?;
+            Ok(0)
+        }
     }
 }
 
@@ -102,9 +191,6 @@ pub fn do_platform_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
         _ => Err(Errno::ENOSYS),
     }
 }
-
-/// Physical IRQs a domain may name (Xen's `nr_pirqs` order of magnitude for dom0).
-const NR_PIRQS: u32 = 1024;
 
 /// `get_debugreg(reg)` (Xen's `do_get_debugreg`): the vCPU's virtual debug registers; DR4
 /// and DR5 alias DR6 and DR7 (the guest cannot set CR4.DE).

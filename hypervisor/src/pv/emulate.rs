@@ -65,11 +65,12 @@ pub fn guest_cpuid(leaf: u32, subleaf: u32, dom0: bool) -> [u32; 4] {
                 | (1 << 21)
                 | (1 << 24));
             c |= 1 << 31;
-            // Hide VME, DE, PSE, APIC, PGE, PSE36, DS, ACPI, TM, PBE; MTRR only for dom0.
+            // Hide VME, DE, PSE, PGE, PSE36, DS, ACPI, TM, PBE; MTRR only for dom0. The APIC
+            // bit stays, as Xen 4.17 shows it (Linux's dom0 parses the MADT's IO-APICs only
+            // with it, and maps its legacy IRQs to PIRQs through them).
             d &= !((1 << 1)
                 | (1 << 2)
                 | (1 << 3)
-                | (1 << 9)
                 | (1 << 13)
                 | (1 << 17)
                 | (1 << 21)

@@ -338,6 +338,12 @@ fn cpuid_forced(s: &mut Suite) {
     const L1_ECX: u32 = 0x812081f8;
     const L1_EDX: u32 = 0xa022_2008;
     let (t, r) = forced_cpuid(1, 0);
+    // The local APIC bit: a PV dom0 sees it (it parses the MADT's IO-APICs only with it).
+    s.check(
+        "cpuid_forced.leaf1_apic",
+        t.is_none(),
+        format_args!("{} apic={}", short(&t), r[3] & (1 << 9) != 0),
+    );
     s.check(
         "cpuid_forced.leaf1_policy",
         t.is_none() && r[2] & L1_ECX == 0x8000_0000 && r[3] & L1_EDX == 0,
