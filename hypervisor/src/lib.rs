@@ -33,3 +33,4 @@ pub mod smpboot;
 pub mod time;
 #[cfg(target_os = "none")]
 pub mod traps;
+pub mod xenstore;

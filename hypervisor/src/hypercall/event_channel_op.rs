@@ -142,6 +142,10 @@ pub fn do_event_channel_op(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno>
                 crate::console::ring::service(me);
                 return Ok(0);
             }
+            if crate::xenstore::ring::service(me, op.port) {
+                // The domU's xenstore ring: served by the hypervisor's store.
+                return Ok(0);
+            }
             let delivered = ops::send(me, op.port, &lookup)?;
             if let Some(d) = lookup(delivered.dom) {
                 notify(d, delivered.notify);
