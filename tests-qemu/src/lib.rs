@@ -12,6 +12,7 @@
 //! - [`synth`]: a synthetic multiboot ELF (for unit tests and for testing the harness itself);
 //! - [`lock`]: the global lock that keeps at most one QEMU running at a time.
 
+pub mod bench;
 pub mod cmdline;
 pub mod debian;
 pub mod elf;

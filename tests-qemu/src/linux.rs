@@ -16,6 +16,12 @@ use crate::{Qemu, debian, paths, xen_ref};
 
 /// The metapackage that always depends on Debian's current amd64 kernel.
 pub const METAPACKAGE: &str = "linux-image-amd64";
+/// The metapackage of Debian's cloud kernel (`CONFIG_XEN_DOM0` off: a PV domU only, with an
+/// LZ4 bzImage).
+pub const CLOUD_METAPACKAGE: &str = "linux-image-cloud-amd64";
+/// The kernel command line of a Linux domU: its console is the console ring (`hvc0`).
+pub const DOMU_CMDLINE: &str = "console=hvc0";
+
 /// Prefix of the kernel package the metapackage depends on.
 pub const PACKAGE_PREFIX: &str = "linux-image-";
 /// What is extracted from the kernel package (`tar --wildcards` patterns).
@@ -72,6 +78,17 @@ pub fn kernel() -> Result<PathBuf> {
     KERNEL.get_or_init(fetch_kernel).clone()
 }
 
+/// Debian's cloud kernel (fetched once, then cached; at most once per process), for a domU.
+pub fn cloud_kernel() -> Result<PathBuf> {
+    static KERNEL: OnceLock<Result<PathBuf>> = OnceLock::new();
+    KERNEL
+        .get_or_init(|| {
+            let pkg = debian::resolve_dependency(CLOUD_METAPACKAGE, PACKAGE_PREFIX)?;
+            find_vmlinuz(&debian::fetch(&pkg, KERNEL_MEMBERS)?)
+        })
+        .clone()
+}
+
 /// Resolves, fetches and extracts the kernel; falls back to a cached kernel if the package
 /// cannot be resolved (no package list).
 fn fetch_kernel() -> Result<PathBuf> {
@@ -86,7 +103,11 @@ pub fn cached_kernel() -> Option<PathBuf> {
     let mut kernels: Vec<PathBuf> = fs::read_dir(debian::cache_root())
         .ok()?
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(PACKAGE_PREFIX))
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            // The cloud kernel cannot be dom0.
+            n.starts_with(PACKAGE_PREFIX) && !n.contains("cloud")
+        })
         .filter_map(|e| find_vmlinuz(&e.path().join(debian::ROOT_DIR)).ok())
         .collect();
     kernels.sort();

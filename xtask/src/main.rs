@@ -5,8 +5,10 @@
 //!   console on this terminal; exits with QEMU's exit status.
 //! - `cargo xtask test`: lints, host unit tests, then the QEMU boot tests.
 //! - `cargo xtask clippy`: `cargo fmt --check` and clippy (host and bare-metal target).
+//! - `cargo xtask bench`: Xenolith against Xen 4.17, ns per PV operation (docs/performance.md).
 
 mod args;
+mod cmd_bench;
 mod cmd_build;
 mod cmd_clippy;
 mod cmd_run;
@@ -24,6 +26,7 @@ Commands:
   run      Build and boot Xenolith and a dom0 (the demo by default) in QEMU, serial console here
   test     Lint, run the host unit tests, then the QEMU boot tests
   clippy   cargo fmt --check and clippy -D warnings (host and x86_64-unknown-none)
+  bench    Benchmark Xenolith against Xen 4.17 under QEMU and print the ratios
 
 Run `cargo xtask <COMMAND> --help` for the options of a command.";
 
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
         "run" => cmd_run::main(&rest),
         "build" => cmd_build::main(&rest).map(|()| ExitCode::SUCCESS),
         "test" => cmd_test::main(&rest).map(|()| ExitCode::SUCCESS),
+        "bench" => cmd_bench::main(&rest).map(|()| ExitCode::SUCCESS),
         "clippy" | "lint" => cmd_clippy::main(&rest).map(|()| ExitCode::SUCCESS),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");

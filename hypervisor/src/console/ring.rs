@@ -20,11 +20,8 @@ const OUT_SIZE: u32 = 2048;
 const OUT_CONS: usize = 3080;
 const OUT_PROD: usize = 3084;
 
-/// Longest partial line held back before it is printed anyway.
-const MAX_LINE: usize = 512;
-
-/// Partial output lines, by domain.
-static PENDING: Mutex<BTreeMap<u16, Vec<u8>>> = Mutex::new(BTreeMap::new());
+/// Whether each domain's output stopped in the middle of a line.
+static MID_LINE: Mutex<BTreeMap<u16, bool>> = Mutex::new(BTreeMap::new());
 
 /// Takes what `d` wrote to its console ring, prints complete lines, and tells the guest.
 pub fn service(d: &Domain) {
@@ -99,31 +96,21 @@ fn notify(d: &Domain, port: u32) {
     }
 }
 
-/// Prints `bytes` from domain `id` line by line, holding back an unfinished line.
+/// Prints `bytes` from domain `id` as they come, `(dN) ` at the start of each line (a line
+/// may arrive in pieces: a prompt, then the echo of what is typed).
 fn emit(id: u16, bytes: &[u8]) {
-    let mut pending = PENDING.lock();
-    let line = pending.entry(id).or_default();
-    for &b in bytes {
-        if b == b'\r' {
-            continue;
-        }
-        line.push(b);
-        if b == b'\n' || line.len() >= MAX_LINE {
-            if b != b'\n' {
-                line.push(b'\n');
-            }
-            crate::console::guest_write(id, line);
-            line.clear();
-        }
+    let mut mid_line = MID_LINE.lock();
+    let mid = mid_line.entry(id).or_insert(false);
+    let text: Vec<u8> = bytes.iter().copied().filter(|&b| b != b'\r').collect();
+    for part in text.split_inclusive(|&b| b == b'\n') {
+        crate::console::guest_write_part(id, part, !*mid);
+        *mid = !part.ends_with(b"\n");
     }
 }
 
-/// Prints what is left of `id`'s last line (when the domain stops).
+/// Ends `id`'s last line if it is unfinished (when the domain stops).
 pub fn flush(id: u16) {
-    if let Some(mut line) = PENDING.lock().remove(&id)
-        && !line.is_empty()
-    {
-        line.push(b'\n');
-        crate::console::guest_write(id, &line);
+    if MID_LINE.lock().remove(&id) == Some(true) {
+        crate::console::guest_write_part(id, b"\n", false);
     }
 }

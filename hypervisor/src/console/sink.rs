@@ -187,6 +187,19 @@ pub fn vga_rows(rows: usize) -> alloc::vec::Vec<alloc::string::String> {
         .collect()
 }
 
+/// Part of a domU's console output: `(dN) ` is printed first only when `line_start` (the
+/// previous part ended a line), so a line written in pieces (a shell prompt, then what the user
+/// types) stays one line with one prefix.
+pub fn guest_write_part(domid: u16, bytes: &[u8], line_start: bool) {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let mut c = lock();
+        if line_start {
+            c.emit(alloc::format!("(d{domid}) ").as_bytes());
+        }
+        c.emit(bytes);
+    });
+}
+
 /// Text a guest printed with `console_io`. The hardware domain's text goes out as is (Xen
 /// writes dom0's output straight to the console); other domains' lines get a `(dN) ` prefix.
 pub fn guest_write(domid: u16, bytes: &[u8]) {

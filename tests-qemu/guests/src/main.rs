@@ -11,6 +11,8 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
+mod bench;
+#[cfg(target_os = "none")]
 mod cmdline;
 #[cfg(target_os = "none")]
 mod console;

@@ -14,6 +14,7 @@ pub mod pingpong;
 pub mod smp;
 pub mod time;
 pub mod traps;
+pub mod watch;
 
 /// A suite: its name (as in `suites=` and the verdict lines) and its body.
 pub type SuiteFn = fn(&mut Suite, &StartInfo);
@@ -36,4 +37,6 @@ pub const ON_REQUEST: &[(&str, SuiteFn)] = &[
     ("domu", domu::run),
     ("pingpong", pingpong::run),
     ("conin", conin::run),
+    ("watch", watch::run),
+    ("bench", crate::bench::run),
 ];
