@@ -130,7 +130,11 @@ mod tests {
         assert_eq!(t.map_gsi(4, 9, 24), Err(Errno::EEXIST), "the PIRQ is taken");
         assert_eq!(t.map_gsi(24, -1, 24), Err(Errno::EINVAL), "no such GSI");
         assert_eq!(t.map_gsi(-3, -1, 24), Err(Errno::EINVAL));
-        assert_eq!(t.map_gsi(1, 1024, 24), Err(Errno::EINVAL), "beyond NR_PIRQS");
+        assert_eq!(
+            t.map_gsi(1, 1024, 24),
+            Err(Errno::EINVAL),
+            "beyond NR_PIRQS"
+        );
         assert_eq!(t.free_pirq(9), Ok(10));
     }
 

@@ -205,9 +205,10 @@ impl Store {
             msg::READ | msg::DIRECTORY | msg::GET_PERMS => match self.path(arg0) {
                 None => err("EINVAL"),
                 Some(p) if !self.exists(&p) => err("ENOENT"),
-                Some(p) if req.kind == msg::READ => {
-                    reply(msg::READ, self.nodes.get(&p).cloned().unwrap_or_default().into_bytes())
-                }
+                Some(p) if req.kind == msg::READ => reply(
+                    msg::READ,
+                    self.nodes.get(&p).cloned().unwrap_or_default().into_bytes(),
+                ),
                 Some(p) if req.kind == msg::DIRECTORY => {
                     let mut v = Vec::new();
                     for c in self.children(&p) {
@@ -344,7 +345,10 @@ mod tests {
         let r = s.handle(&req(msg::DIRECTORY, b"device\0"));
         assert_eq!((r[0].kind, r[0].payload.len()), (msg::DIRECTORY, 0));
         let r = s.handle(&req(msg::READ, b"device/vbd\0"));
-        assert_eq!((r[0].kind, r[0].payload.as_slice()), (msg::ERROR, &b"ENOENT\0"[..]));
+        assert_eq!(
+            (r[0].kind, r[0].payload.as_slice()),
+            (msg::ERROR, &b"ENOENT\0"[..])
+        );
         let r = s.handle(&req(msg::WRITE, b"/local/domain/0/x\0v"));
         assert_eq!(r[0].payload, b"EACCES\0", "another domain's subtree");
         let r = s.handle(&req(99, b""));
