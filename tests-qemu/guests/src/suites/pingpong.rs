@@ -7,8 +7,9 @@
 //!   and checks that its port went back to unbound (offered to the dead peer) as Xen's
 //!   `evtchn_close` leaves it.
 //! - the domU finds the port offered to it by trying to bind each of dom0's low ports (the
-//!   others are refused with `-EINVAL`), echoes every event, and returns (pvtest then powers
-//!   the domU off).
+//!   others are refused with `-EINVAL`), takes the event the binding raised on its new port,
+//!   signals dom0 that it is ready, echoes every ping, and returns (pvtest then powers the
+//!   domU off).
 //!
 //! Every wait is bounded; the details carry only counts and return codes.
 
@@ -94,6 +95,14 @@ fn dom0(s: &mut Suite) {
     if !connected {
         return;
     }
+    // The domU says "ready" once it has drained the event binding raised on its side (Xen
+    // raises a newly bound port once, conservatively); only then do the pings start, so no
+    // ping can be mistaken for that event or swallowed with it.
+    let ready = wait_port(port);
+    s.check("peer_ready", ready, format_args!("ready={ready}"));
+    if !ready {
+        return;
+    }
     let mut trips = 0;
     for _ in 0..ROUND_TRIPS {
         ev::reset();
@@ -176,6 +185,10 @@ fn domu(s: &mut Suite) {
         ),
     );
     ev::unmask(local);
+    // Binding raised our new port once (as Xen does): take that event, then tell dom0 we are
+    // ready for its pings.
+    ev::drain();
+    ev::send(local);
     let mut echoes = 0;
     let mut send_errors = 0;
     for _ in 0..ROUND_TRIPS {
