@@ -46,6 +46,16 @@ Options:
                                 `cat /sys/hypervisor/type`, `dmesg`); `poweroff -f` ends the
                                 run and QEMU exits (status 0)
                          PATH   a kernel image of your own (no command line)
+  --scenario pingpong|linux-domu
+                       Several domains at once (instead of --dom0):
+                         pingpong    pvtest as dom0 and as a boot-time domU (d1) exchanging
+                                     100 events over an interdomain channel and data
+                                     through a granted page; d1 prints as (d1) lines
+                         linux-domu  pvtest as dom0 waiting for d1, and Debian's cloud
+                                     kernel (linux-image-cloud-amd64) as d1 with the busybox
+                                     shell: type CTRL-a three times to reach its shell
+                                     (Ctrl-A is also QEMU's escape here: press Ctrl-A a to
+                                     send one), then `poweroff -f`
   --module \"PATH [ARGS]\"
                        Add a multiboot module with its command line (repeatable; in order,
                        after dom0's modules)
@@ -68,6 +78,10 @@ enum Dom0 {
     Linux,
     /// A kernel image of the user's, without a command line.
     Path(PathBuf),
+    /// `--scenario pingpong`: pvtest as dom0 and as a domU, talking to each other.
+    PingPong,
+    /// `--scenario linux-domu`: pvtest as dom0, Debian's cloud kernel as a domU.
+    LinuxDomu,
 }
 
 impl Dom0 {
@@ -113,6 +127,43 @@ impl Dom0 {
                 ]
             }
             Dom0::Path(path) => vec![Module::new(path, "")],
+            Dom0::PingPong => {
+                let elf = guests::build_pvtest().map_err(|e| e.to_string())?;
+                eprintln!(
+                    "xtask: dom0 and d1 are pvtest: they ping-pong over an interdomain event \
+                     channel and share a granted page"
+                );
+                vec![
+                    Module::new(elf.clone(), "suites=pingpong,grants"),
+                    Module::new(
+                        elf,
+                        "domU name=peer memory=32 -- suites=domu,pingpong,grants",
+                    ),
+                ]
+            }
+            Dom0::LinuxDomu => {
+                let elf = guests::build_pvtest().map_err(|e| e.to_string())?;
+                let kernel = linux::cloud_kernel().map_err(|e| e.to_string())?;
+                let initrd = initramfs::busybox_shell_initramfs().map_err(|e| e.to_string())?;
+                eprintln!(
+                    "xtask: dom0 is pvtest waiting for d1; d1 is Debian's {} with a busybox \
+                     shell once it prints {:?}: press Ctrl-A a three times to move the input \
+                     to it",
+                    linux::CLOUD_METAPACKAGE,
+                    initramfs::SHELL_MARKER
+                );
+                vec![
+                    Module::new(elf, "suites=watch domus=1"),
+                    Module::new(
+                        kernel,
+                        format!(
+                            "domU name=linux memory=256 initrd=2 -- {}",
+                            linux::DOMU_CMDLINE
+                        ),
+                    ),
+                    Module::new(initrd, ""),
+                ]
+            }
         })
     }
 }
@@ -135,12 +186,29 @@ fn parse(argv: &[String]) -> Result<Option<RunConfig>> {
     let args = Args::parse(
         argv,
         &["--grub", "--debug", "-h", "--help"],
-        &["--smp", "--mem", "--append", "--module", "--dom0"],
+        &[
+            "--smp",
+            "--mem",
+            "--append",
+            "--module",
+            "--dom0",
+            "--scenario",
+        ],
     )?;
     if args.flag("-h") || args.flag("--help") {
         return Ok(None);
     }
-    let dom0 = Dom0::parse(args.value("--dom0"))?;
+    let dom0 = match (args.value("--scenario"), args.value("--dom0")) {
+        (Some(_), Some(_)) => return Err("--scenario and --dom0 exclude each other".into()),
+        (Some("pingpong"), None) => Dom0::PingPong,
+        (Some("linux-domu"), None) => Dom0::LinuxDomu,
+        (Some(other), None) => {
+            return Err(format!(
+                "--scenario {other}: unknown (pingpong or linux-domu)"
+            ));
+        }
+        (None, d) => Dom0::parse(d)?,
+    };
     let mut modules = Vec::new();
     for spec in args.values("--module") {
         let m = Module::parse(spec);

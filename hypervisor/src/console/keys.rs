@@ -24,6 +24,11 @@ const KEYS: &[Key] = &[
         run: dump_evtchn,
     },
     Key {
+        key: b'g',
+        what: "print grant table usage",
+        run: crate::domain::grants::dump_all,
+    },
+    Key {
         key: b'h',
         what: "show this message",
         run: show_handlers,

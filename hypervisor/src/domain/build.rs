@@ -58,6 +58,9 @@ pub enum BuildError {
     SegmentOutside(u64),
     /// The page-type rules refused the initial page tables (a builder bug).
     PageTables(xen_abi::errno::Errno),
+    /// The grant table cannot be created: `-EINVAL` for limits Xen refuses
+    /// (`gnttab_max_frames=0`, as Xen's `grant_table_init`), `-ENOMEM`.
+    GrantTable(xen_abi::errno::Errno),
 }
 
 impl core::fmt::Display for BuildError {
@@ -72,6 +75,9 @@ impl core::fmt::Display for BuildError {
             }
             BuildError::PageTables(e) => {
                 write!(f, "the initial page tables do not validate ({})", e.name())
+            }
+            BuildError::GrantTable(e) => {
+                write!(f, "the grant table cannot be created ({})", e.name())
             }
         }
     }
@@ -545,6 +551,14 @@ pub fn build_pv(
     v.pv.periodic_period = 10_000_000;
     v.pv.periodic_next = crate::pv::time::now() + v.pv.periodic_period;
     v.pv.vcpu_info = phys_to_virt(shared_info);
+    // The grant table (its first frame shared with the domain) and the maptrack, with the
+    // command line's limits (Xen's toolstack defaults domUs to them too).
+    let grants = super::grants::DomainGrants::new(
+        id,
+        nr_vcpus,
+        super::grants::config_from(&crate::options::gnttab_booted()),
+    )
+    .map_err(BuildError::GrantTable)?;
     let d = Box::leak(Box::new(Domain {
         id,
         name: String::from(cfg.name),
@@ -568,6 +582,8 @@ pub fn build_pv(
         relinquished: core::sync::atomic::AtomicBool::new(false),
         evtchn: Mutex::new(ports),
         console,
+        grants,
+        transferred: core::sync::atomic::AtomicI64::new(0),
         vcpus: Vec::new(),
     }));
     v.domain = d as *const Domain;

@@ -1,11 +1,12 @@
-//! Domains and their vCPUs: identity, state, memory accounting, and the PV per-vCPU state the
-//! hypercalls manipulate.
+//! Domains and their vCPUs: identity, state, memory accounting, grant tables, and the PV
+//! per-vCPU state the hypercalls manipulate.
 
 #[cfg(target_os = "none")]
 pub mod build;
 #[cfg(target_os = "none")]
 pub mod dom0;
 pub mod domu_spec;
+pub mod grants;
 pub mod layout;
 #[cfg(target_os = "none")]
 pub mod list;
@@ -122,6 +123,11 @@ pub struct Domain {
     pub evtchn: Mutex<crate::evtchn::PortTable>,
     /// A domU's console ring, served by the hypervisor (dom0 uses `console_io`).
     pub console: Option<ConsoleRing>,
+    /// The grant table and the maptrack (see `grants`).
+    pub grants: grants::DomainGrants,
+    /// Pages gained (positive) or given away (negative) through `GNTTABOP_transfer` since the
+    /// domain was built: its allocation is `tot_pages` plus this.
+    pub transferred: core::sync::atomic::AtomicI64,
     /// The vCPUs, by id.
     pub vcpus: Vec<Box<Vcpu>>,
 }

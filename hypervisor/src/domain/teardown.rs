@@ -1,14 +1,17 @@
 //! Giving a stopped domU's memory back to the free pool (Xen's `domain_relinquish_resources`
 //! and `domain_destroy`, run when the last of its vCPUs has left its CPU).
 //!
-//! A domU's page tables map only its own frames and its `shared_info`, and no other domain
-//! maps its frames, so once none of its vCPUs runs (every CPU that ran it has switched to the
-//! hypervisor's page tables and flushed its TLB on the way into the idle loop) all of its
-//! frames can be freed together, whatever their type counts say. Its `Domain` stays in the
-//! registry with `vcpu_info` pointers cleared, so a late event for it is dropped.
+//! A domU's page tables map its own frames, its `shared_info` and grant-table frames, and
+//! other domains' frames only through grant mappings; other domains reach its frames only
+//! through its grants. So once none of its vCPUs runs (every CPU that ran it has switched to
+//! the hypervisor's page tables and flushed its TLB on the way into the idle loop), its own
+//! grant mappings are released, the frames others still map through its grants are kept for
+//! them, and all the rest is freed together, whatever the type counts say
+//! (`grants::relinquish`). Its `Domain` stays in the registry with `vcpu_info` pointers
+//! cleared, so a late event for it is dropped; its grant table stays until nothing maps its
+//! frames any more (`grants::reap`).
 
 use super::Domain;
-use crate::mm::frametable;
 use crate::printk;
 use core::sync::atomic::Ordering;
 
@@ -37,14 +40,28 @@ pub fn relinquish_if_done(d: &Domain) {
             }
         }
     }
-    let freed = {
-        let mut env = frametable::lock();
-        frametable::release_domain_frames(&mut env, d.id)
-    };
+    let r = super::grants::relinquish(d);
     printk!(
-        "{}: {} ({}): {freed} pages returned to the free pool\n",
+        "{}: {} ({}): {} pages returned to the free pool\n",
         d.label(),
         d.name,
-        d.inner.lock().state
+        d.inner.lock().state,
+        r.freed
     );
+    if r.foreign_mappings != 0 {
+        printk!(
+            "{}: {} mapping(s) of other domains' grants released\n",
+            d.label(),
+            r.foreign_mappings
+        );
+    }
+    if r.still_mapped != 0 || r.table_kept {
+        printk!(
+            "{}: {} frame(s) still mapped by other domains through grants, kept until unmapped\n",
+            d.label(),
+            r.still_mapped
+        );
+    }
+    // Its death may have unpinned the last grant of another dead domain.
+    super::grants::reap();
 }

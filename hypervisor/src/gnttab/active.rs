@@ -93,6 +93,20 @@ impl ActiveEntry {
     pub const fn has_write_pins(&self) -> bool {
         self.pin & (pin::HSTW_MASK | pin::DEVW_MASK) != 0
     }
+
+    /// The frame references the pins stand for, as `(general, writable type)`: every pin
+    /// (host or device mapping, or copy in progress) holds one general reference on the
+    /// frame, and every writable one a writable type reference too (for a PV granter; see
+    /// `ops::host_mapping_takes_type`). These are what the pins' holders will drop, which is
+    /// what a dying granter must leave on a frame it cannot free yet.
+    pub fn held_references(&self) -> (u64, u64) {
+        let count = |mask: u32, shift: u32| u64::from((self.pin & mask) >> shift);
+        let hstw = count(pin::HSTW_MASK, 0);
+        let hstr = count(pin::HSTR_MASK, pin::COUNTER_BITS);
+        let devw = count(pin::DEVW_MASK, 2 * pin::COUNTER_BITS);
+        let devr = count(pin::DEVR_MASK, 3 * pin::COUNTER_BITS);
+        (hstw + hstr + devw + devr, hstw + devw)
+    }
 }
 
 #[cfg(test)]
@@ -112,5 +126,20 @@ mod tests {
             pin::overflow_mask(pin::HSTR_INC | pin::DEVW_INC),
             0x0080_8000
         );
+    }
+
+    #[test]
+    fn references_held_by_pins() {
+        let a = ActiveEntry {
+            pin: 2 * pin::HSTW_INC + pin::HSTR_INC + 3 * pin::DEVW_INC + pin::DEVR_INC,
+            ..ActiveEntry::default()
+        };
+        assert_eq!(a.held_references(), (7, 5));
+        assert_eq!(ActiveEntry::default().held_references(), (0, 0));
+        let ro = ActiveEntry {
+            pin: pin::HSTR_INC | pin::DEVR_INC,
+            ..ActiveEntry::default()
+        };
+        assert_eq!(ro.held_references(), (2, 0));
     }
 }

@@ -22,6 +22,10 @@
 //! | [`pte`] | the L1 entries of PV grant mappings | `grant_to_pte_flags` |
 //! | [`ops`] | one module per `GNTTABOP_*` | `map_grant_ref`, `unmap_common`, `gnttab_copy`, ... |
 //!
+//! In the hypervisor the hypercall layer is `hypercall::grant_table_op` and the host is
+//! `domain::grants::Host` (which also owns each domain's table and maptrack and the grant side
+//! of a domain's death).
+//!
 //! # What the hypercall layer calls
 //!
 //! `HYPERVISOR_grant_table_op(cmd, uop, count)`: the hypercall layer keeps Xen's frame around
@@ -59,7 +63,9 @@
 //!   `max_maptrack_frames=`, `gnttab=max-ver:`) and [`Maptrack::new`]; both go behind the locks
 //!   [`GrantHost::grant_table`] and [`GrantHost::maptrack`] hand out;
 //! * death: [`ops::release::release_mappings`] once the domain is dying (its own mappings of
-//!   others' grants); its page-table teardown then drops the PV host mappings' references;
+//!   others' grants); its page-table teardown drops the PV host mappings' references (in
+//!   Xenolith, which frees a dead domain's memory wholesale, that is
+//!   `pvmm::release_foreign_l1es` on its L1 tables, done first);
 //! * destruction: [`GrantTable::destroy`], which refuses while
 //!   [`GrantTable::frames_still_mapped`] is non-empty: other domains still map this domain's
 //!   frames (each mapping holds general references, so those frames are not freed either), and

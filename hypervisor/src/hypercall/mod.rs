@@ -10,6 +10,7 @@
 mod console_io;
 pub mod desc;
 pub mod event_channel_op;
+mod grant_table_op;
 pub mod memory_op;
 mod misc;
 mod mmu;
@@ -68,6 +69,7 @@ hypercall_table! {
     nr::vcpu_op => vcpu_op::do_vcpu_op,
     nr::set_timer_op => vcpu_op::do_set_timer_op,
     nr::event_channel_op => event_channel_op::do_event_channel_op,
+    nr::grant_table_op => grant_table_op::do_grant_table_op,
     nr::mmu_update => mmu::do_mmu_update,
     nr::update_va_mapping => mmu::do_update_va_mapping,
     nr::update_va_mapping_otherdomain => mmu::do_update_va_mapping_otherdomain,

@@ -63,9 +63,11 @@ pub fn lock() -> Env<'static> {
     }
 }
 
-/// Frees every frame allocated to `dom` (a domain none of whose vCPUs runs and whose frames
-/// nobody else maps) and forgets its M2P entries; returns how many were freed.
-pub fn release_domain_frames(env: &mut Env<'_>, dom: DomId) -> u64 {
+/// Frees every frame allocated to `dom` (a domain none of whose vCPUs runs) and forgets its
+/// M2P entries, whatever their counts say, except the frames in `keep` (sorted): its grant
+/// table frames and the frames other domains still map through its grants (see
+/// `domain::grants::relinquish`). Returns how many were freed.
+pub fn release_domain_frames(env: &mut Env<'_>, dom: DomId, keep: &[Mfn]) -> u64 {
     let mut freed = 0;
     for mfn in 0..NR_FRAMES.load(Ordering::Acquire) {
         let Some(p) = env.page_mut(mfn) else {
@@ -74,12 +76,59 @@ pub fn release_domain_frames(env: &mut Env<'_>, dom: DomId) -> u64 {
         if p.owner != dom || p.count_info & crate::pvmm::PGC_ALLOCATED == 0 {
             continue;
         }
+        if keep.binary_search(&mfn).is_ok() {
+            continue;
+        }
         *p = PageInfo::FREE;
         super::m2p::set(mfn, u64::MAX);
         frames::free(mfn << 12, 0);
         freed += 1;
     }
     freed
+}
+
+/// Drops the references the L1 entries of `dom` (a domain none of whose vCPUs runs) hold on
+/// other domains' frames, its grant mappings, and clears those entries
+/// (`pvmm::release_foreign_l1es` on each of its L1 tables). Returns how many there were.
+pub fn release_foreign_mappings(env: &mut Env<'_>, dom: DomId) -> usize {
+    let mut n = 0;
+    for mfn in 0..NR_FRAMES.load(Ordering::Acquire) {
+        if env.page(mfn).is_some_and(|p| p.owner == dom) {
+            n += crate::pvmm::release_foreign_l1es(env, dom, mfn);
+        }
+    }
+    n
+}
+
+/// Takes frame `mfn` of the dying `dom` out of its memory but keeps it allocated for the
+/// mappings other domains hold: it is left with exactly `general` references and, if
+/// `writable` is non-zero, a writable type with that many type references (what the mappings
+/// will drop), no allocation reference and no M2P entry. The last `put_page` frees it
+/// (`FrameEnv::page_released`).
+pub fn keep_for_foreign_mappings(
+    env: &mut Env<'_>,
+    mfn: Mfn,
+    dom: DomId,
+    general: u64,
+    writable: u64,
+) {
+    let Some(p) = env.page_mut(mfn) else {
+        return;
+    };
+    if p.owner != dom || general == 0 {
+        return;
+    }
+    *p = PageInfo {
+        count_info: general,
+        type_info: if writable == 0 {
+            0
+        } else {
+            crate::pvmm::PageType::Writable.bits() | crate::pvmm::PGT_VALIDATED | writable
+        },
+        owner: dom,
+        ..PageInfo::FREE
+    };
+    super::m2p::set(mfn, u64::MAX);
 }
 
 fn slot(mfn: Mfn) -> Option<*mut PageInfo> {

@@ -13,16 +13,18 @@
 //!
 //! Per-option rules live with their types: [`Dom0Mem`] and [`VcpuRange`] (`dom0_build.c`),
 //! [`ConsoleSet`] and [`LogLevels`] (`console.c`), [`SerialConfig`] (`ns16550.c`), [`Sched`]
-//! (`sched/core.c`).
+//! (`sched/core.c`), [`Gnttab`] (`grant_table.c`).
 //!
 //! Xenolith extensions, none of which changes the meaning of a line Xen accepts: option names
 //! match with `-` and `_` interchangeable and `no_` negates like `no-` (Xen 4.17 compares names
-//! with `strcmp` and knows only `no-`), `console=pc` means `vga`, and the test-only `selftest=`
-//! option. Where Xen would silently act on nonsense (numeric overflow, `dom0_max_vcpus=4-2`),
+//! with `strcmp` and knows only `no-`), `console=pc` means `vga`, `max_grant_frames=` and
+//! `max_maptrack_frames=` (the `xl.cfg` names) as aliases of `gnttab_max_frames=` and
+//! `gnttab_max_maptrack_frames=`, and the test-only `selftest=` option. Where Xen would silently act on nonsense (numeric overflow, `dom0_max_vcpus=4-2`),
 //! we report the value and ignore it; see the individual parsers.
 
 mod console;
 mod dom0;
+mod gnttab;
 mod num;
 mod sched;
 mod serial;
@@ -35,6 +37,9 @@ use core::fmt;
 
 pub use console::{CONRING_STATIC_SIZE, ComPort, ConsoleSet, Disposition, LogLevel, LogLevels};
 pub use dom0::{DOM0_MAX_VIRT_CPUS, Dom0Mem, MemSize, VcpuRange};
+pub use gnttab::Gnttab;
+#[cfg(target_os = "none")]
+pub use gnttab::booted as gnttab_booted;
 pub use sched::Sched;
 pub use serial::{Baud, DEFAULT_BASE_BAUD, Parity, SerialConfig};
 
@@ -69,6 +74,9 @@ pub struct Options {
     /// `conring_size=`: requested console ring size in bytes; 0 (the default) lets Xen size
     /// it from the CPU count. See [`Options::effective_conring_size`].
     pub conring_size: usize,
+    /// `gnttab_max_frames=`, `gnttab_max_maptrack_frames=`, `gnttab=`: grant-table limits.
+    /// Default [`Gnttab::XEN_DEFAULT`].
+    pub gnttab: Gnttab,
     /// `selftest=`: Xenolith test-only list of self-tests to run (free-form words).
     pub selftest: Vec<String>,
     /// Everything after the first ` -- `: appended to dom0's command line. Leading spaces are
@@ -91,6 +99,7 @@ impl Default for Options {
             noreboot: false,
             sched: Sched::XEN_DEFAULT,
             conring_size: 0,
+            gnttab: Gnttab::XEN_DEFAULT,
             selftest: Vec::new(),
             dom0_extra: String::new(),
         }
@@ -236,6 +245,9 @@ enum Opt {
     Noreboot,
     Sched,
     ConringSize,
+    GnttabMaxFrames,
+    GnttabMaxMaptrackFrames,
+    Gnttab,
     Selftest,
     Placeholder,
 }
@@ -249,6 +261,8 @@ enum Ty {
     Str,
     /// `size_param` into a 32-bit variable; `no-` is ignored.
     Size,
+    /// `integer_param` into an `unsigned int`; `no-` is ignored.
+    Uint,
     /// `custom_param`: `no-` is allowed only without a value and passes `no`.
     Custom,
     /// `ignore_param`: accepted and dropped.
@@ -256,7 +270,7 @@ enum Ty {
 }
 
 /// Canonical names, with the Xen source that registers each.
-const OPTIONS: [(&str, Opt); 13] = [
+const OPTIONS: [(&str, Opt); 18] = [
     ("dom0_mem", Opt::Dom0Mem),            // x86/dom0_build.c custom_param
     ("dom0_max_vcpus", Opt::Dom0MaxVcpus), // x86/dom0_build.c custom_param
     ("dom0_vcpus_pin", Opt::Dom0VcpusPin), // common/sched/core.c boolean_param
@@ -268,6 +282,11 @@ const OPTIONS: [(&str, Opt); 13] = [
     ("noreboot", Opt::Noreboot),           // x86/shutdown.c boolean_param
     ("sched", Opt::Sched),                 // common/sched/core.c string_param
     ("conring_size", Opt::ConringSize),    // drivers/char/console.c size_param
+    ("gnttab_max_frames", Opt::GnttabMaxFrames), // common/grant_table.c integer_runtime_param
+    ("gnttab_max_maptrack_frames", Opt::GnttabMaxMaptrackFrames), // (the same)
+    ("max_grant_frames", Opt::GnttabMaxFrames), // Xenolith alias (the xl.cfg name)
+    ("max_maptrack_frames", Opt::GnttabMaxMaptrackFrames), // Xenolith alias (the xl.cfg name)
+    ("gnttab", Opt::Gnttab),               // common/grant_table.c custom_param
     ("selftest", Opt::Selftest),           // Xenolith only
     ("placeholder", Opt::Placeholder),     // x86/setup.c ignore_param (GRUB workaround)
 ];
@@ -278,9 +297,13 @@ impl Opt {
             Opt::Dom0VcpusPin | Opt::Noreboot => Ty::Bool,
             Opt::Console | Opt::Com1 | Opt::Com2 | Opt::Sched => Ty::Str,
             Opt::ConringSize => Ty::Size,
-            Opt::Dom0Mem | Opt::Dom0MaxVcpus | Opt::Loglvl | Opt::GuestLoglvl | Opt::Selftest => {
-                Ty::Custom
-            }
+            Opt::GnttabMaxFrames | Opt::GnttabMaxMaptrackFrames => Ty::Uint,
+            Opt::Dom0Mem
+            | Opt::Dom0MaxVcpus
+            | Opt::Loglvl
+            | Opt::GuestLoglvl
+            | Opt::Gnttab
+            | Opt::Selftest => Ty::Custom,
             Opt::Placeholder => Ty::Ignore,
         }
     }
@@ -364,6 +387,11 @@ impl State {
                 Ok(_) => self.invalid(key, value, EINVAL),
                 Err(num::Overflow) => self.invalid(key, value, EOVERFLOW),
             },
+            Ty::Uint => match gnttab::parse_uint_param(value) {
+                Ok(n) if opt == Opt::GnttabMaxFrames => self.opts.gnttab.max_frames = n,
+                Ok(n) => self.opts.gnttab.max_maptrack_frames = n,
+                Err(rc) => self.invalid(key, value, rc),
+            },
             Ty::Custom => {
                 if negated && !value.is_empty() {
                     self.invalid(key, value, EINVAL);
@@ -376,6 +404,7 @@ impl State {
                     Opt::Dom0MaxVcpus => opts.dom0_max_vcpus.parse_into(value),
                     Opt::Loglvl => LogLevels::parse(value).map(|l| opts.loglvl = l),
                     Opt::GuestLoglvl => LogLevels::parse(value).map(|l| opts.guest_loglvl = l),
+                    Opt::Gnttab => opts.gnttab.parse_into(value),
                     Opt::Selftest => {
                         // `no-selftest` clears the list; otherwise the last list wins.
                         opts.selftest = if negated {
@@ -456,6 +485,9 @@ impl State {
         };
 
         self.opts.dom0_extra = extra.to_string();
+        // The domain builder takes the grant-table limits from here.
+        #[cfg(target_os = "none")]
+        gnttab::record(&self.opts.gnttab);
         (self.opts, self.diags)
     }
 }

@@ -67,6 +67,16 @@ fn defaults_are_xen_4_17_release_defaults() {
     assert!(!d.noreboot);
     assert_eq!(d.sched, Sched::Credit2);
     assert_eq!(d.conring_size, 0);
+    assert_eq!(
+        d.gnttab,
+        Gnttab {
+            max_frames: 64,
+            max_maptrack_frames: 1024,
+            max_version: 2,
+            transitive: true,
+            transfer: true,
+        }
+    );
     assert!(d.selftest.is_empty());
     assert_eq!(d.dom0_extra, "");
     // An empty line, or only spaces, changes nothing.
@@ -1268,6 +1278,7 @@ fn realistic_command_line() {
         noreboot: true,
         sched: Sched::Credit,
         conring_size: 1 << 20,
+        gnttab: Gnttab::XEN_DEFAULT,
         selftest: vec!["fault".to_string(), "conring".to_string()],
         dom0_extra: "earlyprintk=xen console=hvc0".to_string(),
     };
@@ -1352,4 +1363,77 @@ fn parse_size_and_unit_matches_xen() {
         parse_size_and_unit("18014398509481983"),
         Ok((u64::MAX - 1023, ""))
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Grant tables (common/grant_table.c)
+
+#[test]
+fn gnttab_frame_limits_are_c_integers() {
+    let o = opts("gnttab_max_frames=32 gnttab_max_maptrack_frames=0x100");
+    assert_eq!(o.gnttab.max_frames, 32);
+    assert_eq!(o.gnttab.max_maptrack_frames, 256);
+    // Octal, as simple_strtoll with base 0.
+    assert_eq!(opts("gnttab_max_frames=010").gnttab.max_frames, 8);
+    // The xl.cfg names are aliases; the last setting wins.
+    let o = opts("max_grant_frames=16 max-maptrack-frames=8 gnttab_max_frames=20");
+    assert_eq!(o.gnttab.max_frames, 20);
+    assert_eq!(o.gnttab.max_maptrack_frames, 8);
+    // No value is 0 (simple_strtoll of ""), and `no-` means nothing to integer options.
+    assert_eq!(opts("gnttab_max_frames").gnttab.max_frames, 0);
+    assert_eq!(opts("no-gnttab_max_frames=5").gnttab.max_frames, 5);
+    // A negative value in int range wraps, as the C assignment does.
+    assert_eq!(opts("gnttab_max_frames=-1").gnttab.max_frames, u32::MAX);
+}
+
+#[test]
+fn gnttab_frame_limits_reject_garbage_and_overflow() {
+    let (o, _) = parse("gnttab_max_frames=32x gnttab_max_maptrack_frames=0x100000000");
+    assert_eq!(o.gnttab, Gnttab::XEN_DEFAULT);
+    assert_eq!(
+        messages("gnttab_max_frames=32x gnttab_max_maptrack_frames=0x100000000"),
+        [
+            invalid("gnttab_max_frames", "32x", -22),
+            invalid("gnttab_max_maptrack_frames", "0x100000000", -75),
+        ]
+    );
+    assert_eq!(
+        messages("max_grant_frames=-2147483649"),
+        [invalid("max_grant_frames", "-2147483649", -75)]
+    );
+}
+
+#[test]
+fn gnttab_list() {
+    let o = opts("gnttab=max-ver:1,no-transitive,transfer=off");
+    assert_eq!(o.gnttab.max_version, 1);
+    assert!(!o.gnttab.transitive);
+    assert!(!o.gnttab.transfer);
+    let o = opts("gnttab=max_ver:1 gnttab=max-ver:2,transitive=yes,transfer");
+    assert_eq!(o.gnttab, Gnttab::XEN_DEFAULT);
+}
+
+#[test]
+fn gnttab_bad_items_are_reported_and_the_good_ones_applied() {
+    let (o, d) = parse("gnttab=max-ver:3,no-transfer");
+    assert!(!o.gnttab.transfer);
+    assert_eq!(o.gnttab.max_version, 2);
+    assert_eq!(
+        d.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        [invalid("gnttab", "max-ver:3,no-transfer", -22)]
+    );
+    for bad in [
+        "gnttab=max-ver:",
+        "gnttab=max-ver:1x",
+        "gnttab=transitive=maybe",
+        "gnttab=no-transitive=1",
+        "gnttab=transitiveness",
+        "gnttab=",
+        "no-gnttab",
+    ] {
+        let (o, d) = parse(bad);
+        assert_eq!(o.gnttab, Gnttab::XEN_DEFAULT, "{bad}");
+        assert_eq!(d.len(), 1, "{bad}: {d:?}");
+        assert_eq!(d[0].kind, DiagnosticKind::InvalidValue { rc: -22 }, "{bad}");
+    }
 }

@@ -29,6 +29,7 @@
 //! | [`mod_entry`], [`mmu_pt_update`], [`update_va_mapping_l1`], [`ptwr_emulated_update`] | `mm.c`: `mod_l1_entry`..`mod_l4_entry`, `do_mmu_update`, `__do_update_va_mapping`; `pv/mm.h`: `update_intpte`; `pv/ro-page-fault.c`: `ptwr_emulated_update` |
 //! | [`pin_table`], [`unpin_table`], [`new_baseptr`], [`new_user_baseptr`] | `mm.c`: `do_mmuext_op`, `new_guest_cr3`, `vcpu_destroy_pagetables` |
 //! | [`check_descriptor`], [`update_descriptor`], [`get_gdt_frames`] | `pv/descriptor-tables.c` |
+//! | [`write_grant_l1e`], [`replace_grant_l1e`], [`steal_l1e`], [`find_l1e`] | `pv/grant_table.c`: `create_grant_pv_mapping`, `replace_grant_pv_mapping`, `steal_linear_address`; `mm.c`: `map_guest_l1e` |
 //!
 //! # The errors a guest sees (Xen 4.17)
 //!
@@ -68,11 +69,14 @@
 //!   rules, via [`DomainPolicy`]), L1TF shadowing of not-present entries (`pv_l1tf_check_*`),
 //!   the IOMMU map/unmap on writable-type transitions, XSM (only `xsm_priv_mapping`, via
 //!   [`FrameEnv::priv_mapping_allowed`]), superpages (PSE is always a disallowed bit), the LDT
-//!   shadow mappings, `MMU_MACHPHYS_UPDATE`, and grant mappings (`_PAGE_GNTTAB` is refused).
+//!   shadow mappings and `MMU_MACHPHYS_UPDATE`. Grant mappings (`_PAGE_GNTTAB` entries) are
+//!   written only by the grant-table hooks of the private `grant` module; guests cannot set
+//!   that bit, and such entries are released like any other when overwritten or devalidated.
 //!   TLB and cache flushes are requested through [`FrameEnv`] hooks.
 
 mod desc;
 mod env;
+mod grant;
 mod mmuext;
 mod page;
 mod refs;
@@ -87,6 +91,10 @@ pub use desc::{
     get_gdt_frames, put_gdt_frames, update_descriptor,
 };
 pub use env::{DomainPolicy, FrameEnv, MmioRelax};
+pub use grant::{
+    L1Slot, find_l1e, get_page_owner_and_reference, release_foreign_l1es, release_l1e,
+    replace_grant_l1e, steal_l1e, unsteal_l1e, write_grant_l1e,
+};
 pub use mmuext::{new_baseptr, new_user_baseptr, pin_table, release_baseptr, unpin_table};
 pub use page::{
     Level, PGC_ALLOCATED, PGC_COUNT_MASK, PGC_EXTRA, PGC_XEN_HEAP, PGT_COUNT_MASK, PGT_LOCKED,

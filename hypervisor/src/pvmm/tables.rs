@@ -318,7 +318,9 @@ pub(crate) fn put_page_from_l1e<E: FrameEnv>(env: &mut E, l1e: u64, l1e_owner: D
     if pg_owner == DOMID_IO {
         return;
     }
-    // (Grant mappings, `_PAGE_GNTTAB`, cannot be created through these rules.)
+    // Grant mappings (`_PAGE_GNTTAB`, written by `pvmm::grant`) hold the same references as
+    // any other mapping and are released the same way (Xen's release build does the same; its
+    // debug build also crashes a live domain that drops one implicitly).
     // Remember we didn't take a type count of foreign writable mappings to paging-external
     // domains.
     if l1e & PAGE_RW != 0 && (l1e_owner == pg_owner || !env.policy(pg_owner).paging_external) {

@@ -44,14 +44,12 @@ struct Buf {
 }
 
 impl Buf {
+    /// Drops the claim: the frame references first, then the pin. (Xen unpins first; the
+    /// order matters here because a dying granter keeps exactly the frames that are still
+    /// pinned, with the references their pins stand for: a reference must never outlive its
+    /// pin. Nothing touches the frame in between either way.)
     fn release<H: GrantHost>(&mut self, host: &H) {
         self.ready = false;
-        if self.have_grant {
-            if let Some(dom) = self.domain {
-                release_grant_for_copy(host, dom, self.u as u32, self.read_only);
-            }
-            self.have_grant = false;
-        }
         if self.have_type {
             if let Some(page) = self.page {
                 host.put_page_type(page);
@@ -60,6 +58,12 @@ impl Buf {
         }
         if let Some(page) = self.page.take() {
             host.put_page(page);
+        }
+        if self.have_grant {
+            if let Some(dom) = self.domain {
+                release_grant_for_copy(host, dom, self.u as u32, self.read_only);
+            }
+            self.have_grant = false;
         }
     }
 

@@ -285,3 +285,28 @@ fn source_and_destination_in_the_same_grant() {
     assert_eq!(gst.in_use(5), 0);
     assert_quiescent(&host, &g);
 }
+
+#[test]
+fn references_are_dropped_before_the_pin() {
+    use super::fake::Access;
+    let (host, g, m) = two_domains();
+    let gst = guest(&host, GRANTER);
+    gst.grant(4, MAPPER, g[2], false);
+    let status = gst.locs(4).status;
+    let frame = g[2];
+    // When the hypervisor clears the in-use bits (the unpin), the copy's general and type
+    // references on the granted frame are gone already.
+    host.before(Access::And, status, 0, move |h| {
+        assert_eq!(h.count(frame), 1, "general reference outlives the pin");
+        assert_eq!(h.type_count(frame), 0, "type reference outlives the pin");
+    });
+    let op = copy_op(
+        frame_ptr(m[1], 0),
+        gref_ptr(GRANTER, 4, 0),
+        64,
+        GNTCOPY_dest_gref,
+    );
+    assert_eq!(copy1(&host, MAPPER, op), GNTST_okay);
+    assert_eq!(host.hooks_pending(), 0);
+    assert_quiescent(&host, &g);
+}

@@ -15,6 +15,7 @@
 
 mod basic;
 mod desc_tests;
+mod grant_tests;
 mod l1_rules;
 mod linear;
 mod random;

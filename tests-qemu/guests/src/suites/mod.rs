@@ -8,6 +8,7 @@ pub mod basic;
 pub mod conin;
 pub mod domu;
 pub mod emul;
+pub mod grants;
 pub mod misc;
 pub mod mmu;
 pub mod pingpong;
@@ -28,6 +29,7 @@ pub const SUITES: &[(&str, SuiteFn)] = &[
     ("time", time::run),
     ("mmu", mmu::run),
     ("misc", misc::run),
+    ("gnttab", grants::run_local),
     ("smp", smp::run),
 ];
 
@@ -36,6 +38,7 @@ pub const SUITES: &[(&str, SuiteFn)] = &[
 pub const ON_REQUEST: &[(&str, SuiteFn)] = &[
     ("domu", domu::run),
     ("pingpong", pingpong::run),
+    ("grants", grants::run_pair),
     ("conin", conin::run),
     ("watch", watch::run),
     ("bench", crate::bench::run),
