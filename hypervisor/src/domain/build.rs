@@ -519,6 +519,7 @@ pub fn build_pv(
     // offered to dom0 (the toolstack allocates the xenstore port first).
     let mut ports = crate::evtchn::PortTable::new(nr_vcpus);
     let mut console = None;
+    let mut store = None;
     if !cfg.privileged {
         let store_mfn = mem.p2m[layout.pfn_of(layout.vspecial.0) as usize];
         let console_mfn = mem.p2m[layout.pfn_of(layout.vspecial.0 + PAGE) as usize];
@@ -529,6 +530,10 @@ pub fn build_pv(
         si[64..68].copy_from_slice(&store_port.to_le_bytes());
         si[72..80].copy_from_slice(&console_mfn.to_le_bytes());
         si[80..84].copy_from_slice(&console_port.to_le_bytes());
+        store = Some(super::ConsoleRing {
+            mfn: store_mfn,
+            port: store_port,
+        });
         console = Some(super::ConsoleRing {
             mfn: console_mfn,
             port: console_port,
@@ -582,6 +587,7 @@ pub fn build_pv(
         relinquished: core::sync::atomic::AtomicBool::new(false),
         evtchn: Mutex::new(ports),
         console,
+        store,
         grants,
         transferred: core::sync::atomic::AtomicI64::new(0),
         vcpus: Vec::new(),

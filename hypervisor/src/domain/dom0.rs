@@ -210,6 +210,12 @@ fn start_domu(
     };
     let d = build::build_pv(&kernel, initrd, &spec.cmdline, &cfg).map_err(|e| e.to_string())?;
     let taken: Vec<u32> = cpus.take(spec.vcpus as usize).collect();
+    if let Some(ring) = d.store {
+        // The hypervisor answers its xenstore requests (there is no xenstored).
+        let store =
+            crate::xenstore::Store::for_domain(id, &spec.name, spec.memory_mib * 1024, spec.vcpus);
+        crate::xenstore::ring::attach(id, store, ring.mfn, ring.port);
+    }
     printk!(
         "d{id}: domU '{}' built: {} MiB, {} vCPU(s) on CPU(s) {:?}, kernel {:?}, command line \"{}\"\n",
         spec.name,

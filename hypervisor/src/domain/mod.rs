@@ -36,7 +36,8 @@ pub fn shutdown(v: &mut Vcpu, regs: &xenolith_arch::trap::TrapFrame, reason: u32
     run::shutdown_domain(v, regs, reason)
 }
 
-/// A domain's console ring (`xencons_interface`) and its event channel.
+/// A shared ring page of a domU's and its event channel: the console ring
+/// (`xencons_interface`) or the xenstore ring (`xenstore_domain_interface`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConsoleRing {
     /// Machine frame of the ring page.
@@ -123,6 +124,8 @@ pub struct Domain {
     pub evtchn: Mutex<crate::evtchn::PortTable>,
     /// A domU's console ring, served by the hypervisor (dom0 uses `console_io`).
     pub console: Option<ConsoleRing>,
+    /// A domU's xenstore ring, served by the hypervisor's store (`xenstore`).
+    pub store: Option<ConsoleRing>,
     /// The grant table and the maptrack (see `grants`).
     pub grants: grants::DomainGrants,
     /// Pages gained (positive) or given away (negative) through `GNTTABOP_transfer` since the

@@ -25,6 +25,7 @@ pub fn relinquish_if_done(d: &Domain) {
         return;
     }
     crate::console::ring::flush(d.id);
+    crate::xenstore::ring::detach(d.id);
     // Close its ports first (Xen's `evtchn_destroy`): peers in other domains become unbound.
     if let Some(d) = super::registry::get(d.id) {
         let pages = crate::evtchn::ops::destroy(d, &super::registry::get);
