@@ -231,3 +231,43 @@ fn debian_linux_amd64_interactive_shell_on_hvc0() {
     assert_eq!(run.end, EndReason::Exited, "{}", run.report());
     assert_eq!(run.exit_code(), Some(0), "{}", run.report());
 }
+
+/// Not a test: measures the wall time from QEMU's start to `/init`'s marker for Linux as dom0
+/// on real Xen 4.17 and on Xenolith, back to back, on the same QEMU command line (only
+/// `-kernel` differs), and prints both and their ratio. Run it with
+/// `cargo test -p tests-qemu --test linux_dom0 -- --ignored --nocapture measure`; the
+/// numbers go to docs/performance.md.
+#[test]
+#[ignore = "a measurement, not a test: run by hand"]
+fn measure_linux_dom0_boot_on_xen_and_xenolith() {
+    let vmlinuz = linux::kernel().unwrap_or_else(|e| panic!("fetching the Linux kernel: {e}"));
+    let initrd = initramfs::busybox_initramfs()
+        .unwrap_or_else(|e| panic!("building the busybox initramfs: {e}"));
+    let xen = tests_qemu::xen_ref::xen_elf().unwrap_or_else(|e| panic!("fetching Xen: {e}"));
+    let xenolith = paths::hypervisor_elf().unwrap_or_else(|e| panic!("building Xenolith: {e}"));
+    let mut times = Vec::new();
+    for (name, hv) in [("Xen 4.17", &xen), ("Xenolith", &xenolith)] {
+        let run_name = format!("measure-linux-{}", name.replace([' ', '.'], "-"));
+        let watch = SerialWatch::start(&run_name, &[initramfs::INIT_MARKER])
+            .unwrap_or_else(|e| panic!("watching the serial log: {e}"));
+        let run = linux::init_qemu(hv, &vmlinuz, &initrd)
+            .name(&run_name)
+            .success_marker(tests_qemu::xen_ref::DOM0_HALTED)
+            .run()
+            .unwrap_or_else(|e| panic!("running QEMU: {e}"));
+        let t = watch.finish()[0];
+        eprintln!(
+            "{name}: /init marker after {}; run {} after {:.1?}",
+            t.map_or("never".into(), |t| format!("{t:.2?}")),
+            run.end,
+            run.elapsed
+        );
+        times.push(t);
+    }
+    if let [Some(x), Some(y)] = times[..] {
+        eprintln!(
+            "ratio Xenolith / Xen 4.17 = {:.2}",
+            y.as_secs_f64() / x.as_secs_f64()
+        );
+    }
+}
