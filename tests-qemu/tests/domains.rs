@@ -36,8 +36,13 @@ fn transcript(r: &RunResult, dom: u16) -> Transcript {
 }
 
 fn run_pair(name: &str, cpus: u32, dom0_vcpus: u32) -> RunResult {
+    run_domains(name, cpus, dom0_vcpus, &[])
+}
+
+/// dom0 and domU 1 run `pingpong`; `extra` domUs (module command lines) run beside them.
+fn run_domains(name: &str, cpus: u32, dom0_vcpus: u32, extra: &[&str]) -> RunResult {
     let p = pvtest();
-    let r = Qemu::new()
+    let mut q = Qemu::new()
         .name(name)
         .kernel(elf())
         .append(&format!(
@@ -45,7 +50,11 @@ fn run_pair(name: &str, cpus: u32, dom0_vcpus: u32) -> RunResult {
         ))
         .smp(cpus)
         .module(&p, "suites=pingpong")
-        .module(&p, "domU name=peer memory=32 -- suites=domu,pingpong")
+        .module(&p, "domU name=peer memory=32 -- suites=domu,pingpong");
+    for m in extra {
+        q = q.module(&p, m);
+    }
+    let r = q
         .timeout(std::time::Duration::from_secs(120))
         .success_marker(xen_ref::DOM0_HALTED)
         .failure_marker(xen_ref::DOM0_CRASHED)
@@ -93,4 +102,26 @@ fn pingpong_between_dom0_and_a_domu() {
 fn pingpong_with_both_domains_on_one_cpu() {
     let r = run_pair("domains-pingpong-1cpu", 1, 1);
     check_pair(&r);
+}
+
+/// Three domains on two CPUs: dom0 and domU 1 ping-pong while domU 2 runs its own checks on
+/// the shared CPUs and stops first.
+#[test]
+fn three_domains_on_two_cpus() {
+    let r = run_domains(
+        "domains-three",
+        2,
+        1,
+        &["domU name=third memory=32 -- suites=domu"],
+    );
+    check_pair(&r);
+    if let Err(e) = transcript(&r, 2).expect_all_pass(&["domu"]) {
+        panic!("domU 2:\n{e}\n{}", r.report());
+    }
+    assert!(
+        r.lines()
+            .any(|l| l.contains("d2: shutdown, reason 0 (poweroff)")),
+        "{}",
+        r.report()
+    );
 }
