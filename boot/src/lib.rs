@@ -9,6 +9,8 @@ extern crate alloc;
 
 #[cfg(target_os = "none")]
 mod entry;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod info;
 pub mod mb1;
 pub mod mb2;

@@ -267,3 +267,35 @@ fn pvtest_misc_on_xen_4_17() {
 fn pvtest_misc_matches_xen_on_xenolith() {
     expect_xenolith_matches_xen("misc");
 }
+
+#[test]
+fn pvtest_fifo_on_xen_4_17() {
+    let r = expect_all_pass_on_xen("fifo");
+    for (key, details) in [
+        ("fifo.set_priority.two_level", "rc=-38(ENOSYS)"),
+        ("fifo.expand_array.two_level", "rc=-95(EOPNOTSUPP)"),
+        (
+            "fifo.init_control.bad_vcpu",
+            "rc=-2(ENOENT) link_bits_written=false",
+        ),
+        ("fifo.init_control.switch", "rc=0 link_bits=17"),
+        ("fifo.init_control.again_same_vcpu", "rc=-22(EINVAL)"),
+        ("fifo.set_priority.reserved_port_0", "rc=-13(EACCES)"),
+        (
+            "fifo.control_block.queues",
+            "ready=0xa4 queues=2:L>B,5:A>C,7:D",
+        ),
+        (
+            "fifo.upcall.consume_order",
+            "upcalls=1 order=L,B,A,C,D ready=0x0 words_clear=true odd=0",
+        ),
+    ] {
+        assert_verdict(&r, key, details);
+    }
+    eprintln!("pvtest fifo on Xen 4.17:\n{}", r.transcript);
+}
+
+#[test]
+fn pvtest_fifo_matches_xen_on_xenolith() {
+    expect_xenolith_matches_xen("fifo");
+}

@@ -134,7 +134,7 @@ impl Dom0 {
                      channel and share a granted page"
                 );
                 vec![
-                    Module::new(elf.clone(), "suites=pingpong,grants"),
+                    Module::new(elf.clone(), "suites=pingpong,grants peer_stays"),
                     Module::new(
                         elf,
                         "domU name=peer memory=32 -- suites=domu,pingpong,grants",

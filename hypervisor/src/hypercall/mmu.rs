@@ -46,7 +46,7 @@ pub fn do_mmu_update(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
     };
     let mut done = 0u64;
     let mut rc = Ok(0);
-    let mut touched = false;
+    let mut need_flush = false;
     while done < count {
         let mut b = [0u8; 16];
         if let Err(e) = copy_from_guest(&mut b, reqs + done * 16) {
@@ -56,25 +56,64 @@ pub fn do_mmu_update(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
         let ptr = u64::from_le_bytes(b[..8].try_into().unwrap_or_default());
         let val = u64::from_le_bytes(b[8..].try_into().unwrap_or_default());
         let r = if ptr & 7 == MMU_MACHPHYS_UPDATE {
+            // No translation changes (as before, still followed by the flush).
+            need_flush = true;
             machphys_update(ptr >> 12, val, owner)
         } else {
             let mut env = frametable::lock();
-            pvmm::mmu_pt_update(&mut env, mctx, ptr, val)
+            let old = l1_entry(&env, ptr);
+            let r = pvmm::mmu_pt_update(&mut env, mctx, ptr, val);
+            if r.is_ok() && !l1_update_needs_no_flush(&env, old) {
+                need_flush = true;
+            }
+            r
         };
         if let Err(e) = r {
             rc = Err(e);
             break;
         }
-        touched = true;
         done += 1;
     }
-    if touched {
+    // Like Xen, an update of an L1 entry flushes nothing: the guest asks for the flushes its
+    // own mappings need (`mmuext_op`, `update_va_mapping` flags). Isolation does not depend on
+    // it: a frame whose last writable mapping went away can only become a page table (or a
+    // descriptor page) through a type change, which flushes every CPU of the owner itself
+    // (`flush_tlb_for_type_change`). What the type rules do not cover is an entry whose old
+    // frame was freed by the update (its last reference dropped), and changes to L2-L4
+    // entries (whole subtrees, and the tables the hypervisor walks): those still flush
+    // locally, as every update did before.
+    if need_flush {
         cpu::flush_tlb_local();
     }
     if pdone != 0 {
         copy_to_guest(pdone, &(done as u32).to_le_bytes())?;
     }
     rc
+}
+
+/// Before an `MMU_*_PT_UPDATE` at `ptr`: the old value of the entry if the table is an L1
+/// page table (a frame with a frame-table entry), else `None`.
+fn l1_entry(env: &frametable::Env<'_>, ptr: u64) -> Option<u64> {
+    let table = ptr >> 12;
+    let index = ((ptr & 0xfff) / 8) as usize;
+    env.page(table)
+        .is_some_and(|p| p.page_type() == pvmm::PageType::L1)
+        .then(|| env.read_entry(table, index))
+}
+
+/// After a successful update of an entry that held `old` (from [`l1_entry`]): true if no
+/// flush is needed, i.e. the table was an L1 and the frame the old entry mapped (if present)
+/// still has a general reference, so it was neither freed nor handed to anyone else; a stale
+/// translation of it is the guest's own business, as on Xen.
+fn l1_update_needs_no_flush(env: &frametable::Env<'_>, old: Option<u64>) -> bool {
+    match old {
+        None => false,
+        Some(old) if old & 1 == 0 => true,
+        Some(old) => {
+            let mfn = (old & 0x000f_ffff_ffff_f000) >> 12;
+            env.page(mfn).is_some_and(|p| p.count() != 0)
+        }
+    }
 }
 
 /// `MMU_MACHPHYS_UPDATE`: the guest records its frame number for one of its frames.

@@ -18,6 +18,8 @@ pub mod elf;
 pub mod xen_notes;
 
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod tests;
 
 use alloc::borrow::Cow;

@@ -24,6 +24,8 @@
 
 mod console;
 mod dom0;
+#[cfg(test)]
+mod fuzz_tests;
 mod gnttab;
 mod num;
 mod sched;

@@ -49,17 +49,40 @@ pub struct BounceState {
     pub architectural_iopl: Option<u64>,
 }
 
-/// A bounce frame ready to be written to the guest kernel stack.
+/// The most words a bounce frame has (with an error code).
+pub const MAX_FRAME_WORDS: usize = 8;
+
+/// A bounce frame ready to be written to the guest kernel stack. Built in place, without the
+/// heap: the trap, event and syscall paths allocate nothing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BounceFrame {
     /// Guest address of the lowest word; the new guest RSP.
     pub rsp: u64,
-    /// Words from `rsp` upward: RCX, R11, [error code,] RIP, CS|mask<<32, RFLAGS, RSP, SS.
-    pub words: alloc::vec::Vec<u64>,
+    /// The frame's words (the first `len`; the rest are zero).
+    buf: [u64; MAX_FRAME_WORDS],
+    /// Number of words: 7, or 8 with an error code.
+    len: usize,
     /// `evtchn_upcall_mask` after delivery.
     pub upcall_mask: u8,
     /// The caller must switch the vCPU to kernel mode (page tables and GS) first.
     pub to_kernel_mode: bool,
+}
+
+impl BounceFrame {
+    /// Words from `rsp` upward: RCX, R11, [error code,] RIP, CS|mask<<32, RFLAGS, RSP, SS.
+    pub fn words(&self) -> &[u64] {
+        &self.buf[..self.len]
+    }
+
+    /// The frame as the guest's stack holds it (little-endian words from `rsp` upward), and its
+    /// length in bytes: the caller copies `bytes[..len]` to the guest in one go.
+    pub fn to_bytes(&self) -> ([u8; MAX_FRAME_WORDS * 8], usize) {
+        let mut bytes = [0u8; MAX_FRAME_WORDS * 8];
+        for (chunk, w) in bytes.chunks_exact_mut(8).zip(self.words()) {
+            chunk.copy_from_slice(&w.to_le_bytes());
+        }
+        (bytes, self.len * 8)
+    }
 }
 
 /// Why a bounce is impossible (Xen crashes the domain in both cases).
@@ -102,18 +125,25 @@ pub fn bounce(
     if let Some(iopl) = st.architectural_iopl {
         rflags |= iopl & EFLAGS_IOPL;
     }
-    let mut words = alloc::vec![regs.rcx, regs.r11];
+    let mut buf = [0u64; MAX_FRAME_WORDS];
+    buf[0] = regs.rcx;
+    buf[1] = regs.r11;
+    let mut len = 2;
     if let Some(ec) = tb.error_code {
-        words.push(u64::from(ec));
+        buf[len] = u64::from(ec);
+        len += 1;
     }
-    words.extend([
+    for w in [
         regs.rip,
         (cs & 0xffff) | (u64::from(saved_mask) << 32),
         rflags,
         regs.rsp,
         regs.ss,
-    ]);
-    let rsp = sp - 8 * words.len() as u64;
+    ] {
+        buf[len] = w;
+        len += 1;
+    }
+    let rsp = sp - 8 * len as u64;
 
     regs.entry_vector |= TRAP_SYSCALL;
     regs.rflags &= !(EFLAGS_AC | EFLAGS_VM | EFLAGS_RF | EFLAGS_NT | EFLAGS_TF);
@@ -123,7 +153,8 @@ pub fn bounce(
     regs.rip = tb.eip;
     Ok(BounceFrame {
         rsp,
-        words,
+        buf,
+        len,
         upcall_mask: if tb.interrupt { 1 } else { saved_mask },
         to_kernel_mode: !st.kernel_mode,
     })
@@ -235,17 +266,23 @@ mod tests {
         let f = bounce(&mut r, &st, &tb).unwrap();
         // 16-byte aligned base, 8 words below it.
         assert_eq!(f.rsp, 0xffff_c900_0000_3f00 - 8 * 8);
-        assert_eq!(f.words[0], 0x1111);
-        assert_eq!(f.words[1], 0x2222);
-        assert_eq!(f.words[2], 2);
-        assert_eq!(f.words[3], 0xffff_ffff_8100_1234);
+        assert_eq!(f.words()[0], 0x1111);
+        assert_eq!(f.words()[1], 0x2222);
+        assert_eq!(f.words()[2], 2);
+        assert_eq!(f.words()[3], 0xffff_ffff_8100_1234);
         assert_eq!(
-            f.words[4], 0xe030,
+            f.words()[4],
+            0xe030,
             "kernel context: RPL cleared, no saved mask"
         );
-        assert_eq!(f.words[5] & EFLAGS_IF, EFLAGS_IF, "events were unmasked");
-        assert_eq!(f.words[6], 0xffff_c900_0000_3f08);
-        assert_eq!(f.words[7], 0xe02b);
+        assert_eq!(f.words()[5] & EFLAGS_IF, EFLAGS_IF, "events were unmasked");
+        assert_eq!(f.words()[6], 0xffff_c900_0000_3f08);
+        assert_eq!(f.words()[7], 0xe02b);
+        assert_eq!(f.words().len(), 8);
+        let (bytes, len) = f.to_bytes();
+        assert_eq!(len, 64);
+        assert_eq!(bytes[..8], 0x1111u64.to_le_bytes());
+        assert_eq!(bytes[56..64], 0xe02bu64.to_le_bytes());
         assert_eq!(f.upcall_mask, 1, "interrupt gates mask events");
         assert!(!f.to_kernel_mode);
         assert_eq!(r.rip, 0xffff_ffff_8100_8000);
@@ -273,14 +310,19 @@ mod tests {
         let f = bounce(&mut r, &st, &tb).unwrap();
         assert!(f.to_kernel_mode);
         assert_eq!(f.rsp, 0xffff_c900_0001_0000 - 7 * 8);
+        assert_eq!(f.words().len(), 7);
+        let (bytes, len) = f.to_bytes();
+        assert_eq!(len, 56);
+        assert_eq!(bytes[48..56], 0xe02bu64.to_le_bytes());
+        assert!(bytes[56..].iter().all(|&b| b == 0));
         assert_eq!(
-            f.words[3],
+            f.words()[3],
             0xe033 | (1 << 32),
             "user CS kept, saved mask in bits 32-39"
         );
-        assert_eq!(f.words[4] & EFLAGS_IF, 0, "events were masked");
-        assert_eq!(f.words[4] & EFLAGS_IOPL, 3 << 12);
-        assert_eq!(f.words[5], 0x7fff_ffff_e000);
+        assert_eq!(f.words()[4] & EFLAGS_IF, 0, "events were masked");
+        assert_eq!(f.words()[4] & EFLAGS_IOPL, 3 << 12);
+        assert_eq!(f.words()[5], 0x7fff_ffff_e000);
         assert_eq!(f.upcall_mask, 1);
     }
 

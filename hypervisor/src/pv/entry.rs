@@ -121,8 +121,9 @@ pub fn deliver(v: &mut Vcpu, regs: &mut TrapFrame, tb: TrapBounce) {
     if frame.to_kernel_mode {
         crate::domain::toggle_guest_mode(v);
     }
-    let bytes: alloc::vec::Vec<u8> = frame.words.iter().flat_map(|w| w.to_le_bytes()).collect();
-    if crate::guest_mem::copy_to_guest(frame.rsp, &bytes).is_err() {
+    // The whole frame in one copy, from the stack (no heap on this path).
+    let (bytes, len) = frame.to_bytes();
+    if crate::guest_mem::copy_to_guest(frame.rsp, &bytes[..len]).is_err() {
         crate::domain::crash(
             v,
             regs,

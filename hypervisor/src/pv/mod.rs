@@ -10,5 +10,7 @@ pub mod emulate;
 pub mod entry;
 #[cfg(target_os = "none")]
 pub mod events;
+#[cfg(test)]
+mod fuzz_tests;
 #[cfg(target_os = "none")]
 pub mod time;

@@ -8,7 +8,9 @@ pub mod basic;
 pub mod conin;
 pub mod domu;
 pub mod emul;
+pub mod fifo;
 pub mod grants;
+pub mod hostile;
 pub mod misc;
 pub mod mmu;
 pub mod pingpong;
@@ -21,7 +23,8 @@ pub mod watch;
 pub type SuiteFn = fn(&mut Suite, &StartInfo);
 
 /// Every suite, in the order they run. `smp` comes last: it leaves vCPU 1 down, and with one
-/// vCPU (as the others run) it only prints a SKIP.
+/// vCPU (as the others run) it only prints a SKIP. `fifo` switches the domain to the FIFO
+/// event-channel ABI for good, so it comes after every suite that uses 2-level events.
 pub const SUITES: &[(&str, SuiteFn)] = &[
     ("basic", basic::run),
     ("traps", traps::run),
@@ -30,6 +33,7 @@ pub const SUITES: &[(&str, SuiteFn)] = &[
     ("mmu", mmu::run),
     ("misc", misc::run),
     ("gnttab", grants::run_local),
+    ("fifo", fifo::run),
     ("smp", smp::run),
 ];
 
@@ -42,4 +46,5 @@ pub const ON_REQUEST: &[(&str, SuiteFn)] = &[
     ("conin", conin::run),
     ("watch", watch::run),
     ("bench", crate::bench::run),
+    ("hostile", hostile::run),
 ];

@@ -5,7 +5,8 @@
 //!   the port is connected; it then sends and waits for the echo [`ROUND_TRIPS`] times, and
 //!   finally waits for `VIRQ_DOM_EXC`, which the hypervisor raises when domain 1 shuts down,
 //!   and checks that its port went back to unbound (offered to the dead peer) as Xen's
-//!   `evtchn_close` leaves it.
+//!   `evtchn_close` leaves it (not with `peer_stays` on dom0's command line: the domU then
+//!   goes on with other suites).
 //! - the domU finds the port offered to it by trying to bind each of dom0's low ports (the
 //!   others are refused with `-EINVAL`), takes the event the binding raised on its new port,
 //!   signals dom0 that it is ready, echoes every ping, and returns (pvtest then powers the
@@ -45,7 +46,12 @@ pub fn run(s: &mut Suite, si: &StartInfo) {
     }
     ev::drain();
     if si.flags & SIF_INITDOMAIN != 0 {
-        dom0(s);
+        // `peer_stays`: the domU goes on with other suites instead of powering off.
+        let peer_stays = si
+            .cmd_line_bytes()
+            .split(|b| b.is_ascii_whitespace())
+            .any(|w| w == b"peer_stays");
+        dom0(s, peer_stays);
     } else {
         domu(s);
     }
@@ -69,7 +75,7 @@ fn wait_port(port: u32) -> bool {
     seen
 }
 
-fn dom0(s: &mut Suite) {
+fn dom0(s: &mut Suite, peer_stays: bool) {
     let (rc, exc) = ev::bind_virq(VIRQ_DOM_EXC, 0);
     s.expect_rc("bind_virq_dom_exc", rc, 0);
     ev::unmask(exc);
@@ -121,6 +127,11 @@ fn dom0(s: &mut Suite) {
         trips += 1;
     }
     s.expect_eq("round_trips", "n", trips, ROUND_TRIPS);
+    if peer_stays {
+        ev::close(port);
+        ev::close(exc);
+        return;
+    }
     // The domU powers off after its last echo: the hypervisor tells dom0.
     let exited = ev::seen(exc) || wait_port(exc);
     s.check("virq_dom_exc", exited, format_args!("raised={exited}"));
