@@ -11,6 +11,8 @@ extern crate alloc;
 pub mod console;
 pub mod domain;
 pub mod evtchn;
+#[cfg(test)]
+mod fuzz_rng;
 pub mod gnttab;
 pub mod guest_mem;
 #[cfg(target_os = "none")]

@@ -136,6 +136,25 @@ fn parse_counts(rest: &str) -> Option<Counts> {
 }
 
 impl Transcript {
+    /// The transcript of domain `dom` in a serial log where several domains print: dom0's
+    /// lines are the ones without a `(dN) ` or `(XEN) ` prefix, domain N's carry `(dN) `.
+    pub fn of_domain(serial: &str, dom: u16) -> Transcript {
+        let prefix = format!("(d{dom}) ");
+        let text: String = serial
+            .lines()
+            .filter_map(|l| {
+                let l = l.trim_end_matches('\r');
+                if dom == 0 {
+                    (!l.starts_with("(d") && !l.starts_with("(XEN)")).then_some(l)
+                } else {
+                    l.strip_prefix(prefix.as_str())
+                }
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        Transcript::parse(&text)
+    }
+
     /// Parses the protocol lines out of a serial log's text.
     pub fn parse(text: &str) -> Transcript {
         let mut t = Transcript::default();

@@ -17,22 +17,7 @@ fn pvtest() -> PathBuf {
 
 /// The verdict transcript of domain `dom` (dom0: the unprefixed lines).
 fn transcript(r: &RunResult, dom: u16) -> Transcript {
-    let prefix = format!("(d{dom}) ");
-    let text: String = r
-        .serial
-        .text()
-        .lines()
-        .filter_map(|l| {
-            let l = l.trim_end_matches('\r');
-            if dom == 0 {
-                (!l.starts_with("(d") && !l.starts_with("(XEN)")).then_some(l)
-            } else {
-                l.strip_prefix(prefix.as_str())
-            }
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
-    Transcript::parse(&text)
+    Transcript::of_domain(r.serial.text(), dom)
 }
 
 fn run_pair(name: &str, cpus: u32, dom0_vcpus: u32) -> RunResult {

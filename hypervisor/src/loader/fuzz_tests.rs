@@ -8,44 +8,7 @@
 use super::bzimage::{parse_header, unwrap_kernel_with_limit};
 use super::decompress::{Compression, decompress, detect};
 use super::inspect_with_limit;
-
-/// Inputs per test (`FUZZ_ITERS` overrides).
-fn iters() -> usize {
-    std::env::var("FUZZ_ITERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000)
-}
-
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-    /// A value biased towards the edges.
-    fn edgy(&mut self) -> u64 {
-        match self.below(6) {
-            0 => 0,
-            1 => u64::MAX,
-            2 => self.below(4096) as u64,
-            3 => 1 << self.below(64),
-            4 => u64::from(u32::MAX) - self.below(16) as u64,
-            _ => self.next(),
-        }
-    }
-}
+use crate::fuzz_rng::{Rng, iters};
 
 const LIMIT: usize = 1 << 20;
 

@@ -4,28 +4,7 @@
 //! may panic, and a decoded length must fit in the bytes given (at most 15).
 
 use super::decode::{decode, decode_write, forced_cpuid};
-
-fn iters() -> usize {
-    std::env::var("FUZZ_ITERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000)
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+use crate::fuzz_rng::{Rng, iters};
 
 /// Prefixes and opcode bytes the decoders look at.
 const INTERESTING: &[u8] = &[
