@@ -262,12 +262,14 @@ pub fn shutdown_domain(v: &mut Vcpu, regs: &TrapFrame, reason: u32) {
         // SHUTDOWN_crash: the guest reports its own crash.
         crash(v, regs, "the guest requested SHUTDOWN_crash");
     }
-    v.domain().inner.lock().state = super::DomainState::Shutdown(reason);
-    stop_domain(v);
+    // Said before the domain is stopped: stopping it tells dom0 (VIRQ_DOM_EXC), which may
+    // power the machine off at once.
     printk!(
         "{}: shutdown, reason {reason} ({name})\n",
         v.domain().label()
     );
+    v.domain().inner.lock().state = super::DomainState::Shutdown(reason);
+    stop_domain(v);
     if v.domain().privileged {
         super::list::print();
         match reason {
