@@ -6,7 +6,10 @@ use tests_qemu::paths::{ELF_ENV, Profile};
 
 use crate::args::Args;
 use crate::util::{self, Result};
-use crate::{cmd_build, cmd_clippy, deps};
+use crate::{cmd_build, cmd_clippy, cmd_fuzz, deps};
+
+/// Seconds per cargo-fuzz target in the bounded CI run.
+const FUZZ_SECONDS: u32 = 5;
 
 const HELP: &str = "\
 Usage: cargo xtask test [-- TEST_FILTER...]
@@ -19,6 +22,9 @@ failed):
   4. the hypervisor build: cargo xtask build
   5. the harness unit tests and the QEMU boot tests, one QEMU at a time:
      XENOLITH_ELF=<elf> cargo test -p tests-qemu --no-fail-fast -- --test-threads=1 [FILTER...]
+  6. fuzz (bounded): every cargo-fuzz target for 5 s (cargo xtask fuzz --seconds 5), only when
+     `cargo +nightly fuzz --version` works and the fuzz crate builds; otherwise skipped with the
+     reason, never a failure (a crash found is one)
 (tests-qemu is left out of step 3 so its QEMU tests run only once, in step 5.)";
 
 struct Step {
@@ -87,6 +93,25 @@ pub fn main(argv: &[String]) -> Result<()> {
             .args(&args.rest);
         eprintln!("xtask: {ELF_ENV}={}", elf.display());
         util::run(&mut cmd)
+    });
+    step("fuzz (bounded)", &mut || match cmd_fuzz::available() {
+        Ok(version) => {
+            eprintln!("xtask: {version}");
+            // An unpinned nightly that cannot build the fuzz crate is a tool problem, not a
+            // finding: report it and go on. A crash in a target fails the step.
+            match cmd_fuzz::build() {
+                Ok(()) => cmd_fuzz::run_built(cmd_fuzz::TARGETS, FUZZ_SECONDS),
+                Err(e) => {
+                    eprintln!("fuzz (bounded): skipped: the fuzz crate does not build: {e}");
+                    Ok(())
+                }
+            }
+        }
+        // A missing tool must never turn CI red.
+        Err(why) => {
+            eprintln!("fuzz (bounded): skipped: {why}");
+            Ok(())
+        }
     });
 
     eprintln!("\n=== xtask test: summary ===");

@@ -6,11 +6,14 @@
 //! - `cargo xtask test`: lints, host unit tests, then the QEMU boot tests.
 //! - `cargo xtask clippy`: `cargo fmt --check` and clippy (host and bare-metal target).
 //! - `cargo xtask bench`: Xenolith against Xen 4.17, ns per PV operation (docs/performance.md).
+//! - `cargo xtask fuzz [--seconds N] [TARGET]`: the cargo-fuzz targets in `fuzz/`, bounded in time
+//!   (docs/security.md).
 
 mod args;
 mod cmd_bench;
 mod cmd_build;
 mod cmd_clippy;
+mod cmd_fuzz;
 mod cmd_run;
 mod cmd_test;
 mod deps;
@@ -27,6 +30,7 @@ Commands:
   test     Lint, run the host unit tests, then the QEMU boot tests
   clippy   cargo fmt --check and clippy -D warnings (host and x86_64-unknown-none)
   bench    Benchmark Xenolith against Xen 4.17 under QEMU and print the ratios
+  fuzz     Run the cargo-fuzz targets (nightly) for a bounded time each (--seconds N, default 10)
 
 Run `cargo xtask <COMMAND> --help` for the options of a command.";
 
@@ -43,6 +47,7 @@ fn main() -> ExitCode {
         "build" => cmd_build::main(&rest).map(|()| ExitCode::SUCCESS),
         "test" => cmd_test::main(&rest).map(|()| ExitCode::SUCCESS),
         "bench" => cmd_bench::main(&rest).map(|()| ExitCode::SUCCESS),
+        "fuzz" => cmd_fuzz::main(&rest).map(|()| ExitCode::SUCCESS),
         "clippy" | "lint" => cmd_clippy::main(&rest).map(|()| ExitCode::SUCCESS),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
