@@ -10,6 +10,7 @@ use crate::util::{self, Result};
 
 const HELP: &str = "\
 Usage: cargo xtask fuzz [--seconds N] [TARGET]
+       cargo xtask fuzz --iterations N [--seed S]
 
 Runs each cargo-fuzz target in fuzz/ (or only TARGET) for N seconds (default 10):
   cargo +nightly fuzz run <TARGET> -- -max_total_time=N     (in fuzz/)
@@ -19,7 +20,11 @@ Needs the nightly toolchain and cargo-fuzz:
   rustup toolchain install nightly --profile minimal
   cargo install cargo-fuzz --locked
 
-Targets: elf_xen_notes bzimage decompress multiboot1 multiboot2 options x86_decode xenstore";
+Targets: elf_xen_notes bzimage decompress multiboot1 multiboot2 options x86_decode xenstore
+
+With --iterations, runs the hostile-guest QEMU test instead (tests-qemu/tests/hostile.rs: a
+hostile dom0 making N seeded random hypercalls beside a domU whose canary must survive), with
+seed S (default 1).";
 
 /// The `[[bin]]` targets of `fuzz/Cargo.toml`, in the order they run.
 pub const TARGETS: &[&str] = &[
@@ -42,7 +47,7 @@ pub fn main(argv: &[String]) -> Result<()> {
     let mut target = None;
     let mut it = argv.iter();
     while let Some(a) = it.next() {
-        if a == "--seconds" {
+        if a == "--seconds" || a == "--iterations" || a == "--seed" {
             opts.push(a.clone());
             opts.extend(it.next().cloned());
         } else if a.starts_with('-') {
@@ -51,10 +56,18 @@ pub fn main(argv: &[String]) -> Result<()> {
             return Err(format!("more than one TARGET given ({a:?})\n\n{HELP}"));
         }
     }
-    let args = Args::parse(&opts, &["-h", "--help"], &["--seconds"])?;
+    let args = Args::parse(
+        &opts,
+        &["-h", "--help"],
+        &["--seconds", "--iterations", "--seed"],
+    )?;
     if args.flag("-h") || args.flag("--help") {
         println!("{HELP}");
         return Ok(());
+    }
+    if let Some(iters) = args.number("--iterations", 1, 100_000_000)? {
+        let seed = args.number("--seed", 0, u32::MAX)?.unwrap_or(1);
+        return hostile(iters, seed);
     }
     let seconds = args
         .number("--seconds", 1, 86_400)?
@@ -121,6 +134,26 @@ pub fn available() -> std::result::Result<String, String> {
     };
     let detail = err.lines().next().unwrap_or("").trim();
     Err(format!("{why} ({detail})"))
+}
+
+/// The hostile-guest QEMU test with `iters` iterations and `seed`.
+fn hostile(iters: u32, seed: u32) -> Result<()> {
+    let elf = crate::cmd_build::build(tests_qemu::paths::Profile::Release)?;
+    let mut cmd = util::cargo();
+    cmd.args([
+        "test",
+        "-p",
+        "tests-qemu",
+        "--test",
+        "hostile",
+        "--",
+        "--test-threads=1",
+        "--nocapture",
+    ])
+    .env("HOSTILE_ITERS", iters.to_string())
+    .env("HOSTILE_SEED", seed.to_string())
+    .env(tests_qemu::paths::ELF_ENV, &elf);
+    util::run(&mut cmd)
 }
 
 /// Builds every target, then runs each for `seconds`; fails if any crashed.
