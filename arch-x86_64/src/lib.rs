@@ -14,6 +14,7 @@ pub mod cpu;
 pub mod fpu;
 pub mod gdt;
 pub mod guest_entry;
+pub mod hvm;
 pub mod layout;
 pub mod paging;
 pub mod percpu;

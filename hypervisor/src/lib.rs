@@ -16,6 +16,8 @@ mod fuzz_rng;
 pub mod gnttab;
 pub mod guest_mem;
 #[cfg(target_os = "none")]
+pub mod hvm_selftest;
+#[cfg(target_os = "none")]
 pub mod hypercall;
 pub mod loader;
 pub mod mm;

@@ -1130,6 +1130,7 @@ fn selftest_lists() {
     let table: &[(&str, &[&str])] = &[
         ("selftest=fault,conring", &["fault", "conring"]),
         ("selftest=one", &["one"]),
+        ("selftest=svm,exit", &["svm", "exit"]),
         ("selftest=a,,b,", &["a", "b"]),
         ("selftest", &[]),
         ("selftest=", &[]),
