@@ -3,7 +3,8 @@
 //! misaligned addresses, huge counts, wrapped lengths, MFNs outside its memory), then targeted
 //! abuse: page-table updates that map its own page tables, hypervisor or foreign frames
 //! writable or make self-referencing L4 entries, descriptor abuse, grant abuse, event-channel
-//! abuse and accesses that fault on itself (caught by `probe.rs`'s handlers and counted).
+//! abuse, accesses that fault on itself (caught by `probe.rs`'s handlers and counted) and
+//! privileged instructions from its own user mode (`hostile/user.rs`).
 //! After each class it checks that it still owns exactly its memory (`current_reservation`,
 //! P2M/M2P agreement for a sample of frames, its page-table walk) and that its canary page is
 //! unchanged. At the end it offers an event channel to domain 1 as the "done" signal.
@@ -40,6 +41,8 @@ use crate::mm::{self, _PAGE_ACCESSED, _PAGE_PRESENT, _PAGE_RW, PTE_MFN_MASK};
 use crate::probe;
 use crate::verdict::{Rc, Suite};
 use crate::window;
+
+mod user;
 
 /// The sibling domain (never targeted with privileged operations: dom0 may legitimately
 /// destroy it).
@@ -465,6 +468,8 @@ pub fn run(s: &mut Suite, si: &StartInfo) {
     c.check_memory(s, "evtchn.memory");
     fault_class(s, &mut c, (iters / 100).max(50));
     c.check_memory(s, "faults.memory");
+    user_class(s, &mut c, (iters / 100).max(50));
+    c.check_memory(s, "user.memory");
     signal_sibling(s, si);
     println!(
         "HOSTILE summary seed={seed} iters={iters} violations={} canary={}",
@@ -1109,6 +1114,39 @@ fn fault_class(s: &mut Suite, c: &mut Ctx, iters: u64) {
         format_args!(
             "accesses={iters} gp={} pf={} other={} none={} violations={violations}",
             faults[0], faults[1], faults[2], faults[3]
+        ),
+    );
+}
+
+/// Privileged instructions from guest user mode (see `hostile/user.rs`).
+fn user_class(s: &mut Suite, c: &mut Ctx, iters: u64) {
+    if let Err((step, rc)) = user::setup(c.si) {
+        user::teardown();
+        s.check(
+            "user.faults",
+            false,
+            format_args!("setup {step}={}", Rc(rc)),
+        );
+        return;
+    }
+    let n = user::run(&mut c.rng, iters);
+    let rc = user::teardown();
+    let violations = u64::from(n.completed);
+    c.violations += violations;
+    if let Some((insn, o)) = n.first_bad {
+        println!("HOSTILE FINDING user {insn:?} {o:?}");
+    }
+    s.check(
+        "user.faults",
+        n.other == 0 && n.completed == 0 && rc == 0,
+        format_args!(
+            "insns={iters} gp={} noop={} other={} completed={} ({}) violations={violations} teardown={}",
+            n.gp,
+            n.noop,
+            n.other,
+            n.completed,
+            user::names(n.completed_slots),
+            Rc(rc)
         ),
     );
 }
