@@ -8,7 +8,7 @@
 //! bits that are not masked. It returns with `HYPERVISOR_iret`, which restores the event mask
 //! from the saved `RFLAGS.IF`.
 
-use core::arch::{asm, global_asm};
+use core::arch::asm;
 use core::ptr;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering, compiler_fence};
 
@@ -200,50 +200,60 @@ pub fn now_ns() -> u64 {
 // ---------------------------------------------------------------------------------------------
 // The event upcall.
 
-global_asm!(
-    ".pushsection .text.pvtest_events, \"ax\"",
-    ".balign 16",
-    ".global pvtest_event_entry",
-    // Xen's bounce frame on the kernel stack: rcx, r11, rip, cs (saved mask in bits 32..39),
-    // rflags, rsp, ss. Events are masked.
-    "pvtest_event_entry:",
-    "    cld",
-    "    push %rax",
-    "    push %rdi",
-    "    push %rsi",
-    "    push %rdx",
-    "    push %r8",
-    "    push %r9",
-    "    push %r10",
-    "    push %rbp",
-    "    mov %rsp, %rbp",
-    "    lea 64(%rsp), %rdi",
-    "    and $-16, %rsp",
-    "    call {handler}",
-    "    mov %rbp, %rsp",
-    "    pop %rbp",
-    "    pop %r10",
-    "    pop %r9",
-    "    pop %r8",
-    "    pop %rdx",
-    "    pop %rsi",
-    "    pop %rdi",
-    "    pop %rax",
-    "    pop %rcx",
-    "    pop %r11",
-    // HYPERVISOR_iret frame: rax, r11, rcx, flags, then rip, cs, rflags, rsp, ss from Xen's.
-    "    push $0",
-    "    push %rcx",
-    "    push %r11",
-    "    push %rax",
-    "    mov ${iret}, %eax",
-    "    syscall",
-    "    ud2",
-    ".popsection",
-    handler = sym pvtest_event_handler,
-    iret = const nr::iret,
-    options(att_syntax)
-);
+/// Emits an event-callback entry point `$name` (in section `.text.$section`) that calls
+/// `extern "C" fn $handler(frame: *const u64)` with Xen's bounce frame (rcx, r11, rip, cs with
+/// the saved mask in bits 32..39, rflags, rsp, ss; events are masked), saving the caller-saved
+/// registers the frame does not hold, and returns with `HYPERVISOR_iret`.
+macro_rules! upcall_entry {
+    ($section:literal, $name:literal, $handler:path) => {
+        core::arch::global_asm!(
+            concat!(".pushsection .text.", $section, ", \"ax\""),
+            ".balign 16",
+            concat!(".global ", $name),
+            concat!($name, ":"),
+            "    cld",
+            "    push %rax",
+            "    push %rdi",
+            "    push %rsi",
+            "    push %rdx",
+            "    push %r8",
+            "    push %r9",
+            "    push %r10",
+            "    push %rbp",
+            "    mov %rsp, %rbp",
+            "    lea 64(%rsp), %rdi",
+            "    and $-16, %rsp",
+            "    call {handler}",
+            "    mov %rbp, %rsp",
+            "    pop %rbp",
+            "    pop %r10",
+            "    pop %r9",
+            "    pop %r8",
+            "    pop %rdx",
+            "    pop %rsi",
+            "    pop %rdi",
+            "    pop %rax",
+            "    pop %rcx",
+            "    pop %r11",
+            // HYPERVISOR_iret frame: rax, r11, rcx, flags, then rip, cs, rflags, rsp, ss from
+            // Xen's.
+            "    push $0",
+            "    push %rcx",
+            "    push %r11",
+            "    push %rax",
+            "    mov ${iret}, %eax",
+            "    syscall",
+            "    ud2",
+            ".popsection",
+            handler = sym $handler,
+            iret = const xen_abi::hypercall::iret,
+            options(att_syntax)
+        );
+    };
+}
+pub(crate) use upcall_entry;
+
+upcall_entry!("pvtest_events", "pvtest_event_entry", pvtest_event_handler);
 
 unsafe extern "C" {
     /// The event callback entry point.

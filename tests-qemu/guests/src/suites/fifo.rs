@@ -12,7 +12,6 @@
 //! Ports are reported by label (`A`..`D` IPIs, `L` the receiving end of a loopback
 //! interdomain channel, `R` its other end), never by number.
 
-use core::arch::global_asm;
 use core::fmt::{self, Write};
 use core::ptr;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -143,48 +142,7 @@ fn set_priority(port: u32, priority: u32) -> i64 {
 // ---------------------------------------------------------------------------------------------
 // The FIFO upcall: Linux's consume loop.
 
-global_asm!(
-    ".pushsection .text.pvtest_fifo, \"ax\"",
-    ".balign 16",
-    ".global pvtest_fifo_entry",
-    // Same frame handling as events.rs's entry: save the caller-saved registers Xen's bounce
-    // frame does not hold, call the handler, return with HYPERVISOR_iret.
-    "pvtest_fifo_entry:",
-    "    cld",
-    "    push %rax",
-    "    push %rdi",
-    "    push %rsi",
-    "    push %rdx",
-    "    push %r8",
-    "    push %r9",
-    "    push %r10",
-    "    push %rbp",
-    "    mov %rsp, %rbp",
-    "    and $-16, %rsp",
-    "    call {handler}",
-    "    mov %rbp, %rsp",
-    "    pop %rbp",
-    "    pop %r10",
-    "    pop %r9",
-    "    pop %r8",
-    "    pop %rdx",
-    "    pop %rsi",
-    "    pop %rdi",
-    "    pop %rax",
-    "    pop %rcx",
-    "    pop %r11",
-    "    push $0",
-    "    push %rcx",
-    "    push %r11",
-    "    push %rax",
-    "    mov ${iret}, %eax",
-    "    syscall",
-    "    ud2",
-    ".popsection",
-    handler = sym fifo_handler,
-    iret = const nr::iret,
-    options(att_syntax)
-);
+crate::events::upcall_entry!("pvtest_fifo", "pvtest_fifo_entry", fifo_handler);
 
 unsafe extern "C" {
     /// The FIFO event callback entry point.

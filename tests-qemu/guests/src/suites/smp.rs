@@ -132,42 +132,6 @@ global_asm!(
     "    and $-16, %rsp",
     "    call {ap_main}",
     "    ud2",
-    // vCPU 1's event callback; as `pvtest_event_entry` in events.rs: Xen's bounce frame is
-    // rcx, r11, rip, cs, rflags, rsp, ss, and events are masked.
-    ".balign 16",
-    ".global pvtest_smp_ap_event_entry",
-    "pvtest_smp_ap_event_entry:",
-    "    cld",
-    "    push %rax",
-    "    push %rdi",
-    "    push %rsi",
-    "    push %rdx",
-    "    push %r8",
-    "    push %r9",
-    "    push %r10",
-    "    push %rbp",
-    "    mov %rsp, %rbp",
-    "    and $-16, %rsp",
-    "    call {handler}",
-    "    mov %rbp, %rsp",
-    "    pop %rbp",
-    "    pop %r10",
-    "    pop %r9",
-    "    pop %r8",
-    "    pop %rdx",
-    "    pop %rsi",
-    "    pop %rdi",
-    "    pop %rax",
-    "    pop %rcx",
-    "    pop %r11",
-    // HYPERVISOR_iret frame: rax, r11, rcx, flags, then rip, cs, rflags, rsp, ss from Xen's.
-    "    push $0",
-    "    push %rcx",
-    "    push %r11",
-    "    push %rax",
-    "    mov ${iret}, %eax",
-    "    syscall",
-    "    ud2",
     ".popsection",
     ".pushsection .bss.pvtest_smp_stack, \"aw\", @nobits",
     ".balign 4096",
@@ -176,11 +140,12 @@ global_asm!(
     "pvtest_smp_ap_stack_top:",
     ".popsection",
     ap_main = sym ap_main,
-    handler = sym ap_event_handler,
-    iret = const nr::iret,
     stack_size = const AP_STACK_SIZE,
     options(att_syntax)
 );
+
+// vCPU 1's event callback: the same entry as `pvtest_event_entry`.
+crate::events::upcall_entry!("pvtest_smp", "pvtest_smp_ap_event_entry", ap_event_handler);
 
 unsafe extern "C" {
     /// vCPU 1's entry point.
