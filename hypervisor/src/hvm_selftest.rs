@@ -1,11 +1,15 @@
-//! `selftest=svm`: runs a tiny 32-bit guest on AMD SVM with nested paging and checks each
-//! kind of exit the first HVM slice handles (CPUID, port I/O, VMMCALL, nested page fault, HLT).
+//! `selftest=svm`, `selftest=vmx` and `selftest=hvm`: run a tiny 32-bit guest on AMD SVM with
+//! nested paging, or on Intel VMX with EPT and unrestricted guest (`hvm` picks whichever CPUID
+//! reports), and check each kind of exit the first HVM slice handles (CPUID, port I/O,
+//! VMMCALL/VMCALL, nested page fault, HLT). The guest and the checks are shared; only the
+//! back-end differs.
 
 use crate::mm::frames;
 use crate::printk;
 use alloc::string::String;
 use alloc::vec::Vec;
 use xenolith_arch::hvm::svm::{self, FrameSource, Npt, Svm, SvmVcpu};
+use xenolith_arch::hvm::vmx::{self, Ept, Vmx, VmxVcpu};
 use xenolith_arch::hvm::{Exit, Vcpu, XEN_CPUID_SIGNATURE};
 use xenolith_arch::layout::phys_to_virt;
 
@@ -37,7 +41,7 @@ const GUEST_RAM: u64 = 2 << 20;
 /// 102a: b0 0a              2: mov  al, 0x0a
 /// 102c: e6 e9                 out  0xe9, al
 /// 102e: b8 01 00 00 00        mov  eax, 1
-/// 1033: 0f 01 d9              vmmcall
+/// 1033: 0f 01 d9              vmmcall               ; vmcall (0f 01 c1) on VMX
 /// 1036: 89 c7                 mov  edi, eax         ; the hypercall's result
 /// 1038: c7 05 00 00 40 00     mov  dword [0x400000], 0x12345678   ; unmapped: #NPF
 ///       78 56 34 12
@@ -51,8 +55,10 @@ const GUEST_CODE: [u8; 73] = [
     0x00, 0x00, 0x00, 0x0f, 0x01, 0xd9, 0x89, 0xc7, 0xc7, 0x05, 0x00, 0x00, 0x40, 0x00, 0x78, 0x56,
     0x34, 0x12, 0x8b, 0x0d, 0x00, 0x00, 0x40, 0x00, 0xf4,
 ];
+/// Offset of the hypercall instruction's last byte in [`GUEST_CODE`] (0xd9 VMMCALL, 0xc1 VMCALL).
+const HYPERCALL_MODRM: usize = 0x35;
 
-/// Frames for the guest and the SVM structures, remembered so they can be returned.
+/// Frames for the guest and the SVM/VMX structures, remembered so they can be returned.
 #[derive(Default)]
 struct Frames {
     taken: Vec<(u64, usize)>,
@@ -76,8 +82,20 @@ impl Drop for Frames {
     }
 }
 
+/// `selftest=hvm`: the SVM or the VMX self-test, whichever this CPU supports.
+pub fn run_hvm() {
+    let f = xenolith_arch::cpu::Features::detect();
+    if f.svm {
+        run_svm();
+    } else if f.vmx {
+        run_vmx();
+    } else {
+        printk!("hvm: not available (neither SVM nor VMX)\n");
+    }
+}
+
 /// Runs the SVM self-test and prints its verdict.
-pub fn run() {
+pub fn run_svm() {
     let info = match svm::detect() {
         Ok(i) => i,
         Err(why) => {
@@ -99,7 +117,13 @@ pub fn run() {
             return;
         }
     };
-    let verdict = run_guest(&mut f);
+    let verdict = (|| {
+        let npt = Npt::new(&mut f).ok_or("no memory for the NPT")?;
+        load_guest(&npt, &mut f, 0xd9)?;
+        let mut vcpu = SvmVcpu::new_flat32(&mut f, &npt, GUEST_ENTRY, 0x8000)
+            .ok_or("no memory for the VMCB")?;
+        drive(&SVM, &mut f, &npt, &mut vcpu)
+    })();
     svm.disable();
     drop(f);
     match verdict {
@@ -108,19 +132,137 @@ pub fn run() {
     }
 }
 
-fn run_guest(f: &mut Frames) -> Result<(), String> {
-    let npt = Npt::new(f).ok_or("no memory for the NPT")?;
-    let ram = f.alloc_zeroed(9).ok_or("no memory for guest RAM")?;
-    npt.map(f, 0, ram, GUEST_RAM)
-        .map_err(|e| alloc::format!("mapping guest RAM: {e:?}"))?;
-    if !(npt.write(u64::from(GUEST_ENTRY), &GUEST_CODE) && npt.write(GUEST_MSG, b"HVM ok\0")) {
-        return Err("guest RAM not writable through the NPT".into());
+/// Runs the VMX self-test and prints its verdict.
+pub fn run_vmx() {
+    let info = match vmx::detect() {
+        Ok(i) => i,
+        Err(why) => {
+            printk!("vmx: not available ({why})\n");
+            return;
+        }
+    };
+    printk!(
+        "vmx: VMCS revision {:#x}, TRUE controls {}, EPT yes, unrestricted guest yes\n",
+        info.revision,
+        if info.true_ctls { "yes" } else { "no" }
+    );
+    let mut f = Frames::default();
+    let vmx = match Vmx::enable(info, &mut f) {
+        Ok(v) => v,
+        Err(why) => {
+            printk!("vmx: failed: {why}\n");
+            return;
+        }
+    };
+    let verdict = (|| {
+        let ept = Ept::new(&mut f).ok_or("no memory for the EPT")?;
+        load_guest(&ept, &mut f, 0xc1)?;
+        let mut vcpu = VmxVcpu::new_flat32(&vmx, &mut f, &ept, GUEST_ENTRY, 0x8000)?;
+        drive(&VMX, &mut f, &ept, &mut vcpu)
+        // The vCPU is dropped here: VMCLEAR before VMXOFF.
+    })();
+    vmx.disable();
+    drop(f);
+    match verdict {
+        Ok(()) => printk!("vmx: selftest passed\n"),
+        Err(why) => printk!("vmx: failed: {why}\n"),
     }
+}
+
+/// What differs between the back-ends in the shared guest run.
+struct Flavour {
+    /// Line prefix.
+    tag: &'static str,
+    /// The hypercall instruction's name.
+    hypercall: &'static str,
+    /// Whether a nested-page-fault error says the page was not present.
+    not_present: fn(u64) -> bool,
+    /// Explains an entry failure code.
+    entry_error: fn(u64) -> String,
+}
+
+const SVM: Flavour = Flavour {
+    tag: "svm",
+    hypercall: "vmmcall",
+    not_present: svm::npf_not_present,
+    entry_error: |code| alloc::format!("VMRUN failed ({code:#x})"),
+};
+
+const VMX: Flavour = Flavour {
+    tag: "vmx",
+    hypercall: "vmcall",
+    not_present: vmx::ept_not_present,
+    entry_error: |code| {
+        if code & (1 << 31) != 0 {
+            alloc::format!(
+                "VM entry failed: exit reason {} (invalid guest state or MSR loading)",
+                code & 0xffff
+            )
+        } else {
+            alloc::format!(
+                "VM entry failed: VM-instruction error {code} ({})",
+                vmx::instruction_error_name(code)
+            )
+        }
+    },
+};
+
+/// Guest-physical memory of either back-end.
+trait GuestMem {
+    fn map(&self, f: &mut Frames, gpa: u64, pa: u64, len: u64) -> Result<(), String>;
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> bool;
+    fn write(&self, gpa: u64, bytes: &[u8]) -> bool;
+}
+
+impl GuestMem for Npt {
+    fn map(&self, f: &mut Frames, gpa: u64, pa: u64, len: u64) -> Result<(), String> {
+        Npt::map(self, f, gpa, pa, len).map_err(|e| alloc::format!("{e:?}"))
+    }
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> bool {
+        Npt::read(self, gpa, buf)
+    }
+    fn write(&self, gpa: u64, bytes: &[u8]) -> bool {
+        Npt::write(self, gpa, bytes)
+    }
+}
+
+impl GuestMem for Ept {
+    fn map(&self, f: &mut Frames, gpa: u64, pa: u64, len: u64) -> Result<(), String> {
+        Ept::map(self, f, gpa, pa, len).map_err(|e| alloc::format!("{e:?}"))
+    }
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> bool {
+        Ept::read(self, gpa, buf)
+    }
+    fn write(&self, gpa: u64, bytes: &[u8]) -> bool {
+        Ept::write(self, gpa, bytes)
+    }
+}
+
+/// Maps the guest's first 2 MiB and loads the guest with the hypercall instruction's last
+/// byte `hypercall_modrm`.
+fn load_guest(mem: &impl GuestMem, f: &mut Frames, hypercall_modrm: u8) -> Result<(), String> {
+    let ram = f.alloc_zeroed(9).ok_or("no memory for guest RAM")?;
+    mem.map(f, 0, ram, GUEST_RAM)
+        .map_err(|e| alloc::format!("mapping guest RAM: {e}"))?;
+    let mut code = GUEST_CODE;
+    code[HYPERCALL_MODRM] = hypercall_modrm;
+    if !(mem.write(u64::from(GUEST_ENTRY), &code) && mem.write(GUEST_MSG, b"HVM ok\0")) {
+        return Err("guest RAM not writable through the nested page tables".into());
+    }
+    Ok(())
+}
+
+/// Runs the loaded guest to its HLT, handling each exit, then checks what it saw.
+fn drive(
+    fl: &Flavour,
+    f: &mut Frames,
+    mem: &impl GuestMem,
+    vcpu: &mut impl Vcpu,
+) -> Result<(), String> {
+    let tag = fl.tag;
     let mut populated = Vec::new();
     let mut line = Vec::new();
     let mut hypercalls = 0;
-    let mut vcpu =
-        SvmVcpu::new_flat32(f, &npt, GUEST_ENTRY, 0x8000).ok_or("no memory for the VMCB")?;
     for _ in 0..10_000 {
         let exit = vcpu.run();
         match exit {
@@ -135,8 +277,8 @@ fn run_guest(f: &mut Frames) -> Result<(), String> {
                 r.rbx = u64::from(XEN_CPUID_SIGNATURE[0]);
                 r.rcx = u64::from(XEN_CPUID_SIGNATURE[1]);
                 r.rdx = u64::from(XEN_CPUID_SIGNATURE[2]);
-                skip(&mut vcpu, exit)?;
-                printk!("svm: cpuid 0x40000000 -> \"XenVMMXenVMM\" ok\n");
+                skip(vcpu, exit)?;
+                printk!("{tag}: cpuid 0x40000000 -> \"XenVMMXenVMM\" ok\n");
             }
             Exit::Io {
                 port: 0xe9,
@@ -150,39 +292,40 @@ fn run_guest(f: &mut Frames) -> Result<(), String> {
                 } else {
                     line.push(b);
                 }
-                skip(&mut vcpu, exit)?;
+                skip(vcpu, exit)?;
             }
             Exit::Vmmcall => {
                 let r = vcpu.regs_mut();
                 hypercalls += 1;
-                printk!("svm: vmmcall eax={:#x} -> 0 ok\n", r.rax);
+                printk!("{tag}: {} eax={:#x} -> 0 ok\n", fl.hypercall, r.rax);
                 if r.rax != 1 {
-                    return Err(alloc::format!("vmmcall with eax={:#x}", r.rax));
+                    return Err(alloc::format!("{} with eax={:#x}", fl.hypercall, r.rax));
                 }
                 r.rax = 0;
-                skip(&mut vcpu, exit)?;
+                skip(vcpu, exit)?;
             }
             Exit::NestedPageFault { gpa, error } => {
                 let page = svm::gpa_page(gpa);
-                if !svm::npf_not_present(error) || populated.contains(&page) || gpa < GUEST_RAM {
+                if !(fl.not_present)(error) || populated.contains(&page) || gpa < GUEST_RAM {
                     return Err(alloc::format!(
                         "unexpected #NPF at {gpa:#x} error {error:#x}"
                     ));
                 }
                 // Populate: back the page with a fresh frame and retry the access.
                 let frame = f.alloc_zeroed(0).ok_or("no memory to populate")?;
-                npt.map(f, page, frame, 4096)
-                    .map_err(|e| alloc::format!("populating {page:#x}: {e:?}"))?;
+                mem.map(f, page, frame, 4096)
+                    .map_err(|e| alloc::format!("populating {page:#x}: {e}"))?;
                 populated.push(page);
-                printk!("svm: npf at {gpa:#x} (error {error:#x}) populated\n");
+                printk!("{tag}: npf at {gpa:#x} (error {error:#x}) populated\n");
             }
-            Exit::ExternalInterrupt => {} // taken by the host after STGI; just re-enter
+            Exit::ExternalInterrupt => {} // taken by the host once it runs again; re-enter
             Exit::Hlt => {
-                skip(&mut vcpu, exit)?;
-                printk!("svm: hlt\n");
+                skip(vcpu, exit)?;
+                printk!("{tag}: hlt\n");
                 break;
             }
             Exit::Shutdown => return Err("guest triple fault".into()),
+            Exit::EntryFailed(code) => return Err((fl.entry_error)(code)),
             other => {
                 return Err(alloc::format!(
                     "unexpected exit {other:?} at rip {:#x}",
@@ -194,7 +337,7 @@ fn run_guest(f: &mut Frames) -> Result<(), String> {
     // The guest's view of what it was given.
     let r = *vcpu.regs();
     let mut sig = [0u8; 12];
-    if !npt.read(GUEST_SIG, &mut sig) || &sig != b"XenVMMXenVMM" {
+    if !mem.read(GUEST_SIG, &mut sig) || &sig != b"XenVMMXenVMM" {
         return Err(alloc::format!("guest saw CPUID signature {sig:?}"));
     }
     if hypercalls != 1 || r.rdi != 0 {
@@ -216,7 +359,7 @@ fn run_guest(f: &mut Frames) -> Result<(), String> {
 }
 
 /// Advances the guest's rip past the exiting instruction.
-fn skip(vcpu: &mut SvmVcpu<'_>, exit: Exit) -> Result<(), String> {
+fn skip(vcpu: &mut impl Vcpu, exit: Exit) -> Result<(), String> {
     vcpu.skip_instruction().map(|_| ()).ok_or_else(|| {
         alloc::format!(
             "cannot decode the instruction at rip {:#x} ({exit:?})",

@@ -567,7 +567,9 @@ fn run_selftests(o: &Options) {
                 unsafe { core::ptr::write_volatile(0x0dea_dbee_f000 as *mut u64, 1) };
             }
             "exit" | "poweroff" => {} // handled after the boot-complete line
-            "svm" => crate::hvm_selftest::run(),
+            "svm" => crate::hvm_selftest::run_svm(),
+            "vmx" => crate::hvm_selftest::run_vmx(),
+            "hvm" => crate::hvm_selftest::run_hvm(),
             "ud" => {
                 printk!("selftest: executing ud2\n");
                 // SAFETY: raising #UD on purpose exercises the generic fatal-trap report.

@@ -7,12 +7,14 @@
 //! - [`qemu`]: the QEMU runner builder and its [`RunResult`];
 //! - [`serial`]: line-oriented access to the captured serial log (and the e820 map it prints);
 //! - [`grub`]: a minimal GRUB rescue ISO for multiboot2 boots;
+//! - [`bochs`]: a Bochs runner (GRUB ISO, COM1 into a file) for Intel VMX, which TCG lacks;
 //! - [`elf`]: a tiny ELF64 program-header reader and the multiboot1 "address kludge" invariant;
 //! - [`multiboot`]: locating and checking the multiboot1/multiboot2 headers against the PT_LOADs;
 //! - [`synth`]: a synthetic multiboot ELF (for unit tests and for testing the harness itself);
 //! - [`lock`]: the global lock that keeps at most one QEMU running at a time.
 
 pub mod bench;
+pub mod bochs;
 pub mod cmdline;
 pub mod debian;
 pub mod elf;

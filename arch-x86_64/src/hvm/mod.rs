@@ -1,10 +1,12 @@
 //! Hardware-assisted virtualization: one vendor-neutral vCPU interface with a normalised exit
-//! enum, and the vendor back-ends behind it (today AMD SVM only, see [`svm`]).
+//! enum, and the vendor back-ends behind it: AMD SVM ([`svm`]) and Intel VMX ([`vmx`]). One
+//! binary picks one of them at runtime from CPUID.
 //!
-//! Guest-physical memory is described by nested page tables in the host paging format (NPT),
-//! built with [`crate::paging::Mapper`].
+//! Guest-physical memory is described by nested page tables (SVM: NPT in the host paging
+//! format; VMX: EPT), both built with [`crate::paging::Mapper`].
 
 pub mod svm;
+pub mod vmx;
 
 /// Why a vCPU stopped running guest code, independent of the vendor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,13 +30,17 @@ pub enum Exit {
     NestedPageFault {
         /// The faulting guest-physical address.
         gpa: u64,
-        /// The vendor's error code (SVM: the #PF-style code in EXITINFO1).
+        /// The vendor's error code (SVM: the #PF-style code in EXITINFO1; VMX: the EPT
+        /// violation's exit qualification).
         error: u64,
     },
     /// A physical interrupt arrived while the guest ran (the host handles it once resumed).
     ExternalInterrupt,
     /// The guest triple-faulted.
     Shutdown,
+    /// Entering the guest failed. VMX: the VM-instruction error number (0 for VMfailInvalid),
+    /// or the exit reason with bit 31 set for an entry that failed on guest state.
+    EntryFailed(u64),
     /// Anything else: the vendor's raw exit code.
     Other(u64),
 }

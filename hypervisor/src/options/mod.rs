@@ -80,7 +80,8 @@ pub struct Options {
     /// Default [`Gnttab::XEN_DEFAULT`].
     pub gnttab: Gnttab,
     /// `selftest=`: Xenolith test-only list of self-tests to run (free-form words; the
-    /// boot sequence knows `fault`, `conring`, `ud`, `vga`, `svm`, `exit` and `poweroff`).
+    /// boot sequence knows `fault`, `conring`, `ud`, `vga`, `svm`, `vmx`, `hvm` (SVM or VMX,
+    /// whichever CPUID reports), `exit` and `poweroff`).
     pub selftest: Vec<String>,
     /// Everything after the first ` -- `: appended to dom0's command line. Leading spaces are
     /// dropped (Xen keeps one, as the separator it appends with).
