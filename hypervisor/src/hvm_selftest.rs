@@ -8,8 +8,9 @@ use crate::mm::frames;
 use crate::printk;
 use alloc::string::String;
 use alloc::vec::Vec;
-use xenolith_arch::hvm::svm::{self, FrameSource, Npt, Svm, SvmVcpu};
-use xenolith_arch::hvm::vmx::{self, Ept, Vmx, VmxVcpu};
+use xenolith_arch::hvm::nested::{FrameSource, NestedTables};
+use xenolith_arch::hvm::svm::{self, Svm, SvmVcpu};
+use xenolith_arch::hvm::vmx::{self, Vmx, VmxVcpu};
 use xenolith_arch::hvm::{Exit, Vcpu, XEN_CPUID_SIGNATURE};
 use xenolith_arch::layout::phys_to_virt;
 
@@ -118,7 +119,7 @@ pub fn run_svm() {
         }
     };
     let verdict = (|| {
-        let npt = Npt::new(&mut f).ok_or("no memory for the NPT")?;
+        let npt = svm::npt(&mut f).ok_or("no memory for the NPT")?;
         load_guest(&npt, &mut f, 0xd9)?;
         let mut vcpu = SvmVcpu::new_flat32(&mut f, &npt, GUEST_ENTRY, 0x8000)
             .ok_or("no memory for the VMCB")?;
@@ -155,7 +156,7 @@ pub fn run_vmx() {
         }
     };
     let verdict = (|| {
-        let ept = Ept::new(&mut f).ok_or("no memory for the EPT")?;
+        let ept = vmx::ept(&mut f).ok_or("no memory for the EPT")?;
         load_guest(&ept, &mut f, 0xc1)?;
         let mut vcpu = VmxVcpu::new_flat32(&vmx, &mut f, &ept, GUEST_ENTRY, 0x8000)?;
         drive(&VMX, &mut f, &ept, &mut vcpu)
@@ -207,43 +208,12 @@ const VMX: Flavour = Flavour {
     },
 };
 
-/// Guest-physical memory of either back-end.
-trait GuestMem {
-    fn map(&self, f: &mut Frames, gpa: u64, pa: u64, len: u64) -> Result<(), String>;
-    fn read(&self, gpa: u64, buf: &mut [u8]) -> bool;
-    fn write(&self, gpa: u64, bytes: &[u8]) -> bool;
-}
-
-impl GuestMem for Npt {
-    fn map(&self, f: &mut Frames, gpa: u64, pa: u64, len: u64) -> Result<(), String> {
-        Npt::map(self, f, gpa, pa, len).map_err(|e| alloc::format!("{e:?}"))
-    }
-    fn read(&self, gpa: u64, buf: &mut [u8]) -> bool {
-        Npt::read(self, gpa, buf)
-    }
-    fn write(&self, gpa: u64, bytes: &[u8]) -> bool {
-        Npt::write(self, gpa, bytes)
-    }
-}
-
-impl GuestMem for Ept {
-    fn map(&self, f: &mut Frames, gpa: u64, pa: u64, len: u64) -> Result<(), String> {
-        Ept::map(self, f, gpa, pa, len).map_err(|e| alloc::format!("{e:?}"))
-    }
-    fn read(&self, gpa: u64, buf: &mut [u8]) -> bool {
-        Ept::read(self, gpa, buf)
-    }
-    fn write(&self, gpa: u64, bytes: &[u8]) -> bool {
-        Ept::write(self, gpa, bytes)
-    }
-}
-
 /// Maps the guest's first 2 MiB and loads the guest with the hypercall instruction's last
 /// byte `hypercall_modrm`.
-fn load_guest(mem: &impl GuestMem, f: &mut Frames, hypercall_modrm: u8) -> Result<(), String> {
+fn load_guest(mem: &NestedTables, f: &mut Frames, hypercall_modrm: u8) -> Result<(), String> {
     let ram = f.alloc_zeroed(9).ok_or("no memory for guest RAM")?;
     mem.map(f, 0, ram, GUEST_RAM)
-        .map_err(|e| alloc::format!("mapping guest RAM: {e}"))?;
+        .map_err(|e| alloc::format!("mapping guest RAM: {e:?}"))?;
     let mut code = GUEST_CODE;
     code[HYPERCALL_MODRM] = hypercall_modrm;
     if !(mem.write(u64::from(GUEST_ENTRY), &code) && mem.write(GUEST_MSG, b"HVM ok\0")) {
@@ -256,7 +226,7 @@ fn load_guest(mem: &impl GuestMem, f: &mut Frames, hypercall_modrm: u8) -> Resul
 fn drive(
     fl: &Flavour,
     f: &mut Frames,
-    mem: &impl GuestMem,
+    mem: &NestedTables,
     vcpu: &mut impl Vcpu,
 ) -> Result<(), String> {
     let tag = fl.tag;
@@ -314,7 +284,7 @@ fn drive(
                 // Populate: back the page with a fresh frame and retry the access.
                 let frame = f.alloc_zeroed(0).ok_or("no memory to populate")?;
                 mem.map(f, page, frame, 4096)
-                    .map_err(|e| alloc::format!("populating {page:#x}: {e}"))?;
+                    .map_err(|e| alloc::format!("populating {page:#x}: {e:?}"))?;
                 populated.push(page);
                 printk!("{tag}: npf at {gpa:#x} (error {error:#x}) populated\n");
             }

@@ -5,6 +5,7 @@
 //! Guest-physical memory is described by nested page tables (SVM: NPT in the host paging
 //! format; VMX: EPT), both built with [`crate::paging::Mapper`].
 
+pub mod nested;
 pub mod svm;
 pub mod vmx;
 

@@ -5,10 +5,11 @@
 //! lengths are decoded, [`super::insn_len`]), no flush-by-ASID (TLB_CONTROL=1 on every VMRUN),
 //! no VMCB clean bits.
 
+use super::nested::{FrameSource, NestedTables};
 use super::{Exit, GuestRegs, Vcpu, insn_len};
 use crate::cpu::{rdmsr, wrmsr};
 use crate::layout::phys_to_virt;
-use crate::paging::{MapError, Mapper, PAGE_SIZE, Pte, TableAccess};
+use crate::paging::{PAGE_SIZE, Pte};
 use core::arch::x86_64::__cpuid;
 
 /// EFER MSR and its SVM-enable bit.
@@ -113,12 +114,6 @@ pub fn detect() -> Result<SvmInfo, &'static str> {
     Ok(info)
 }
 
-/// Where the back-end gets zeroed, direct-mapped physical frames.
-pub trait FrameSource {
-    /// `2^order` contiguous zeroed frames; the physical address of the first.
-    fn alloc_zeroed(&mut self, order: usize) -> Option<u64>;
-}
-
 /// SVM enabled on the executing CPU (EFER.SVME and the host save area).
 pub struct Svm {
     hsave_pa: u64,
@@ -152,99 +147,12 @@ impl Svm {
     }
 }
 
-/// Table access for nested page tables: frames from a [`FrameSource`], reached through the
-/// direct map.
-struct NptAccess<'a, F: FrameSource> {
-    frames: Option<&'a mut F>,
-}
-
-impl<F: FrameSource> TableAccess for NptAccess<'_, F> {
-    fn alloc_table(&mut self) -> Option<u64> {
-        self.frames.as_mut()?.alloc_zeroed(0)
-    }
-    fn table_ptr(&self, pa: u64) -> *mut [u64; 512] {
-        phys_to_virt(pa) as *mut [u64; 512]
-    }
-}
-
-/// A stand-in frame source for read-only walks.
-struct NoFrames;
-impl FrameSource for NoFrames {
-    fn alloc_zeroed(&mut self, _order: usize) -> Option<u64> {
-        None
-    }
-}
-
-/// Nested page tables (4-level, host paging format): guest-physical to host-physical.
-pub struct Npt {
-    root: u64,
-}
-
 /// NPT leaves: present, writable, user (nested walks are user accesses), executable.
 const NPT_FLAGS: Pte = Pte::PRESENT.union(Pte::RW).union(Pte::USER);
 
-impl Npt {
-    /// An empty NPT (every guest-physical access faults).
-    pub fn new(frames: &mut impl FrameSource) -> Option<Self> {
-        Some(Self {
-            root: frames.alloc_zeroed(0)?,
-        })
-    }
-
-    /// The root (nCR3).
-    pub fn root(&self) -> u64 {
-        self.root
-    }
-
-    /// Maps `[gpa, gpa + len)` to `[pa, pa + len)` read/write/execute. (The tables live in
-    /// physical memory, so a running vCPU may share the `Npt`; flush its TLB afterwards —
-    /// every VMRUN does here.)
-    pub fn map<F: FrameSource>(
-        &self,
-        frames: &mut F,
-        gpa: u64,
-        pa: u64,
-        len: u64,
-    ) -> Result<(), MapError> {
-        let mut access = NptAccess {
-            frames: Some(frames),
-        };
-        Mapper::new(self.root, &mut access).map_range(gpa, pa, len, NPT_FLAGS, false)
-    }
-
-    /// The host-physical address backing `gpa`, if mapped.
-    pub fn translate(&self, gpa: u64) -> Option<u64> {
-        let mut access = NptAccess::<NoFrames> { frames: None };
-        Mapper::new(self.root, &mut access)
-            .translate(gpa)
-            .map(|(pa, _)| pa)
-    }
-
-    /// Reads guest-physical bytes into `buf`; false if any byte is unmapped.
-    pub fn read(&self, gpa: u64, buf: &mut [u8]) -> bool {
-        for (i, b) in buf.iter_mut().enumerate() {
-            let Some(pa) = self.translate(gpa + i as u64) else {
-                return false;
-            };
-            // SAFETY: `pa` backs guest memory that this NPT maps; frames given to the NPT are
-            // direct-mapped host frames.
-            *b = unsafe { (phys_to_virt(pa) as *const u8).read_volatile() };
-        }
-        true
-    }
-
-    /// Writes `bytes` at guest-physical `gpa`; false if any byte is unmapped.
-    pub fn write(&self, gpa: u64, bytes: &[u8]) -> bool {
-        for (i, &b) in bytes.iter().enumerate() {
-            let Some(pa) = self.translate(gpa + i as u64) else {
-                return false;
-            };
-            // SAFETY: as in `read`; guest memory is owned by the hypervisor, not aliased by
-            // Rust references.
-            unsafe { (phys_to_virt(pa) as *mut u8).write_volatile(b) };
-        }
-        true
-    }
+/// Empty nested page tables in the host paging format (nCR3 points at their root).
+pub fn npt(frames: &mut impl FrameSource) -> Option<NestedTables> {
+    NestedTables::new(frames, NPT_FLAGS)
 }
 
 /// One SVM vCPU: its VMCB, I/O permission map and the guest GPRs the VMCB does not hold.
@@ -252,7 +160,7 @@ pub struct SvmVcpu<'n> {
     vmcb_pa: u64,
     iopm_pa: u64,
     regs: GuestRegs,
-    npt: &'n Npt,
+    npt: &'n NestedTables,
 }
 
 impl<'n> SvmVcpu<'n> {
@@ -261,7 +169,7 @@ impl<'n> SvmVcpu<'n> {
     /// CPUID, HLT, VMMCALL, all port I/O, shutdown and physical interrupts.
     pub fn new_flat32(
         frames: &mut impl FrameSource,
-        npt: &'n Npt,
+        npt: &'n NestedTables,
         entry: u32,
         stack: u32,
     ) -> Option<Self> {

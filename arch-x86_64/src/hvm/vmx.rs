@@ -6,11 +6,11 @@
 //! (`(want | must1) & may1`, [`control_value`]). Written against what Bochs
 //! (`corei7_skylake_x`) emulates as well as for hardware.
 
-use super::svm::FrameSource;
+use super::nested::{FrameSource, NestedTables};
 use super::{Exit, GuestRegs, Vcpu};
 use crate::cpu::{rdmsr, read_cr0, read_cr3, read_cr4, write_cr4, wrmsr};
 use crate::layout::phys_to_virt;
-use crate::paging::{MapError, Mapper, PAGE_SIZE, Pte, TableAccess};
+use crate::paging::{PAGE_SIZE, Pte};
 use core::arch::x86_64::__cpuid;
 
 // MSRs.
@@ -269,27 +269,6 @@ impl Vmx {
     }
 }
 
-/// Table access for EPT: frames from a [`FrameSource`], reached through the direct map.
-struct EptAccess<'a, F: FrameSource> {
-    frames: Option<&'a mut F>,
-}
-
-impl<F: FrameSource> TableAccess for EptAccess<'_, F> {
-    fn alloc_table(&mut self) -> Option<u64> {
-        self.frames.as_mut()?.alloc_zeroed(0)
-    }
-    fn table_ptr(&self, pa: u64) -> *mut [u64; 512] {
-        phys_to_virt(pa) as *mut [u64; 512]
-    }
-}
-
-struct NoFrames;
-impl FrameSource for NoFrames {
-    fn alloc_zeroed(&mut self, _order: usize) -> Option<u64> {
-        None
-    }
-}
-
 /// EPT permission and memory-type bits, spelled in [`Pte`] bits so that the host
 /// [`Mapper`] builds EPT: bit 0 read (PRESENT), bit 1 write (RW), bit 2 execute (USER, which
 /// the mapper also puts in intermediate entries), bits 5:3 memory type 6 = write-back
@@ -305,70 +284,9 @@ pub const fn eptp(root: u64) -> u64 {
     root | (3 << 3) | 6
 }
 
-/// Extended page tables (4-level): guest-physical to host-physical.
-pub struct Ept {
-    root: u64,
-}
-
-impl Ept {
-    /// An empty EPT (every guest-physical access exits with an EPT violation).
-    pub fn new(frames: &mut impl FrameSource) -> Option<Self> {
-        Some(Self {
-            root: frames.alloc_zeroed(0)?,
-        })
-    }
-
-    /// The root (PML4) physical address.
-    pub fn root(&self) -> u64 {
-        self.root
-    }
-
-    /// Maps `[gpa, gpa + len)` to `[pa, pa + len)` read/write/execute, write-back. (Only ever
-    /// adds translations for not-present ones, which needs no INVEPT.)
-    pub fn map<F: FrameSource>(
-        &self,
-        frames: &mut F,
-        gpa: u64,
-        pa: u64,
-        len: u64,
-    ) -> Result<(), MapError> {
-        let mut access = EptAccess {
-            frames: Some(frames),
-        };
-        Mapper::new(self.root, &mut access).map_range(gpa, pa, len, EPT_LEAF_RWX_WB, false)
-    }
-
-    /// The host-physical address backing `gpa`, if mapped.
-    pub fn translate(&self, gpa: u64) -> Option<u64> {
-        let mut access = EptAccess::<NoFrames> { frames: None };
-        Mapper::new(self.root, &mut access)
-            .translate(gpa)
-            .map(|(pa, _)| pa)
-    }
-
-    /// Reads guest-physical bytes into `buf`; false if any byte is unmapped.
-    pub fn read(&self, gpa: u64, buf: &mut [u8]) -> bool {
-        for (i, b) in buf.iter_mut().enumerate() {
-            let Some(pa) = self.translate(gpa + i as u64) else {
-                return false;
-            };
-            // SAFETY: `pa` backs guest memory this EPT maps: direct-mapped host frames.
-            *b = unsafe { (phys_to_virt(pa) as *const u8).read_volatile() };
-        }
-        true
-    }
-
-    /// Writes `bytes` at guest-physical `gpa`; false if any byte is unmapped.
-    pub fn write(&self, gpa: u64, bytes: &[u8]) -> bool {
-        for (i, &b) in bytes.iter().enumerate() {
-            let Some(pa) = self.translate(gpa + i as u64) else {
-                return false;
-            };
-            // SAFETY: as in `read`; guest memory is not aliased by Rust references.
-            unsafe { (phys_to_virt(pa) as *mut u8).write_volatile(b) };
-        }
-        true
-    }
+/// Empty extended page tables (4-level, write-back leaves; the EPT pointer is [`eptp`]).
+pub fn ept(frames: &mut impl FrameSource) -> Option<NestedTables> {
+    NestedTables::new(frames, EPT_LEAF_RWX_WB)
 }
 
 /// Whether an EPT-violation exit qualification says the translation was missing (the page
@@ -423,7 +341,7 @@ pub struct VmxVcpu<'e> {
     vmcs_pa: u64,
     launched: bool,
     regs: GuestRegs,
-    _ept: &'e Ept,
+    _ept: &'e NestedTables,
 }
 
 impl<'e> VmxVcpu<'e> {
@@ -434,7 +352,7 @@ impl<'e> VmxVcpu<'e> {
     pub fn new_flat32(
         vmx: &Vmx,
         frames: &mut impl FrameSource,
-        ept: &'e Ept,
+        ept: &'e NestedTables,
         entry: u32,
         stack: u32,
     ) -> Result<Self, &'static str> {
@@ -814,6 +732,7 @@ pub fn gpa_page(gpa: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::paging::{Mapper, TableAccess};
 
     #[test]
     fn control_value_honours_must1_and_may1() {
