@@ -9,7 +9,7 @@ use std::time::Duration;
 use std::{env, fmt};
 
 use crate::error::{Error, Result, ResultExt};
-use crate::verdicts::Transcript;
+use crate::verdicts::{Outcome, Transcript};
 use crate::{Qemu, RunResult, paths, xen_ref};
 
 /// The target the guests are built for.
@@ -192,6 +192,21 @@ impl GuestRun {
             self.hypervisor,
             self.transcript
         )
+    }
+
+    /// Requires `key`'s verdict to be PASS with exactly `details`.
+    #[track_caller]
+    pub fn assert_verdict(&self, key: &str, details: &str) {
+        let v = self
+            .transcript
+            .get(key)
+            .unwrap_or_else(|| panic!("no verdict {key}\n{}", self.report()));
+        assert_eq!(
+            (v.outcome, v.details.as_str()),
+            (Outcome::Pass, details),
+            "{key}\n{}",
+            self.report()
+        );
     }
 }
 

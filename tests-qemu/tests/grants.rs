@@ -14,7 +14,7 @@
 use std::path::PathBuf;
 
 use tests_qemu::guests::{GuestRun, Hypervisor, run_pvtest};
-use tests_qemu::verdicts::{Outcome, Transcript, compare};
+use tests_qemu::verdicts::{Transcript, compare};
 use tests_qemu::{EndReason, Qemu, RunResult, guests, paths, xen_ref};
 
 const SUITE: &str = "gnttab";
@@ -24,19 +24,6 @@ fn run(hv: Hypervisor) -> GuestRun {
         Ok(r) => r,
         Err(e) => panic!("running pvtest ({SUITE}) on {hv}: {e}"),
     }
-}
-
-/// Requires `key`'s verdict to be PASS with exactly `details`.
-fn assert_verdict(r: &GuestRun, key: &str, details: &str) {
-    let v = r
-        .transcript
-        .get(key)
-        .unwrap_or_else(|| panic!("no verdict {key}\n{}", r.report()));
-    assert_eq!(
-        (v.outcome, v.details.as_str()),
-        (Outcome::Pass, details),
-        "{key}"
-    );
 }
 
 #[test]
@@ -63,7 +50,7 @@ fn gnttab_on_xen_4_17() {
         ("gnttab.set_version.busy", "rc=-16(EBUSY) version=1"),
         ("gnttab.swap.pinned", "rc=0 status=-12"),
     ] {
-        assert_verdict(&r, key, details);
+        r.assert_verdict(key, details);
     }
     eprintln!(
         "pvtest {SUITE} on Xen {} in {:.1?}:\n{}",

@@ -7,7 +7,7 @@
 
 use tests_qemu::EndReason;
 use tests_qemu::guests::{GuestRun, Hypervisor, run_pvtest};
-use tests_qemu::verdicts::{Outcome, compare};
+use tests_qemu::verdicts::compare;
 use tests_qemu::xen_ref;
 
 /// Runs `suites` on `hv`, panicking with the report if the run could not happen.
@@ -48,12 +48,7 @@ fn pvtest_basic_on_xen_4_17() {
         ("basic.hypercall.unknown_60", "rc=-38(ENOSYS)"),
         ("basic.mmu_update.pt_frame_writable", "rc=-16(EBUSY) done=0"),
     ] {
-        let v = r.transcript.get(key).expect(key);
-        assert_eq!(
-            (v.outcome, v.details.as_str()),
-            (Outcome::Pass, details),
-            "{key}"
-        );
+        r.assert_verdict(key, details);
     }
     eprintln!(
         "pvtest basic on Xen {} in {:.1?}:\n{}",
@@ -91,19 +86,6 @@ fn expect_all_pass_on_xen(suite: &str) -> GuestRun {
         panic!("pvtest {suite} on Xen 4.17:\n{e}\n{}", r.report());
     }
     r
-}
-
-/// Requires `key`'s verdict to be PASS with exactly `details`.
-fn assert_verdict(r: &GuestRun, key: &str, details: &str) {
-    let v = r
-        .transcript
-        .get(key)
-        .unwrap_or_else(|| panic!("no verdict {key}\n{}", r.report()));
-    assert_eq!(
-        (v.outcome, v.details.as_str()),
-        (Outcome::Pass, details),
-        "{key}"
-    );
 }
 
 /// Runs `suite` on Xen 4.17 (which must pass it) and on Xenolith, and requires identical
@@ -144,7 +126,7 @@ fn pvtest_traps_on_xen_4_17() {
             "vec=6 ec=none rip=insn cs=0xe030 smask=0 fl=0x200 frame=ok entry=1 after=0",
         ),
     ] {
-        assert_verdict(&r, key, details);
+        r.assert_verdict(key, details);
     }
     eprintln!("pvtest traps on Xen 4.17:\n{}", r.transcript);
 }
@@ -170,7 +152,7 @@ fn pvtest_emul_on_xen_4_17() {
         ("emul.io.iopl0", "rc=0 in=#13(0x0)@insn out=#13(0x0)@insn"),
         ("emul.cr.cr3_read", "ok is_pt_base_maddr=true"),
     ] {
-        assert_verdict(&r, key, details);
+        r.assert_verdict(key, details);
     }
     eprintln!("pvtest emul on Xen 4.17:\n{}", r.transcript);
 }
@@ -200,7 +182,7 @@ fn pvtest_time_on_xen_4_17() {
             "rc=0 local_port=4 remote_port=3",
         ),
     ] {
-        assert_verdict(&r, key, details);
+        r.assert_verdict(key, details);
     }
     eprintln!("pvtest time on Xen 4.17:\n{}", r.transcript);
 }
@@ -229,7 +211,7 @@ fn pvtest_mmu_on_xen_4_17() {
         ),
         ("mmu.map.lapic_mmio", "rc=-1(EPERM)"),
     ] {
-        assert_verdict(&r, key, details);
+        r.assert_verdict(key, details);
     }
     eprintln!("pvtest mmu on Xen 4.17:\n{}", r.transcript);
 }
@@ -258,7 +240,7 @@ fn pvtest_misc_on_xen_4_17() {
             "rc=0 upcall_pending=1 mask=1 pending_sel=0xffffffffffffffff",
         ),
     ] {
-        assert_verdict(&r, key, details);
+        r.assert_verdict(key, details);
     }
     eprintln!("pvtest misc on Xen 4.17:\n{}", r.transcript);
 }
@@ -290,7 +272,7 @@ fn pvtest_fifo_on_xen_4_17() {
             "upcalls=1 order=L,B,A,C,D ready=0x0 words_clear=true odd=0",
         ),
     ] {
-        assert_verdict(&r, key, details);
+        r.assert_verdict(key, details);
     }
     eprintln!("pvtest fifo on Xen 4.17:\n{}", r.transcript);
 }

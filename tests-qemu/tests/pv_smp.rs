@@ -9,7 +9,7 @@
 
 use tests_qemu::EndReason;
 use tests_qemu::guests::{GuestRun, Hypervisor, SMP_CMDLINE, run_pvtest_on, run_pvtest_with};
-use tests_qemu::verdicts::{Outcome, compare};
+use tests_qemu::verdicts::compare;
 use tests_qemu::xen_ref;
 
 const SUITE: &str = "smp";
@@ -20,20 +20,6 @@ fn run(hv: Hypervisor) -> GuestRun {
         Ok(r) => r,
         Err(e) => panic!("running pvtest ({SUITE}) on {hv}: {e}"),
     }
-}
-
-/// Requires `key`'s verdict to be PASS with exactly `details`.
-fn assert_verdict(r: &GuestRun, key: &str, details: &str) {
-    let v = r
-        .transcript
-        .get(key)
-        .unwrap_or_else(|| panic!("no verdict {key}\n{}", r.report()));
-    assert_eq!(
-        (v.outcome, v.details.as_str()),
-        (Outcome::Pass, details),
-        "{key}\n{}",
-        r.report()
-    );
 }
 
 #[test]
@@ -96,7 +82,7 @@ fn pvtest_smp_on_xen_4_17() {
             "ack=true is_up=0 stopped=true rc=0 state=3",
         ),
     ] {
-        assert_verdict(&r, key, details);
+        r.assert_verdict(key, details);
     }
     eprintln!(
         "pvtest {SUITE} on Xen {} in {:.1?}:\n{}",
