@@ -27,9 +27,7 @@
 use core::arch::global_asm;
 use core::fmt;
 use core::ptr;
-use core::sync::atomic::AtomicU64;
 
-use xen_abi::arch_x86::{FLAT_KERNEL_SS, FLAT_USER_CS, FLAT_USER_SS};
 use xen_abi::callback::{CALLBACKOP_register, CALLBACKTYPE_syscall, CallbackRegister};
 use xen_abi::grant_table::{
     GNTCOPY_source_gref, GNTMAP_host_map, GNTST_okay, GNTTABOP_copy, GNTTABOP_map_grant_ref,
@@ -40,8 +38,8 @@ use xen_abi::hypercall as nr;
 use xen_abi::sched::SCHEDOP_yield;
 use xen_abi::version::{XEN_VERSION_WORD, XENVER_version};
 use xen_abi::xen::{
-    DOMID_SELF, GuestHandle, MMU_NORMAL_PT_UPDATE, MMUEXT_NEW_USER_BASEPTR, MMUEXT_PIN_L1_TABLE,
-    MMUEXT_UNPIN_TABLE, MmuUpdate, MmuextOp, MulticallEntry, StartInfo, UVMF_INVLPG,
+    DOMID_SELF, GuestHandle, MMU_NORMAL_PT_UPDATE, MMUEXT_PIN_L1_TABLE, MMUEXT_UNPIN_TABLE,
+    MmuUpdate, MmuextOp, MulticallEntry, StartInfo, UVMF_INVLPG,
 };
 
 use crate::console::println;
@@ -49,6 +47,7 @@ use crate::events as ev;
 use crate::hypercall as hc;
 use crate::mm::{self, _PAGE_PRESENT, PAGE_SIZE};
 use crate::traps_rt::{self as rt, Action, probe};
+use crate::usermode;
 use crate::verdict::{Rc, Suite};
 use crate::window;
 
@@ -546,61 +545,24 @@ fn pf_bounce(b: &mut Bench, si: &StartInfo) {
 // ---------------------------------------------------------------------------------------------
 // User mode: syscall bounce.
 //
-// The guest's kernel L4 also becomes its user L4 (a 64-bit PV guest's mappings all carry
-// `_PAGE_USER`, since its kernel runs in ring 3 too), so the image's code runs in user mode as
-// it is. `pvtest_bench_user_run(iters, user_rsp)` enters user mode with `HYPERVISOR_iret`
-// (events stay masked: the context's IF is clear); the user code makes `iters` `syscall`s,
+// `usermode::enter` runs the user code below with `rbx = iters`; it makes `iters` `syscall`s,
 // each bounced by the hypervisor to the kernel's syscall callback, which returns to user mode
-// with `HYPERVISOR_iret`; a last `syscall` with `rax = SYSCALL_EXIT` makes the callback return
-// from `pvtest_bench_user_run` in kernel mode instead. The callback runs on the stack given to
+// with `HYPERVISOR_iret`; a last `syscall` with `rax = SYSCALL_EXIT` makes the callback leave
+// user mode for good (`pvtest_user_leave`). The callback runs on the stack `usermode` gives to
 // `stack_switch`.
-
-/// The kernel stack the hypervisor switches to when user mode traps or makes a syscall.
-#[repr(C, align(16))]
-struct Stack([u8; 16384]);
-
-static mut SYSCALL_STACK: Stack = Stack([0; 16384]);
-static mut USER_STACK: Stack = Stack([0; 16384]);
-
-/// `rsp` of `pvtest_bench_user_run` (after its pushes) while user mode runs.
-static SAVED_RSP: AtomicU64 = AtomicU64::new(0);
 
 global_asm!(
     ".pushsection .text.pvtest_bench, \"ax\"",
     ".balign 16",
-    ".global pvtest_bench_user_run",
-    "pvtest_bench_user_run:",
-    "    push %rbx",
-    "    push %rbp",
-    "    push %r12",
-    "    push %r13",
-    "    push %r14",
-    "    push %r15",
-    "    mov %rsp, {saved_rsp}(%rip)",
-    // The loop counter lives in r12: hypercalls preserve it (not so the argument registers).
-    "    mov %rdi, %r12",
-    // iret_context, lowest address first: rax, r11, rcx, flags, rip, cs, rflags, rsp, ss.
-    "    pushq ${user_ss}",
-    "    push %rsi",
-    "    pushq $2",
-    "    pushq ${user_cs}",
-    "    lea pvtest_bench_user_code(%rip), %rax",
-    "    push %rax",
-    "    pushq $0",
-    "    pushq $0",
-    "    pushq $0",
-    "    pushq $0",
-    "    mov ${iret}, %eax",
-    "    syscall",
-    "    ud2",
     // User mode.
+    ".global pvtest_bench_user_code",
     "pvtest_bench_user_code:",
-    "    test %r12, %r12",
+    "    test %rbx, %rbx",
     "    jz 2f",
     "1:",
     "    mov ${nop}, %eax",
     "    syscall",
-    "    dec %r12",
+    "    dec %rbx",
     "    jnz 1b",
     "2:",
     "    mov ${exit}, %eax",
@@ -623,41 +585,25 @@ global_asm!(
     "    syscall",
     "    ud2",
     "3:",
-    "    mov {saved_rsp}(%rip), %rsp",
-    "    pop %r15",
-    "    pop %r14",
-    "    pop %r13",
-    "    pop %r12",
-    "    pop %rbp",
-    "    pop %rbx",
-    "    ret",
+    "    jmp pvtest_user_leave",
     ".popsection",
-    user_ss = const FLAT_USER_SS,
-    user_cs = const FLAT_USER_CS,
     iret = const nr::iret,
     nop = const SYSCALL_NOP,
     exit = const SYSCALL_EXIT,
-    saved_rsp = sym SAVED_RSP,
     options(att_syntax)
 );
 
 unsafe extern "C" {
-    /// Runs `iters` user-mode syscall round trips (see above) with `user_rsp` as the user
-    /// stack; returns in kernel mode.
-    fn pvtest_bench_user_run(iters: u64, user_rsp: u64);
+    /// The user code: `rbx` syscall round trips, then the exit syscall.
+    static pvtest_bench_user_code: u8;
     /// The syscall callback.
     static pvtest_bench_syscall_entry: u8;
 }
 
-/// Sets up user mode: the kernel stack for entries from user mode, the syscall callback and
-/// the user page tables. Returns the first failing step.
+/// Sets up user mode ([`usermode::setup`]) and the syscall callback. Returns the first
+/// failing step.
 fn setup_user_mode(si: &StartInfo) -> Result<(), (&'static str, i64)> {
-    let kernel_sp = (&raw const SYSCALL_STACK) as u64 + core::mem::size_of::<Stack>() as u64;
-    // SAFETY: stack_switch only records the kernel stack for later entries from user mode.
-    let rc = unsafe { hc::hypercall3(nr::stack_switch, u64::from(FLAT_KERNEL_SS), kernel_sp, 0) };
-    if rc != 0 {
-        return Err(("stack_switch", rc));
-    }
+    usermode::setup(si)?;
     let cb = CallbackRegister {
         type_: CALLBACKTYPE_syscall,
         flags: 0,
@@ -676,11 +622,6 @@ fn setup_user_mode(si: &StartInfo) -> Result<(), (&'static str, i64)> {
     if rc != 0 {
         return Err(("register_syscall", rc));
     }
-    let l4 = mm::p2m(si)[mm::va_to_pfn(si.pt_base) as usize];
-    let rc = mmuext(MmuextOp::with_mfn(MMUEXT_NEW_USER_BASEPTR, l4));
-    if rc != 0 {
-        return Err(("new_user_baseptr", rc));
-    }
     Ok(())
 }
 
@@ -694,20 +635,19 @@ fn syscall_bounce(b: &mut Bench, si: &StartInfo) {
         return;
     }
     let n = b.iters(default_iters::SYSCALL_BOUNCE);
-    let user_rsp = (&raw const USER_STACK) as u64 + core::mem::size_of::<Stack>() as u64;
+    let code = (&raw const pvtest_bench_user_code) as u64;
     let run = |iters: u64| {
         let start = ev::rdtsc();
-        // SAFETY: user mode is set up; the routine returns in kernel mode on this stack with
-        // the callee-saved registers restored (the others are clobbered, as for any call).
-        unsafe { pvtest_bench_user_run(iters, user_rsp) };
+        // SAFETY: user mode is set up; the user code's only way back is its exit syscall,
+        // whose callback ends with `jmp pvtest_user_leave`.
+        unsafe { usermode::enter(code, 0, 0, iters) };
         ev::rdtsc().wrapping_sub(start)
     };
     run(WARMUP.min(n));
     // As `timed` does, but a round of `k` syscalls is `k + 1` round trips.
     let (rounds, per_round) = rounds(n);
     let best = (0..rounds).map(|_| run(per_round)).min().unwrap_or(0);
-    // Drop the user page tables again (the kernel's L4 keeps its own type reference).
-    let rc = mmuext(MmuextOp::with_mfn(MMUEXT_NEW_USER_BASEPTR, 0));
+    let rc = usermode::clear_user_baseptr();
     let sample = Sample {
         iters: per_round + 1,
         ticks: best,

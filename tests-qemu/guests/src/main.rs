@@ -33,6 +33,8 @@ mod suites;
 #[cfg(target_os = "none")]
 mod traps_rt;
 #[cfg(target_os = "none")]
+mod usermode;
+#[cfg(target_os = "none")]
 mod verdict;
 #[cfg(target_os = "none")]
 mod window;

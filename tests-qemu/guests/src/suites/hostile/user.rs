@@ -8,22 +8,21 @@
 //! into the `ud2` after it: an isolation break, except for `wbinvd`/`invd`, which Xen emulates
 //! from user mode too (see [`SLOTS`]).
 //!
-//! The handler does not return to user mode: it copies Xen's bounce frame and unwinds to the
-//! kernel stack saved by `pvtest_hostile_user_run` (the bounce already switched to kernel mode
-//! and its page tables, the same L4 here).
+//! The handler does not return to user mode: it copies Xen's bounce frame and leaves through
+//! `usermode` (the bounce already switched to kernel mode and its page tables, the same L4
+//! here).
 
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use xen_abi::arch_x86::{FLAT_KERNEL_CS, FLAT_KERNEL_SS, FLAT_USER_CS, FLAT_USER_SS, TrapInfo};
+use xen_abi::arch_x86::{FLAT_KERNEL_CS, FLAT_USER_CS, TrapInfo};
 use xen_abi::hypercall as nr;
 use xen_abi::physdev::{PHYSDEVOP_set_iobitmap, PHYSDEVOP_set_iopl};
-use xen_abi::xen::{DOMID_SELF, MMUEXT_NEW_USER_BASEPTR, MmuextOp, StartInfo};
+use xen_abi::xen::StartInfo;
 
 use super::Rng;
 use crate::hypercall as hc;
-use crate::mm;
-use crate::traps_rt;
+use crate::{traps_rt, usermode};
 
 /// The slots: name, and the error code of the #GP it must raise. `wbinvd` and `invd` are
 /// exceptions: Xen 4.17 emulates them from PV user mode as from the kernel (a no-op unless the
@@ -67,8 +66,8 @@ const SLOT_SIZE: u64 = 16;
 /// Bytes of the `mov %rbx,%rdx` that starts each slot: the privileged instruction follows.
 const SLOT_SETUP: u64 = 3;
 
-/// One slot: `rdx` from `rbx` (hypercalls preserve `rbx`; `rax` and `rcx` come from the iret
-/// context), the instruction, then `ud2` in case it completes.
+/// One slot: `rdx` from `rbx` (what [`usermode::enter`] can set besides `rax` and `rcx`), the
+/// instruction, then `ud2` in case it completes.
 macro_rules! slots {
     ($($insn:literal),+ $(,)?) => {
         concat!($(".balign 16\n", "mov %rbx, %rdx\n", $insn, "\n", "ud2\n"),+)
@@ -77,31 +76,6 @@ macro_rules! slots {
 
 global_asm!(
     ".pushsection .text.pvtest_hostile_user, \"ax\"",
-    ".balign 16",
-    ".global pvtest_hostile_user_run",
-    // rdi = user rip (a slot), rsi = user rsp, rdx = user rax, rcx = user rcx, r8 = user rdx.
-    "pvtest_hostile_user_run:",
-    "    push %rbx",
-    "    push %rbp",
-    "    push %r12",
-    "    push %r13",
-    "    push %r14",
-    "    push %r15",
-    "    mov %rsp, {saved_rsp}(%rip)",
-    "    mov %r8, %rbx",
-    // iret_context, lowest address first: rax, r11, rcx, flags, rip, cs, rflags, rsp, ss.
-    "    pushq ${user_ss}",
-    "    push %rsi",
-    "    pushq $2",
-    "    pushq ${user_cs}",
-    "    push %rdi",
-    "    pushq $0",
-    "    push %rcx",
-    "    pushq $0",
-    "    push %rdx",
-    "    mov ${iret}, %eax",
-    "    syscall",
-    "    ud2",
     ".balign 16",
     ".global pvtest_hostile_user_slots",
     "pvtest_hostile_user_slots:",
@@ -155,41 +129,19 @@ global_asm!(
     "    mov $9, %ecx",
     "    cld",
     "    rep movsq",
-    "    mov {saved_rsp}(%rip), %rsp",
-    "    pop %r15",
-    "    pop %r14",
-    "    pop %r13",
-    "    pop %r12",
-    "    pop %rbp",
-    "    pop %rbx",
-    "    ret",
+    "    jmp pvtest_user_leave",
     ".popsection",
-    user_ss = const FLAT_USER_SS,
-    user_cs = const FLAT_USER_CS,
-    iret = const nr::iret,
-    saved_rsp = sym SAVED_RSP,
     frame = sym FRAME,
     options(att_syntax)
 );
 
 unsafe extern "C" {
-    /// Enters user mode at `rip` with the given registers; returns in kernel mode once the
-    /// user code traps (the frame is in [`FRAME`]).
-    fn pvtest_hostile_user_run(rip: u64, rsp: u64, rax: u64, rcx: u64, rdx: u64);
     static pvtest_hostile_user_slots: u8;
     static pvtest_hostile_user_traps: u8;
 }
 
-/// `rsp` of `pvtest_hostile_user_run` (after its pushes) while user mode runs.
-static SAVED_RSP: AtomicU64 = AtomicU64::new(0);
 /// The last trap: vector, then Xen's bounce frame (rcx, r11, [error code], rip, cs, ...).
 static FRAME: [AtomicU64; 9] = [const { AtomicU64::new(0) }; 9];
-
-#[repr(C, align(16))]
-struct Stack([u8; 16384]);
-
-static mut KERNEL_STACK: Stack = Stack([0; 16384]);
-static mut USER_STACK: Stack = Stack([0; 16384]);
 
 /// What the user code did, as the kernel saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -217,11 +169,6 @@ pub struct Counts {
     pub completed_slots: u64,
     /// The first unexpected outcome, with its slot.
     pub first_bad: Option<(&'static str, Outcome)>,
-}
-
-fn mmuext(op: MmuextOp) -> i64 {
-    // SAFETY: sets the user base pointer to the guest's own kernel L4, or clears it.
-    unsafe { hc::mmuext_op(&[op], DOMID_SELF).0 }
 }
 
 /// Drops any I/O privilege the random calls may have granted (IOPL, an I/O bitmap), so that
@@ -265,26 +212,16 @@ fn install_traps() -> i64 {
             address: base + SLOT_SIZE * u64::from(vector),
         };
     }
-    // SAFETY: every stub takes Xen's bounce frame and unwinds to `pvtest_hostile_user_run`,
-    // which only runs while this table is installed; the table ends with a zero entry.
+    // SAFETY: every stub takes Xen's bounce frame and leaves through `pvtest_user_leave`; the
+    // table is installed only while the class runs (`teardown` restores the defaults), and it
+    // ends with a zero entry.
     unsafe { hc::set_trap_table(&table) }
 }
 
-/// Sets up user mode: the kernel stack for entries from user mode, the user page tables (the
-/// kernel's own L4) and the trap stubs. Returns the failing step.
+/// Sets up user mode ([`usermode::setup`]) and the trap stubs. Returns the failing step.
 pub fn setup(si: &StartInfo) -> Result<(), (&'static str, i64)> {
     drop_io_privilege();
-    let kernel_sp = (&raw const KERNEL_STACK) as u64 + core::mem::size_of::<Stack>() as u64;
-    // SAFETY: stack_switch only records the kernel stack for later entries from user mode.
-    let rc = unsafe { hc::hypercall3(nr::stack_switch, u64::from(FLAT_KERNEL_SS), kernel_sp, 0) };
-    if rc != 0 {
-        return Err(("stack_switch", rc));
-    }
-    let l4 = mm::p2m(si)[mm::va_to_pfn(si.pt_base) as usize];
-    let rc = mmuext(MmuextOp::with_mfn(MMUEXT_NEW_USER_BASEPTR, l4));
-    if rc != 0 {
-        return Err(("new_user_baseptr", rc));
-    }
+    usermode::setup(si)?;
     let rc = install_traps();
     if rc != 0 {
         return Err(("set_trap_table", rc));
@@ -295,20 +232,18 @@ pub fn setup(si: &StartInfo) -> Result<(), (&'static str, i64)> {
 /// Puts the default trap handlers back and drops the user page tables.
 pub fn teardown() -> i64 {
     traps_rt::restore_default_traps();
-    mmuext(MmuextOp::with_mfn(MMUEXT_NEW_USER_BASEPTR, 0))
+    usermode::clear_user_baseptr()
 }
 
 /// Runs slot `k` in user mode with the given registers.
 fn run_slot(k: usize, rax: u64, rcx: u64, rdx: u64) -> Outcome {
     let slot = (&raw const pvtest_hostile_user_slots) as u64 + SLOT_SIZE * k as u64;
-    // Leave room above rsp: `lgdt (%rsp)` reads ten bytes there.
-    let user_rsp = (&raw const USER_STACK) as u64 + core::mem::size_of::<Stack>() as u64 - 64;
     for w in &FRAME {
         w.store(0, Ordering::Relaxed);
     }
-    // SAFETY: user mode is set up (`setup`); the routine returns in kernel mode on this stack
-    // with the callee-saved registers restored once the user code traps.
-    unsafe { pvtest_hostile_user_run(slot, user_rsp, rax, rcx, rdx) };
+    // SAFETY: user mode is set up (`setup`); the slot's only way back is a trap, whose stub
+    // (installed by `setup`) ends with `jmp pvtest_user_leave`.
+    unsafe { usermode::enter(slot, rax, rcx, rdx) };
     let w = |i: usize| FRAME[i].load(Ordering::Relaxed);
     let vector = w(0);
     let e = usize::from(matches!(vector, 8 | 10..=14 | 17));
