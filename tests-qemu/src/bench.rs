@@ -674,18 +674,9 @@ fn gzip_len(data: &[u8]) -> Result<u64> {
 
 /// The cached Debian package of the reference Xen, if any.
 pub fn xen_deb() -> Option<PathBuf> {
-    let prefix = format!("{}_", xen_ref::PACKAGE);
-    let mut debs: Vec<PathBuf> = fs::read_dir(xen_ref::cache_dir())
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".deb"))
-        })
-        .collect();
-    debs.sort();
-    debs.pop()
+    crate::debian::newest_deb(&xen_ref::cache_dir(), xen_ref::PACKAGE)
+        .ok()
+        .flatten()
 }
 
 /// The size of `path_in_package` in a `dpkg-deb -c` listing (`-rw-r--r-- root/root 1016220

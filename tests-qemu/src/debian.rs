@@ -172,10 +172,10 @@ fn download_locked(package: &str, dir: &Path) -> Result<PathBuf> {
     }
 }
 
-fn find_deb(dir: &Path, package: &str) -> Option<PathBuf> {
+/// The newest `<package>_*.deb` in `dir` (by name), if any.
+pub(crate) fn newest_deb(dir: &Path, package: &str) -> std::io::Result<Option<PathBuf>> {
     let prefix = format!("{package}_");
-    let mut debs: Vec<PathBuf> = fs::read_dir(dir)
-        .ok()?
+    let mut debs: Vec<PathBuf> = fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.file_name()
@@ -184,7 +184,11 @@ fn find_deb(dir: &Path, package: &str) -> Option<PathBuf> {
         })
         .collect();
     debs.sort();
-    debs.pop()
+    Ok(debs.pop())
+}
+
+fn find_deb(dir: &Path, package: &str) -> Option<PathBuf> {
+    newest_deb(dir, package).ok().flatten()
 }
 
 /// `dpkg-deb --fsys-tarfile <deb> | tar -x -C <into> --wildcards <members>`.

@@ -124,18 +124,7 @@ fn download(dir: &Path) -> Result<PathBuf> {
 }
 
 fn find_deb(dir: &Path) -> Result<Option<PathBuf>> {
-    let prefix = format!("{PACKAGE}_");
-    let mut debs: Vec<PathBuf> = fs::read_dir(dir)
-        .ctx(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".deb"))
-        })
-        .collect();
-    debs.sort();
-    Ok(debs.pop())
+    crate::debian::newest_deb(dir, PACKAGE).ctx(|| format!("reading {}", dir.display()))
 }
 
 /// Extracts the package and gunzips the hypervisor to `elf` (via a temporary file, so an
