@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the host packages Xenolith's build and tests need on Debian 12 (as root):
 # QEMU >= 10 (from bookworm-backports), the GRUB rescue-ISO tools (grub-pc-bin, grub-common,
-# xorriso, mtools), binutils and procps; with --bochs also Bochs.
+# xorriso, mtools), binutils and procps; with --bochs also what only the tests use: Bochs and
+# cpio.
 # Idempotent: skips work that is already done. Usage: install-host-deps.sh [--bochs]
 set -euo pipefail
 
@@ -9,7 +10,7 @@ bochs=0
 for arg in "$@"; do
     case "$arg" in
         --bochs) bochs=1 ;;
-        -h|--help) sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "install-host-deps.sh: unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -33,6 +34,10 @@ command -v readelf >/dev/null 2>&1 || pkgs+=(binutils)
 [ -x /usr/bin/kill ] || [ -x /bin/kill ] || pkgs+=(procps)
 if [ "$bochs" = 1 ] && ! command -v bochs >/dev/null 2>&1; then
     pkgs+=(bochs bochsbios vgabios bochs-term)
+fi
+# GNU cpio reads the generated initramfs back in a host test.
+if [ "$bochs" = 1 ] && ! command -v cpio >/dev/null 2>&1; then
+    pkgs+=(cpio)
 fi
 
 if qemu_ok && [ ${#pkgs[@]} -eq 0 ]; then

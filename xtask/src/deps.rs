@@ -33,8 +33,9 @@ fn qemu_major() -> Option<u32> {
     parse_qemu_major(&String::from_utf8_lossy(&out.stdout))
 }
 
-/// What is missing, in words.
-pub fn missing(bochs: bool) -> Vec<String> {
+/// What is missing, in words. `for_tests` adds what only the tests use: Bochs (the VMX test)
+/// and cpio (reads the generated initramfs back).
+pub fn missing(for_tests: bool) -> Vec<String> {
     let mut missing = Vec::new();
     match qemu_major() {
         Some(v) if v >= MIN_QEMU_MAJOR => {}
@@ -51,8 +52,12 @@ pub fn missing(bochs: bool) -> Vec<String> {
     if !Path::new("/usr/lib/grub/i386-pc").is_dir() {
         missing.push("GRUB BIOS modules (grub-pc-bin)".into());
     }
-    if bochs && !have("bochs") {
-        missing.push("bochs".into());
+    if for_tests {
+        for tool in ["bochs", "cpio"] {
+            if !have(tool) {
+                missing.push(tool.into());
+            }
+        }
     }
     missing
 }
@@ -64,28 +69,22 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-/// Makes sure the host tools are there, running the installer as root if not. `bochs` also
-/// requires Bochs (installed with `--bochs`). Without root, a missing Bochs is only a warning
-/// (no test needs it yet); anything else is an error telling how to install.
-pub fn ensure(bochs: bool) -> Result<()> {
-    let missing_now = missing(bochs);
+/// Makes sure the host tools are there, running the installer as root if not. `for_tests`
+/// also requires the tests' tools (installed with `--bochs`). Without root, anything missing is
+/// an error telling how to install.
+pub fn ensure(for_tests: bool) -> Result<()> {
+    let missing_now = missing(for_tests);
     if missing_now.is_empty() {
         return Ok(());
     }
     let script = tests_qemu::paths::workspace_root().join(INSTALL_SCRIPT);
-    let flag = if bochs { " --bochs" } else { "" };
+    let flag = if for_tests { " --bochs" } else { "" };
     if !is_root() {
-        let only_bochs = missing_now.iter().all(|m| m == "bochs");
-        let msg = format!(
+        return Err(format!(
             "missing host tools: {}.\nInstall them as root: sudo bash {}{flag}",
             missing_now.join(", "),
             script.display()
-        );
-        if only_bochs {
-            eprintln!("xtask: warning: {msg}");
-            return Ok(());
-        }
-        return Err(msg);
+        ));
     }
     eprintln!(
         "xtask: missing host tools ({}); installing them",
@@ -93,11 +92,11 @@ pub fn ensure(bochs: bool) -> Result<()> {
     );
     let mut cmd = Command::new("bash");
     cmd.arg(&script);
-    if bochs {
+    if for_tests {
         cmd.arg("--bochs");
     }
     util::run(&mut cmd)?;
-    let still = missing(bochs);
+    let still = missing(for_tests);
     if still.is_empty() {
         Ok(())
     } else {
