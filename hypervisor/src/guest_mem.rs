@@ -25,6 +25,10 @@ pub fn range_ok(gva: u64, len: usize) -> bool {
 /// Copies guest memory at `gva` into `dst`.
 #[cfg(target_os = "none")]
 pub fn copy_from_guest(dst: &mut [u8], gva: u64) -> Result<(), Errno> {
+    // An HVM guest's addresses go through its own page tables and the nested tables.
+    if let Some(ok) = crate::hvm::xlat::read(dst, gva) {
+        return if ok { Ok(()) } else { Err(Errno::EFAULT) };
+    }
     if !range_ok(gva, dst.len()) {
         return Err(Errno::EFAULT);
     }
@@ -42,6 +46,9 @@ pub fn copy_from_guest(dst: &mut [u8], gva: u64) -> Result<(), Errno> {
 /// Copies `src` to guest memory at `gva`.
 #[cfg(target_os = "none")]
 pub fn copy_to_guest(gva: u64, src: &[u8]) -> Result<(), Errno> {
+    if let Some(ok) = crate::hvm::xlat::write(gva, src) {
+        return if ok { Ok(()) } else { Err(Errno::EFAULT) };
+    }
     if !range_ok(gva, src.len()) {
         return Err(Errno::EFAULT);
     }

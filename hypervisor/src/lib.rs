@@ -15,6 +15,7 @@ pub mod evtchn;
 mod fuzz_rng;
 pub mod gnttab;
 pub mod guest_mem;
+pub mod hvm;
 #[cfg(target_os = "none")]
 pub mod hvm_selftest;
 #[cfg(target_os = "none")]
@@ -25,7 +26,6 @@ pub mod options;
 pub mod pirq;
 pub mod pv;
 pub mod pvmm;
-#[cfg(target_os = "none")]
 pub mod sched;
 #[cfg(target_os = "none")]
 pub mod setup;

@@ -1,21 +1,30 @@
-//! The in-tree PV test guests (`tests-qemu/guests`, crate `xenolith-testguests`): building
-//! them, and booting one as dom0 on real Xen 4.17 or on Xenolith with the same QEMU machine and
-//! hypervisor command line, collecting its verdicts (see [`crate::verdicts`]).
+//! The in-tree test guests (`tests-qemu/guests`, crate `xenolith-testguests`: the PV guest
+//! `pvtest` and the PVH guest `pvhtest`): building them, and booting one as dom0 on real Xen
+//! 4.17 or on Xenolith with the same QEMU machine and hypervisor command line (or `pvhtest` on
+//! Xenolith under Bochs, for VMX), collecting its verdicts (see [`crate::verdicts`]).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::Duration;
-use std::{env, fmt};
+use std::time::{Duration, Instant};
+use std::{env, fmt, fs};
 
+use crate::cmdline::Module;
 use crate::error::{Error, Result, ResultExt};
+use crate::serial::SerialLog;
 use crate::verdicts::{Outcome, Transcript};
-use crate::{Qemu, RunResult, paths, xen_ref};
+use crate::{DEFAULT_FAILURE_MARKERS, Qemu, RunResult, bochs, grub, lock, paths, xen_ref};
 
 /// The target the guests are built for.
 pub const GUEST_TARGET: &str = "x86_64-unknown-none";
 /// Environment variable naming a prebuilt `pvtest` ELF; when unset the harness builds one.
 pub const PVTEST_ENV: &str = "PVTEST_ELF";
+
+/// Environment variable naming a prebuilt `pvhtest` ELF; when unset the harness builds one.
+pub const PVHTEST_ENV: &str = "PVHTEST_ELF";
+/// The cargo binaries.
+const PVTEST_BIN: &str = "pvtest";
+const PVHTEST_BIN: &str = "pvhtest";
 
 /// The guest's last line before it powers off.
 pub const GUEST_DONE: &str = "PVTEST DONE";
@@ -32,30 +41,72 @@ pub const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The arguments of the guest build command (after `cargo`).
 pub fn pvtest_build_args() -> Vec<&'static str> {
+    build_args(PVTEST_BIN)
+}
+
+/// Where cargo puts the `pvtest` ELF.
+pub fn pvtest_path() -> PathBuf {
+    bin_path(PVTEST_BIN)
+}
+
+/// Builds `pvtest` with cargo (output to this process's stderr) and returns the ELF's path.
+pub fn build_pvtest() -> Result<PathBuf> {
+    build_bin(PVTEST_BIN)
+}
+
+/// The `pvtest` ELF: `$PVTEST_ELF` if set (relative to the workspace root), else a release
+/// build (done at most once per process).
+pub fn pvtest_elf() -> Result<PathBuf> {
+    static BUILT: OnceLock<Result<PathBuf>> = OnceLock::new();
+    env_or_build(PVTEST_ENV, &BUILT, build_pvtest)
+}
+
+/// The arguments of the `pvhtest` build command (after `cargo`).
+pub fn pvhtest_build_args() -> Vec<&'static str> {
+    build_args(PVHTEST_BIN)
+}
+
+/// Where cargo puts the `pvhtest` ELF.
+pub fn pvhtest_path() -> PathBuf {
+    bin_path(PVHTEST_BIN)
+}
+
+/// Builds `pvhtest` with cargo and returns the ELF's path.
+pub fn build_pvhtest() -> Result<PathBuf> {
+    build_bin(PVHTEST_BIN)
+}
+
+/// The `pvhtest` ELF: `$PVHTEST_ELF` if set (relative to the workspace root), else a release
+/// build (done at most once per process).
+pub fn pvhtest_elf() -> Result<PathBuf> {
+    static BUILT: OnceLock<Result<PathBuf>> = OnceLock::new();
+    env_or_build(PVHTEST_ENV, &BUILT, build_pvhtest)
+}
+
+/// `cargo build --release -p xenolith-testguests --bin <bin> --target <GUEST_TARGET>`.
+fn build_args(bin: &'static str) -> Vec<&'static str> {
     vec![
         "build",
         "--release",
         "-p",
         "xenolith-testguests",
         "--bin",
-        "pvtest",
+        bin,
         "--target",
         GUEST_TARGET,
     ]
 }
 
-/// Where cargo puts the `pvtest` ELF.
-pub fn pvtest_path() -> PathBuf {
+fn bin_path(bin: &str) -> PathBuf {
     paths::target_dir()
         .join(GUEST_TARGET)
         .join("release")
-        .join("pvtest")
+        .join(bin)
 }
 
-/// Builds `pvtest` with cargo (output to this process's stderr) and returns the ELF's path.
-pub fn build_pvtest() -> Result<PathBuf> {
+fn build_bin(bin: &'static str) -> Result<PathBuf> {
     let cargo = paths::cargo_program();
-    let args = pvtest_build_args();
+    let args = build_args(bin);
     let status = Command::new(&cargo)
         .args(&args)
         .current_dir(paths::workspace_root())
@@ -67,7 +118,7 @@ pub fn build_pvtest() -> Result<PathBuf> {
             args.join(" ")
         )));
     }
-    let elf = pvtest_path();
+    let elf = bin_path(bin);
     if !elf.is_file() {
         return Err(Error::new(format!(
             "the build succeeded but {} does not exist",
@@ -77,22 +128,21 @@ pub fn build_pvtest() -> Result<PathBuf> {
     Ok(elf)
 }
 
-/// The `pvtest` ELF: `$PVTEST_ELF` if set (relative to the workspace root), else a release
-/// build (done at most once per process).
-pub fn pvtest_elf() -> Result<PathBuf> {
-    if let Some(p) = env::var_os(PVTEST_ENV).filter(|p| !p.is_empty()) {
+/// `$<var>` if set (relative to the workspace root), else `build()`'s result, computed once.
+fn env_or_build(
+    var: &str,
+    built: &'static OnceLock<Result<PathBuf>>,
+    build: fn() -> Result<PathBuf>,
+) -> Result<PathBuf> {
+    if let Some(p) = env::var_os(var).filter(|p| !p.is_empty()) {
         let p = paths::workspace_root().join(p);
         return if p.is_file() {
             Ok(p)
         } else {
-            Err(Error::new(format!(
-                "{PVTEST_ENV}={} is not a file",
-                p.display()
-            )))
+            Err(Error::new(format!("{var}={} is not a file", p.display())))
         };
     }
-    static BUILT: OnceLock<Result<PathBuf>> = OnceLock::new();
-    BUILT.get_or_init(build_pvtest).clone()
+    built.get_or_init(build).clone()
 }
 
 /// The hypervisor a guest runs on.
@@ -256,6 +306,163 @@ pub fn run_pvtest_on(
     })
 }
 
+/// `pvhtest`'s last line before it powers off.
+pub const PVH_DONE: &str = "PVHTEST DONE";
+/// Lines `pvhtest` prints when it faults or panics (it then crashes itself).
+pub const PVH_FATAL: &[&str] = &["PVHTEST FATAL", "PVHTEST PANIC"];
+
+/// `pvhtest`'s verdicts in a serial log. Its protocol is pvtest's with `PVHTEST` for
+/// `PVTEST` (`DONE`, `FATAL`, `PANIC`, `unknown suite`), read here as pvtest's.
+pub fn pvh_transcript(serial: &str) -> Transcript {
+    Transcript::parse(&serial.replace("PVHTEST ", "PVTEST "))
+}
+
+/// The QEMU run of `pvhtest` as a PVH dom0 on `hv`: [`pvtest_qemu`]'s machine (`-cpu max`:
+/// SVM with NPT, which Xen's PVH dom0 needs for HAP) with [`xen_ref::PVH_CMDLINE`].
+pub fn pvhtest_qemu(hv: Hypervisor, hv_elf: &Path, guest: &Path, guest_args: &str) -> Qemu {
+    let mut q = pvtest_qemu_with(hv, hv_elf, guest, guest_args, xen_ref::PVH_CMDLINE);
+    for m in PVH_FATAL {
+        q = q.failure_marker(m);
+    }
+    if hv == Hypervisor::Xenolith {
+        q = q.success_marker(PVH_DONE);
+    }
+    q
+}
+
+/// Builds `pvhtest` (unless `PVHTEST_ELF` is set) and runs it as a PVH dom0 on `hv` with
+/// `suites=<suites>`; the run is named `pvhtest-<suites>-<hv>`.
+pub fn run_pvhtest(hv: Hypervisor, suites: &str) -> Result<GuestRun> {
+    let guest = pvhtest_elf()?;
+    let hv_elf = hv.elf()?;
+    let name = format!("pvhtest-{}-{}", suites.replace(',', "+"), hv.name());
+    let run = pvhtest_qemu(hv, &hv_elf, &guest, &format!("suites={suites}"))
+        .name(&name)
+        .run()?;
+    let transcript = pvh_transcript(run.serial.text());
+    Ok(GuestRun {
+        hypervisor: hv,
+        run,
+        transcript,
+    })
+}
+
+/// The Xenolith command line for `pvhtest` under Bochs: [`xen_ref::PVH_CMDLINE`] with a dom0
+/// that fits the smaller Bochs machine.
+pub const PVH_BOCHS_CMDLINE: &str =
+    "console=com1 com1=115200,8n1 dom0_mem=64M dom0_max_vcpus=1 noreboot dom0=pvh dom0-iommu=none";
+/// RAM of the Bochs machine, MiB.
+pub const PVH_BOCHS_MEM_MIB: u32 = 256;
+/// Time limit of a Bochs run of `pvhtest`.
+pub const PVH_BOCHS_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A finished Bochs run of `pvhtest` and its parsed verdicts.
+#[derive(Debug)]
+pub struct BochsGuestRun {
+    /// The Bochs run.
+    pub run: bochs::BochsResult,
+    /// The verdict protocol lines of its serial log.
+    pub transcript: Transcript,
+}
+
+impl BochsGuestRun {
+    /// The Bochs report followed by the parsed transcript, for assertion messages.
+    pub fn report(&self) -> String {
+        format!(
+            "{}\n--- Xenolith (Bochs, VMX) transcript ---\n{}",
+            self.run.report(),
+            self.transcript
+        )
+    }
+}
+
+/// Runs `pvhtest suites=<suites>` as a PVH dom0 on Xenolith under Bochs (Intel VMX with EPT),
+/// booted from a GRUB ISO with [`PVH_BOCHS_CMDLINE`]; ends on `PVHTEST DONE`, a fatal line or
+/// [`PVH_BOCHS_TIMEOUT`].
+pub fn run_pvhtest_bochs(suites: &str) -> Result<BochsGuestRun> {
+    let guest = pvhtest_elf()?;
+    let hv_elf = paths::hypervisor_elf()?;
+    let name = format!("pvhtest-{}", suites.replace(',', "+"));
+    let module = Module::new(guest, format!("suites={suites}"));
+    let run = bochs_run_with_modules(&name, &hv_elf, PVH_BOCHS_CMDLINE, &[module])?;
+    let transcript = pvh_transcript(run.serial.text());
+    Ok(BochsGuestRun { run, transcript })
+}
+
+/// [`bochs::run`] with boot modules (which it does not take): boots `elf` with `args` and
+/// `modules` from a GRUB ISO until `PVHTEST DONE` or a failure line shows on COM1.
+fn bochs_run_with_modules(
+    name: &str,
+    elf: &Path,
+    args: &str,
+    modules: &[Module],
+) -> Result<bochs::BochsResult> {
+    bochs::available()?;
+    let iso = grub::build_iso(&format!("bochs-{name}"), elf, args, modules)?;
+    let dir = paths::scratch_dir("runs")?;
+    let serial_path = dir.join(format!("bochs-{name}.serial"));
+    let log_path = dir.join(format!("bochs-{name}.log"));
+    let rc_path = dir.join(format!("bochs-{name}.bochsrc"));
+    let dbg_path = dir.join(format!("bochs-{name}.rc"));
+    let _ = fs::remove_file(&serial_path);
+    let _ = fs::remove_file(&log_path);
+    let rc = bochs::bochsrc(&iso, &serial_path, &log_path, PVH_BOCHS_MEM_MIB);
+    fs::write(&rc_path, rc).ctx(|| format!("writing {}", rc_path.display()))?;
+    // Bochs' debugger stops before the first instruction: continue.
+    fs::write(&dbg_path, "c\n").ctx(|| format!("writing {}", dbg_path.display()))?;
+
+    let _lock = lock::acquire()?;
+    let start = Instant::now();
+    let mut child = Command::new(bochs::BOCHS)
+        .args(["-q", "-f"])
+        .arg(&rc_path)
+        .arg("-rc")
+        .arg(&dbg_path)
+        .env("TERM", "xterm")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .current_dir(&dir)
+        .spawn()
+        .ctx(|| "starting bochs")?;
+    let failures: Vec<&str> = DEFAULT_FAILURE_MARKERS
+        .iter()
+        .chain(PVH_FATAL)
+        .chain([&xen_ref::DOM0_CRASHED])
+        .copied()
+        .collect();
+    let (success, end) = loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let text = SerialLog::new(&fs::read(&serial_path).unwrap_or_default());
+        if let Some(m) = failures.iter().find(|m| text.contains(m)) {
+            break (false, format!("failure marker {m:?}"));
+        }
+        if text.contains(PVH_DONE) {
+            break (true, format!("success marker {PVH_DONE:?}"));
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            break (false, format!("bochs exited by itself ({status})"));
+        }
+        if start.elapsed() > PVH_BOCHS_TIMEOUT {
+            break (false, format!("timeout ({PVH_BOCHS_TIMEOUT:?})"));
+        }
+    };
+    let elapsed = start.elapsed();
+    // Let the rest of the line reach the file, then SIGKILL (Bochs ignores SIGTERM).
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = child.kill();
+    let _ = child.wait();
+    let serial = SerialLog::new(&fs::read(&serial_path).unwrap_or_default());
+    Ok(bochs::BochsResult {
+        serial,
+        success,
+        end,
+        elapsed,
+        serial_path,
+        log_path,
+    })
+}
+
 /// The run-name suffix for hypervisor command line `hv_cmdline` (see [`run_pvtest_with`]).
 fn cmdline_tag(hv_cmdline: &str) -> String {
     if hv_cmdline == xen_ref::CMDLINE {
@@ -333,11 +540,52 @@ mod tests {
     }
 
     #[test]
+    fn pvh_runs_differ_from_pv_runs_only_in_dom0_mode() {
+        assert_eq!(
+            xen_ref::PVH_CMDLINE,
+            format!("{} {}", xen_ref::CMDLINE, xen_ref::PVH_DOM0_ARGS)
+        );
+        assert_eq!(
+            PVH_BOCHS_CMDLINE.replace("dom0_mem=64M", "dom0_mem=512M"),
+            xen_ref::PVH_CMDLINE
+        );
+        let pv = strs(&pvtest_qemu(
+            Hypervisor::Xen,
+            Path::new("/x/xen.elf"),
+            Path::new("/g/pvhtest"),
+            "suites=all",
+        ));
+        let pvh = strs(&pvhtest_qemu(
+            Hypervisor::Xen,
+            Path::new("/x/xen.elf"),
+            Path::new("/g/pvhtest"),
+            "suites=all",
+        ));
+        assert_eq!(pv.replace(xen_ref::CMDLINE, xen_ref::PVH_CMDLINE), pvh);
+    }
+
+    #[test]
+    fn pvh_transcript_reads_the_pvhtest_prefix() {
+        let t = pvh_transcript(
+            "PVHTEST start xenolith-pvhtest\nVERDICT a.b PASS x=1\nSUMMARY a passed=1 failed=0 \
+             skipped=0\nPVHTEST DONE suites=1 passed=1 failed=0 skipped=0\n",
+        );
+        assert!(t.expect_all_pass(&["a"]).is_ok(), "{t}");
+        let t = pvh_transcript("PVHTEST FATAL exception vector=14\n");
+        assert!(t.problems.iter().any(|p| p.contains("FATAL")), "{t}");
+    }
+
+    #[test]
     fn build_command_targets_bare_metal() {
         assert_eq!(
             pvtest_build_args().join(" "),
             "build --release -p xenolith-testguests --bin pvtest --target x86_64-unknown-none"
         );
         assert!(pvtest_path().ends_with("x86_64-unknown-none/release/pvtest"));
+        assert_eq!(
+            pvhtest_build_args().join(" "),
+            "build --release -p xenolith-testguests --bin pvhtest --target x86_64-unknown-none"
+        );
+        assert!(pvhtest_path().ends_with("x86_64-unknown-none/release/pvhtest"));
     }
 }

@@ -29,6 +29,16 @@ pub const VERSION_FILE: &str = "VERSION";
 /// The Xen command line used for reference runs (and for Xenolith in comparisons).
 pub const CMDLINE: &str = "console=com1 com1=115200,8n1 dom0_mem=512M dom0_max_vcpus=1 noreboot";
 
+/// What [`PVH_CMDLINE`] adds to [`CMDLINE`]: build dom0 as PVH. Xen 4.17 panics with
+/// "Presently, iommu must be enabled for PVH hardware domain" when there is no IOMMU (QEMU's
+/// q35 has none by default); `dom0-iommu=none` lifts that requirement (dom0 then gets no IOMMU
+/// mappings, which a guest without devices does not need).
+pub const PVH_DOM0_ARGS: &str = "dom0=pvh dom0-iommu=none";
+
+/// [`CMDLINE`] with [`PVH_DOM0_ARGS`]: the reference command line for a PVH dom0.
+pub const PVH_CMDLINE: &str =
+    "console=com1 com1=115200,8n1 dom0_mem=512M dom0_max_vcpus=1 noreboot dom0=pvh dom0-iommu=none";
+
 /// What Xen prints when dom0 powers off (it then halts the machine; QEMU keeps running).
 pub const DOM0_HALTED: &str = "Hardware Dom0 halted";
 /// What Xen prints when dom0 crashes.

@@ -5,9 +5,11 @@
 //! Guest-physical memory is described by nested page tables (SVM: NPT in the host paging
 //! format; VMX: EPT), both built with [`crate::paging::Mapper`].
 
+pub mod mmio;
 pub mod nested;
 pub mod svm;
 pub mod vmx;
+pub mod walk;
 
 /// Why a vCPU stopped running guest code, independent of the vendor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +39,24 @@ pub enum Exit {
     },
     /// A physical interrupt arrived while the guest ran (the host handles it once resumed).
     ExternalInterrupt,
+    /// The guest executed RDMSR (`write: false`) or WRMSR (`write: true`) on an MSR the
+    /// back-end does not pass through: index in `rcx`, value in `edx:eax`; rip still points
+    /// at it.
+    Msr {
+        /// WRMSR (true) or RDMSR (false).
+        write: bool,
+    },
+    /// The guest executed XSETBV (register index in `rcx`, value in `edx:eax`); rip still
+    /// points at it. The back-end loads the value set with [`Vcpu::set_xcr0`] around each
+    /// entry, so the host's XCR0 is never the guest's.
+    Xsetbv,
+    /// An NMI arrived while the guest ran (the back-end has let the host take it).
+    Nmi,
+    /// The guest executed PAUSE (spin-wait hint); rip still points at it.
+    Pause,
+    /// The guest can now take the interrupt queued with [`Vcpu::inject_interrupt`] (a
+    /// back-end that needs a window exit to deliver it); just run again.
+    InterruptWindow,
     /// The guest triple-faulted.
     Shutdown,
     /// Entering the guest failed. VMX: the VM-instruction error number (0 for VMfailInvalid),
@@ -88,6 +108,39 @@ pub struct GuestRegs {
     pub rflags: u64,
 }
 
+/// The guest's control state, as needed to walk its page tables and decode its instructions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ControlState {
+    /// CR0 as the guest runs with it (PE bit 0, PG bit 31).
+    pub cr0: u64,
+    /// CR3.
+    pub cr3: u64,
+    /// CR4 as the guest sees it (PAE bit 5, PSE bit 4, LA57 bit 12).
+    pub cr4: u64,
+    /// EFER as the guest sees it (LME bit 8, LMA bit 10, NXE bit 11; never SVME).
+    pub efer: u64,
+    /// CS base.
+    pub cs_base: u64,
+    /// CS.L: the guest runs 64-bit code.
+    pub cs_long: bool,
+    /// CS.D/B: 32-bit default operand size outside 64-bit mode.
+    pub cs_db: bool,
+    /// Current privilege level.
+    pub cpl: u8,
+}
+
+impl ControlState {
+    /// Whether the guest is in long mode (EFER.LMA).
+    pub fn long_mode(&self) -> bool {
+        self.efer & (1 << 10) != 0
+    }
+
+    /// Whether guest paging is on (CR0.PG).
+    pub fn paging(&self) -> bool {
+        self.cr0 & (1 << 31) != 0
+    }
+}
+
 /// A virtual CPU of a hardware-virtualized guest.
 pub trait Vcpu {
     /// Runs the guest until the next exit.
@@ -99,25 +152,63 @@ pub trait Vcpu {
     /// Moves rip past the instruction that caused the last exit (decoding it where the
     /// hardware does not report its length). Returns the length, or `None` if unknown.
     fn skip_instruction(&mut self) -> Option<u8>;
+    /// The guest's control registers, EFER and CS state as of the last exit.
+    fn control(&self) -> ControlState;
+    /// Queues external interrupt `vector`, delivered once the guest can take interrupts
+    /// (RFLAGS.IF set, no interrupt shadow). One at a time: false (nothing queued) while an
+    /// earlier one is still waiting.
+    fn inject_interrupt(&mut self, vector: u8) -> bool;
+    /// Whether an interrupt queued with [`Vcpu::inject_interrupt`] has not been taken yet.
+    fn interrupt_pending(&self) -> bool;
+    /// Injects exception `vector` (with `error` code, if the vector has one) at the next
+    /// entry, e.g. #GP(0) for an MSR the guest may not touch.
+    fn inject_exception(&mut self, vector: u8, error: Option<u32>);
+    /// Reads a guest MSR the back-end keeps in its control block (EFER without SVME, PAT,
+    /// FS/GS/kernel-GS base, STAR, LSTAR, CSTAR, SFMASK, SYSENTER_CS/ESP/EIP); `None` for
+    /// any other.
+    fn read_msr(&self, index: u32) -> Option<u64>;
+    /// Writes such an MSR (EFER keeps the back-end's required bits, LMA follows the
+    /// hardware rules); false for any other MSR or a value the hardware would refuse.
+    fn write_msr(&mut self, index: u32, value: u64) -> bool;
+    /// The XCR0 the guest runs with (set by the generic XSETBV handler after validation).
+    fn set_xcr0(&mut self, xcr0: u64);
 }
 
 /// Length of the instruction starting with `bytes`, for the instructions that cause the exits
-/// handled here (CPUID, HLT, VMMCALL, VMCALL, IN/OUT). `None` for anything else.
+/// handled here (CPUID, HLT, VMMCALL, VMCALL, IN/OUT, RDMSR, WRMSR, XSETBV, PAUSE), with any
+/// legacy prefixes and a REX prefix. `None` for anything else.
+///
+/// REX bytes (0x40-0x4f) are `inc`/`dec` outside 64-bit mode, instructions that never exit, so
+/// an exiting instruction starting with one is always a REX-prefixed 64-bit instruction.
 pub fn insn_len(bytes: &[u8]) -> Option<u8> {
-    // Operand-size prefix (e.g. `out dx, ax` in 32-bit code).
-    let (prefix, rest) = match bytes.first() {
-        Some(0x66) => (1, &bytes[1..]),
-        _ => (0, bytes),
-    };
-    let len = match rest {
-        [0x0f, 0xa2, ..] => 2,              // cpuid
-        [0xf4, ..] => 1,                    // hlt
-        [0x0f, 0x01, 0xd9 | 0xc1, ..] => 3, // vmmcall / vmcall
-        [0xe4..=0xe7, ..] => 2,             // in/out al/eax, imm8
-        [0xec..=0xef, ..] => 1,             // in/out al/eax, dx
+    /// The architectural maximum instruction length.
+    const MAX_LEN: usize = 15;
+    let mut i = 0;
+    let mut rep = false;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            // Operand/address size, segment overrides, REPNE.
+            0x66 | 0x67 | 0x26 | 0x2e | 0x36 | 0x3e | 0x64 | 0x65 | 0xf2 => {}
+            0xf3 => rep = true,
+            _ => break,
+        }
+        i += 1;
+    }
+    if let Some(0x40..=0x4f) = bytes.get(i) {
+        i += 1;
+    }
+    let len = match bytes.get(i..)? {
+        [0x0f, 0xa2, ..] => 2,                     // cpuid
+        [0x0f, 0x30 | 0x32, ..] => 2,              // wrmsr / rdmsr
+        [0x0f, 0x01, 0xd9 | 0xc1 | 0xd1, ..] => 3, // vmmcall / vmcall / xsetbv
+        [0xf4, ..] => 1,                           // hlt
+        [0x90, ..] if rep => 1,                    // pause (rep nop)
+        [0xe4..=0xe7, ..] => 2,                    // in/out al/eax, imm8
+        [0xec..=0xef, ..] => 1,                    // in/out al/eax, dx
         _ => return None,
     };
-    Some(prefix + len)
+    let total = i + len;
+    (total <= MAX_LEN).then_some(total as u8)
 }
 
 /// The 12-byte Xen signature returned in ebx, ecx, edx for CPUID leaf 0x40000000.
@@ -140,6 +231,41 @@ mod tests {
         assert_eq!(insn_len(&[0x90]), None);
         assert_eq!(insn_len(&[0x0f]), None);
         assert_eq!(insn_len(&[]), None);
+    }
+
+    #[test]
+    fn lengths_of_msr_xsetbv_and_pause() {
+        assert_eq!(insn_len(&[0x0f, 0x32]), Some(2)); // rdmsr
+        assert_eq!(insn_len(&[0x0f, 0x30, 0xc3]), Some(2)); // wrmsr
+        assert_eq!(insn_len(&[0x0f, 0x01, 0xd1]), Some(3)); // xsetbv
+        assert_eq!(insn_len(&[0xf3, 0x90]), Some(2)); // pause
+        assert_eq!(insn_len(&[0x0f, 0x01, 0xd0]), None); // xgetbv does not exit
+        assert_eq!(insn_len(&[0x0f, 0x31]), None); // rdtsc does not exit
+        assert_eq!(insn_len(&[0xf3]), None);
+    }
+
+    #[test]
+    fn lengths_with_prefixes() {
+        // REX prefixes in 64-bit code.
+        assert_eq!(insn_len(&[0x48, 0x0f, 0x30]), Some(3));
+        assert_eq!(insn_len(&[0x41, 0xef]), Some(2));
+        assert_eq!(insn_len(&[0x4f, 0xe5, 0x71]), Some(3));
+        // Operand-size prefix then REX (REX must come last).
+        assert_eq!(insn_len(&[0x66, 0x48, 0xed]), Some(3));
+        assert_eq!(insn_len(&[0x66, 0x40, 0xe7, 0x80]), Some(4));
+        // Legacy prefixes stack; a REX before a legacy prefix is not a prefix of it.
+        assert_eq!(insn_len(&[0x2e, 0x66, 0xee]), Some(3));
+        assert_eq!(insn_len(&[0x48, 0x66, 0xee]), None);
+        assert_eq!(insn_len(&[0x48, 0x48, 0xee]), None);
+        // A REX alone or before an instruction that does not exit.
+        assert_eq!(insn_len(&[0x48]), None);
+        assert_eq!(insn_len(&[0x48, 0x90]), None);
+        // Longer than 15 bytes.
+        let mut long = [0x66u8; 16];
+        long[15] = 0xee;
+        assert_eq!(insn_len(&long), None);
+        assert_eq!(insn_len(&long[2..]), Some(14));
+        assert_eq!(insn_len(&long[1..]), Some(15));
     }
 
     #[test]

@@ -70,6 +70,13 @@ impl NestedTables {
         Mapper::new(self.root, &mut access).map_range(gpa, pa, len, self.leaf, false)
     }
 
+    /// Removes the 4 KiB translation of `gpa`, if any. The caller flushes what cached it
+    /// (SVM: every VMRUN flushes; VMX: `vmx::flush_ept`).
+    pub fn unmap(&self, gpa: u64) {
+        let mut access = Access::<NoFrames> { frames: None };
+        Mapper::new(self.root, &mut access).unmap_4k(gpa);
+    }
+
     /// The host-physical address backing `gpa`, if mapped.
     pub fn translate(&self, gpa: u64) -> Option<u64> {
         let mut access = Access::<NoFrames> { frames: None };

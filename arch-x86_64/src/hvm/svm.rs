@@ -1,22 +1,58 @@
-//! AMD SVM back-end: detection, enabling, a VMCB for a flat 32-bit protected-mode guest,
-//! nested paging and VMRUN (AMD APM vol. 2, ch. 15 and appendix B).
+//! AMD SVM back-end: detection, enabling, a VMCB for a PVH guest (32-bit protected mode,
+//! paging off), nested paging, VMRUN with VMLOAD/VMSAVE around it, MSR and XCR0 handling and
+//! event injection (AMD APM vol. 2, ch. 15 and appendix B).
 //!
 //! Written for what QEMU TCG emulates as well as for hardware: no nRIP save (instruction
 //! lengths are decoded, [`super::insn_len`]), no flush-by-ASID (TLB_CONTROL=1 on every VMRUN),
-//! no VMCB clean bits.
+//! no VMCB clean bits (all cleared on every VMRUN), no decode assists.
 
 use super::nested::{FrameSource, NestedTables};
-use super::{Exit, GuestRegs, Vcpu, insn_len};
-use crate::cpu::{rdmsr, wrmsr};
+use super::{ControlState, Exit, GuestRegs, Vcpu, insn_len, walk};
+use crate::cpu::{rdmsr, read_cr4, wrmsr};
 use crate::layout::phys_to_virt;
 use crate::paging::{PAGE_SIZE, Pte};
-use core::arch::x86_64::__cpuid;
+use core::arch::x86_64::{__cpuid, __cpuid_count};
 
-/// EFER MSR and its SVM-enable bit.
+// MSRs, named as in Xen's msr-index.h.
 const MSR_EFER: u32 = 0xc000_0080;
-const EFER_SVME: u64 = 1 << 12;
+const MSR_STAR: u32 = 0xc000_0081;
+const MSR_LSTAR: u32 = 0xc000_0082;
+const MSR_CSTAR: u32 = 0xc000_0083;
+const MSR_SYSCALL_MASK: u32 = 0xc000_0084;
+const MSR_FS_BASE: u32 = 0xc000_0100;
+const MSR_GS_BASE: u32 = 0xc000_0101;
+const MSR_SHADOW_GS_BASE: u32 = 0xc000_0102;
+const MSR_IA32_SYSENTER_CS: u32 = 0x174;
+const MSR_IA32_SYSENTER_ESP: u32 = 0x175;
+const MSR_IA32_SYSENTER_EIP: u32 = 0x176;
+const MSR_IA32_CR_PAT: u32 = 0x277;
 /// Physical address of the host state-save page used by VMRUN/#VMEXIT.
 const MSR_VM_HSAVE_PA: u32 = 0xc001_0117;
+
+// EFER bits.
+const EFER_SCE: u64 = 1 << 0;
+const EFER_LME: u64 = 1 << 8;
+const EFER_LMA: u64 = 1 << 10;
+const EFER_NXE: u64 = 1 << 11;
+const EFER_SVME: u64 = 1 << 12;
+/// CR0.PG, CR4.OSXSAVE.
+const X86_CR0_PG: u64 = 1 << 31;
+const X86_CR4_OSXSAVE: u64 = 1 << 18;
+
+/// The MSRs VMLOAD/VMSAVE switch: the guest uses them directly (no MSR intercept), and
+/// [`Vcpu::read_msr`]/[`Vcpu::write_msr`] see them in the VMCB.
+const PASSTHROUGH_MSRS: [u32; 10] = [
+    MSR_FS_BASE,
+    MSR_GS_BASE,
+    MSR_SHADOW_GS_BASE,
+    MSR_STAR,
+    MSR_LSTAR,
+    MSR_CSTAR,
+    MSR_SYSCALL_MASK,
+    MSR_IA32_SYSENTER_CS,
+    MSR_IA32_SYSENTER_ESP,
+    MSR_IA32_SYSENTER_EIP,
+];
 
 // VMCB control area offsets.
 const C_INTERCEPT_MISC1: usize = 0x00c;
@@ -26,21 +62,55 @@ const C_MSRPM_BASE: usize = 0x048;
 const C_ASID: usize = 0x058;
 const C_TLB_CONTROL: usize = 0x05c;
 const C_VINTR: usize = 0x060;
+const C_INTERRUPT_SHADOW: usize = 0x068;
 const C_EXITCODE: usize = 0x070;
 const C_EXITINFO1: usize = 0x078;
 const C_EXITINFO2: usize = 0x080;
+const C_EXITINTINFO: usize = 0x088;
 const C_NP_ENABLE: usize = 0x090;
+const C_EVENTINJ: usize = 0x0a8;
 const C_NCR3: usize = 0x0b0;
-// Intercept bits.
+const C_VMCB_CLEAN: usize = 0x0c0;
+// Intercept bits (Xen's GENERAL1_INTERCEPT_* / GENERAL2_INTERCEPT_*).
 const MISC1_INTR: u32 = 1 << 0;
+const MISC1_NMI: u32 = 1 << 1;
 const MISC1_CPUID: u32 = 1 << 18;
 const MISC1_HLT: u32 = 1 << 24;
+const MISC1_INVLPGA: u32 = 1 << 26;
 const MISC1_IOIO_PROT: u32 = 1 << 27;
+const MISC1_MSR_PROT: u32 = 1 << 28;
 const MISC1_SHUTDOWN: u32 = 1 << 31;
 const MISC2_VMRUN: u32 = 1 << 0;
 const MISC2_VMMCALL: u32 = 1 << 1;
-/// V_INTR_MASKING: the host's RFLAGS.IF masks physical interrupts while the guest runs.
-const VINTR_MASKING: u64 = 1 << 24;
+const MISC2_VMLOAD: u32 = 1 << 2;
+const MISC2_VMSAVE: u32 = 1 << 3;
+const MISC2_STGI: u32 = 1 << 4;
+const MISC2_CLGI: u32 = 1 << 5;
+const MISC2_SKINIT: u32 = 1 << 6;
+const MISC2_XSETBV: u32 = 1 << 13;
+// Virtual interrupt control (the VINTR quadword).
+/// V_IRQ: a virtual interrupt is pending; the CPU clears it when the guest takes it.
+const V_IRQ: u64 = 1 << 8;
+const V_INTR_PRIO_SHIFT: u32 = 16;
+const V_INTR_PRIO_MASK: u64 = 0xf << V_INTR_PRIO_SHIFT;
+/// V_IGN_TPR: deliver regardless of the guest's virtual TPR.
+const V_IGN_TPR: u64 = 1 << 20;
+/// V_INTR_MASKING: the host's RFLAGS.IF masks physical interrupts while the guest runs, the
+/// guest's masks only virtual ones.
+const V_INTR_MASKING: u64 = 1 << 24;
+const V_INTR_VECTOR_SHIFT: u32 = 32;
+const V_INTR_VECTOR_MASK: u64 = 0xff << V_INTR_VECTOR_SHIFT;
+// EVENTINJ / EXITINTINFO format.
+const EVENT_VECTOR: u64 = 0xff;
+const EVENT_TYPE_SHIFT: u32 = 8;
+const EVENT_TYPE: u64 = 7 << EVENT_TYPE_SHIFT;
+const X86_EVENTTYPE_EXT_INTR: u64 = 0;
+const X86_EVENTTYPE_HW_EXCEPTION: u64 = 3;
+const X86_EVENTTYPE_SW_INTERRUPT: u64 = 4;
+/// Error code valid.
+const EVENT_EV: u64 = 1 << 11;
+const EVENT_VALID: u64 = 1 << 31;
+const EVENT_ERROR: u64 = 0xffff_ffff << 32;
 
 // VMCB state-save area offsets.
 const S_ES: usize = 0x400;
@@ -64,17 +134,35 @@ const S_RFLAGS: usize = 0x570;
 const S_RIP: usize = 0x578;
 const S_RSP: usize = 0x5d8;
 const S_RAX: usize = 0x5f8;
+const S_STAR: usize = 0x600;
+const S_LSTAR: usize = 0x608;
+const S_CSTAR: usize = 0x610;
+const S_SFMASK: usize = 0x618;
+const S_KERNEL_GS_BASE: usize = 0x620;
+const S_SYSENTER_CS: usize = 0x628;
+const S_SYSENTER_ESP: usize = 0x630;
+const S_SYSENTER_EIP: usize = 0x638;
 const S_G_PAT: usize = 0x668;
+/// Offset of a segment image's base within it.
+const SEG_BASE: usize = 8;
+/// CS attribute bits (VMCB packed format): L (64-bit code) and D/B (32-bit default size).
+const ATTR_L: u16 = 1 << 9;
+const ATTR_DB: u16 = 1 << 10;
 
 // Exit codes.
 const VMEXIT_INTR: u64 = 0x60;
+const VMEXIT_NMI: u64 = 0x61;
+const VMEXIT_VINTR: u64 = 0x64;
 const VMEXIT_CPUID: u64 = 0x72;
 const VMEXIT_HLT: u64 = 0x78;
 const VMEXIT_IOIO: u64 = 0x7b;
+const VMEXIT_MSR: u64 = 0x7c;
 const VMEXIT_SHUTDOWN: u64 = 0x7f;
 const VMEXIT_VMMCALL: u64 = 0x81;
+const VMEXIT_XSETBV: u64 = 0x8d;
 const VMEXIT_NPF: u64 = 0x400;
-
+/// VMRUN refused the guest state (-1).
+const VMEXIT_INVALID: u64 = u64::MAX;
 /// What CPUID says about SVM on this CPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SvmInfo {
@@ -155,51 +243,100 @@ pub fn npt(frames: &mut impl FrameSource) -> Option<NestedTables> {
     NestedTables::new(frames, NPT_FLAGS)
 }
 
-/// One SVM vCPU: its VMCB, I/O permission map and the guest GPRs the VMCB does not hold.
+/// One SVM vCPU: its VMCB, I/O and MSR permission maps, the host-state area VMSAVE/VMLOAD use
+/// around VMRUN, the guest GPRs the VMCB does not hold and the guest's XCR0.
 pub struct SvmVcpu<'n> {
     vmcb_pa: u64,
     iopm_pa: u64,
+    /// VMCB-format page for the host's FS/GS/TR/LDTR and syscall MSRs while the guest runs.
+    host_pa: u64,
     regs: GuestRegs,
     npt: &'n NestedTables,
+    xcr0: u64,
 }
 
 impl<'n> SvmVcpu<'n> {
-    /// A vCPU in flat 32-bit protected mode (CS/DS/ES/SS base 0, limit 4 GiB, CR0.PE only,
-    /// no guest paging) at `entry` with stack `stack`, on nested tables `npt`, intercepting
-    /// CPUID, HLT, VMMCALL, all port I/O, shutdown and physical interrupts.
+    /// A vCPU in the PVH boot state (Xen's docs/misc/pvh.pandoc) at `entry`, with `rbx` =
+    /// `start_info` (the start-info structure's guest-physical address), on nested tables
+    /// `npt`: 32-bit protected mode, paging off, flat segments, a busy 32-bit TSS.
+    pub fn new_pvh(
+        frames: &mut impl FrameSource,
+        npt: &'n NestedTables,
+        entry: u32,
+        start_info: u32,
+    ) -> Option<Self> {
+        let mut v = Self::new_flat(frames, npt, entry)?;
+        v.regs.rbx = u64::from(start_info);
+        Some(v)
+    }
+
+    /// A vCPU in the PVH boot state at `entry` with stack `stack` (and rbx 0), as the
+    /// self-test's hand-assembled guest expects.
     pub fn new_flat32(
         frames: &mut impl FrameSource,
         npt: &'n NestedTables,
         entry: u32,
         stack: u32,
     ) -> Option<Self> {
+        let mut v = Self::new_flat(frames, npt, entry)?;
+        v.regs.rsp = u64::from(stack);
+        Some(v)
+    }
+
+    /// The shared boot state: intercepts, permission maps and the PVH register state.
+    fn new_flat(frames: &mut impl FrameSource, npt: &'n NestedTables, entry: u32) -> Option<Self> {
         let vmcb_pa = frames.alloc_zeroed(0)?;
+        let host_pa = frames.alloc_zeroed(0)?;
         // IOPM: 12 KiB; allocated as 16 KiB (order 2), every port intercepted.
         let iopm_pa = frames.alloc_zeroed(2)?;
         // SAFETY: the IOPM frames were just allocated for us and are direct-mapped.
         unsafe { core::ptr::write_bytes(phys_to_virt(iopm_pa) as *mut u8, 0xff, 3 * 4096) };
-        // MSRPM: 8 KiB, zero (MSR_PROT is not intercepted; the field must still be valid).
+        // MSRPM: 8 KiB, every MSR intercepted but those VMLOAD/VMSAVE switch.
         let msrpm_pa = frames.alloc_zeroed(1)?;
+        // SAFETY: the MSRPM frames were just allocated for us, are direct-mapped and not
+        // referenced anywhere else yet.
+        let msrpm = unsafe {
+            core::slice::from_raw_parts_mut(phys_to_virt(msrpm_pa) as *mut u8, MSRPM_SIZE)
+        };
+        fill_msrpm(msrpm);
         let mut v = Self {
             vmcb_pa,
             iopm_pa,
+            host_pa,
             regs: GuestRegs {
                 rip: u64::from(entry),
-                rsp: u64::from(stack),
                 rflags: 0x2,
                 ..GuestRegs::default()
             },
             npt,
+            xcr0: XCR0_X87,
         };
         v.w32(
             C_INTERCEPT_MISC1,
-            MISC1_INTR | MISC1_CPUID | MISC1_HLT | MISC1_IOIO_PROT | MISC1_SHUTDOWN,
+            MISC1_INTR
+                | MISC1_NMI
+                | MISC1_CPUID
+                | MISC1_HLT
+                | MISC1_INVLPGA
+                | MISC1_IOIO_PROT
+                | MISC1_MSR_PROT
+                | MISC1_SHUTDOWN,
         );
-        v.w32(C_INTERCEPT_MISC2, MISC2_VMRUN | MISC2_VMMCALL);
+        v.w32(
+            C_INTERCEPT_MISC2,
+            MISC2_VMRUN
+                | MISC2_VMMCALL
+                | MISC2_VMLOAD
+                | MISC2_VMSAVE
+                | MISC2_STGI
+                | MISC2_CLGI
+                | MISC2_SKINIT
+                | MISC2_XSETBV,
+        );
         v.w64(C_IOPM_BASE, iopm_pa);
         v.w64(C_MSRPM_BASE, msrpm_pa);
         v.w32(C_ASID, 1);
-        v.w64(C_VINTR, VINTR_MASKING);
+        v.w64(C_VINTR, V_INTR_MASKING);
         v.w64(C_NP_ENABLE, 1);
         v.w64(C_NCR3, npt.root());
 
@@ -211,13 +348,13 @@ impl<'n> SvmVcpu<'n> {
         }
         v.seg(S_GDTR, 0, 0, 0xffff, 0);
         v.seg(S_IDTR, 0, 0, 0xffff, 0);
-        v.seg(S_LDTR, 0, 0x82, 0xffff, 0); // present LDT, empty
-        v.seg(S_TR, 0, 0x8b, 0xffff, 0); // busy 32-bit TSS
+        v.seg(S_LDTR, 0, 0, 0, 0); // unusable (SVM does not check LDTR)
+        v.seg(S_TR, 0, 0x8b, 0x67, 0); // present busy 32-bit TSS
         v.w8(S_CPL, 0);
         // VMRUN requires EFER.SVME in the guest image too (APM "canonicalization and
-        // consistency checks"); the guest cannot observe it without RDMSR.
+        // consistency checks"); EFER accesses are intercepted and never show it.
         v.w64(S_EFER, EFER_SVME);
-        v.w64(S_CR0, 1); // PE
+        v.w64(S_CR0, 0x11); // PE, ET
         v.w64(S_CR3, 0);
         v.w64(S_CR4, 0);
         v.w64(S_DR6, 0xffff_0ff0);
@@ -260,6 +397,16 @@ impl<'n> SvmVcpu<'n> {
         unsafe { self.field(off).cast::<u64>().write_volatile(v) }
     }
 
+    fn r8(&self, off: usize) -> u8 {
+        // SAFETY: as in `w8`.
+        unsafe { self.field(off).read_volatile() }
+    }
+
+    fn r16(&self, off: usize) -> u16 {
+        // SAFETY: as in `w16`.
+        unsafe { self.field(off).cast::<u16>().read_volatile() }
+    }
+
     fn r64(&self, off: usize) -> u64 {
         // SAFETY: as in `w16`.
         unsafe { self.field(off).cast::<u64>().read_volatile() }
@@ -270,7 +417,25 @@ impl<'n> SvmVcpu<'n> {
         self.w16(off, sel);
         self.w16(off + 2, attr);
         self.w32(off + 4, limit);
-        self.w64(off + 8, base);
+        self.w64(off + SEG_BASE, base);
+    }
+
+    /// Where the VMCB keeps a guest MSR this back-end handles.
+    fn msr_field(index: u32) -> Option<usize> {
+        Some(match index {
+            MSR_IA32_CR_PAT => S_G_PAT,
+            MSR_FS_BASE => S_FS + SEG_BASE,
+            MSR_GS_BASE => S_GS + SEG_BASE,
+            MSR_SHADOW_GS_BASE => S_KERNEL_GS_BASE,
+            MSR_STAR => S_STAR,
+            MSR_LSTAR => S_LSTAR,
+            MSR_CSTAR => S_CSTAR,
+            MSR_SYSCALL_MASK => S_SFMASK,
+            MSR_IA32_SYSENTER_CS => S_SYSENTER_CS,
+            MSR_IA32_SYSENTER_ESP => S_SYSENTER_ESP,
+            MSR_IA32_SYSENTER_EIP => S_SYSENTER_EIP,
+            _ => return None,
+        })
     }
 
     fn exit(&self) -> Exit {
@@ -284,7 +449,13 @@ impl<'n> SvmVcpu<'n> {
             VMEXIT_HLT => Exit::Hlt,
             VMEXIT_VMMCALL => Exit::Vmmcall,
             VMEXIT_INTR => Exit::ExternalInterrupt,
+            VMEXIT_NMI => Exit::Nmi,
+            VMEXIT_VINTR => Exit::InterruptWindow,
             VMEXIT_SHUTDOWN => Exit::Shutdown,
+            VMEXIT_MSR => Exit::Msr {
+                write: info1 & 1 != 0,
+            },
+            VMEXIT_XSETBV => Exit::Xsetbv,
             VMEXIT_NPF => Exit::NestedPageFault {
                 gpa: info2,
                 error: info1,
@@ -299,6 +470,7 @@ impl<'n> SvmVcpu<'n> {
                 },
                 write: info1 & 1 == 0,
             },
+            VMEXIT_INVALID => Exit::EntryFailed(code),
             other => Exit::Other(other),
         }
     }
@@ -311,16 +483,36 @@ impl Vcpu for SvmVcpu<'_> {
         self.w64(S_RIP, r.rip);
         self.w64(S_RSP, r.rsp);
         self.w64(S_RFLAGS, r.rflags);
-        // TCG has no flush-by-ASID: flush the whole TLB on every entry.
+        // TCG has no flush-by-ASID: flush the whole TLB on every entry. Nothing is cached
+        // across VMRUNs either (clean bits all zero).
         self.w8(C_TLB_CONTROL, 1);
-        // SAFETY: SVM is enabled with a host save area (`Svm::enable`, the caller's duty as
-        // documented on `new_flat32`'s users), the VMCB is a consistent image built by
-        // `new_flat32`, and `vmrun` restores every host register it does not declare clobbered.
-        unsafe { vmrun(self.vmcb_pa, &mut self.regs) };
+        self.w32(C_VMCB_CLEAN, 0);
+        let host_xsave = read_cr4() & X86_CR4_OSXSAVE != 0;
+        // SAFETY: SVM is enabled with a host save area (`Svm::enable`, the caller's duty),
+        // the VMCB is a consistent image built by `new_flat` and kept so by the setters, the
+        // host area is ours. With GIF clear no interrupt or NMI runs host code while XCR0 is
+        // the guest's; the guest's XCR0 passed `set_xcr0`'s checks, and XSETBV is only used
+        // while the host has CR4.OSXSAVE.
+        unsafe {
+            clgi();
+            let host_xcr0 = if host_xsave { xgetbv0() } else { 0 };
+            let swap = host_xsave && host_xcr0 != self.xcr0;
+            if swap {
+                xsetbv0(self.xcr0);
+            }
+            vmrun(self.vmcb_pa, self.host_pa, &mut self.regs);
+            if swap {
+                xsetbv0(host_xcr0);
+            }
+            stgi();
+        }
         self.regs.rax = self.r64(S_RAX);
         self.regs.rip = self.r64(S_RIP);
         self.regs.rsp = self.r64(S_RSP);
         self.regs.rflags = self.r64(S_RFLAGS);
+        // An event cut short by the exit is delivered again at the next entry.
+        let again = reinjection(self.r64(C_EXITINTINFO), self.r64(C_VINTR));
+        self.w64(C_EVENTINJ, again);
         self.exit()
     }
 
@@ -333,38 +525,312 @@ impl Vcpu for SvmVcpu<'_> {
     }
 
     fn skip_instruction(&mut self) -> Option<u8> {
-        // No nRIP under TCG: decode. CS base plus rip is the guest-physical address while the
-        // guest does not page (the only mode built so far).
-        let cs_base = self.r64(S_CS + 8);
-        let at = cs_base.wrapping_add(self.regs.rip) & 0xffff_ffff;
-        let mut bytes = [0u8; 4];
-        let n = (0..bytes.len())
-            .take_while(|&i| self.npt.read(at + i as u64, &mut bytes[i..=i]))
-            .count();
+        // No nRIP under TCG: decode the bytes at CS:rip through the guest's page tables.
+        let ctl = self.control();
+        let code64 = ctl.long_mode() && ctl.cs_long;
+        let rip = self.regs.rip;
+        let la = if code64 {
+            rip
+        } else {
+            ctl.cs_base.wrapping_add(rip) & 0xffff_ffff
+        };
+        let mut bytes = [0u8; 15];
+        // The instruction may end on the next page: read that one only if it is mapped.
+        let first = ((PAGE_SIZE - la % PAGE_SIZE) as usize).min(bytes.len());
+        let (head, tail) = bytes.split_at_mut(first);
+        if !walk::read_linear(self.npt, &ctl, la, head) {
+            return None;
+        }
+        let n = if walk::read_linear(self.npt, &ctl, la.wrapping_add(first as u64), tail) {
+            bytes.len()
+        } else {
+            first
+        };
         let len = insn_len(&bytes[..n])?;
-        self.regs.rip = (self.regs.rip + u64::from(len)) & 0xffff_ffff;
+        let next = rip.wrapping_add(u64::from(len));
+        self.regs.rip = if code64 {
+            next
+        } else if ctl.cs_db {
+            next & 0xffff_ffff
+        } else {
+            next & 0xffff
+        };
+        // A skipped instruction ends an STI/MOV SS interrupt shadow, as executing it would.
+        self.w64(C_INTERRUPT_SHADOW, 0);
         Some(len)
+    }
+
+    fn control(&self) -> ControlState {
+        let cs_attr = self.r16(S_CS + 2);
+        ControlState {
+            cr0: self.r64(S_CR0),
+            cr3: self.r64(S_CR3),
+            cr4: self.r64(S_CR4),
+            efer: self.r64(S_EFER) & !EFER_SVME,
+            cs_base: self.r64(S_CS + SEG_BASE),
+            cs_long: cs_attr & ATTR_L != 0,
+            cs_db: cs_attr & ATTR_DB != 0,
+            cpl: self.r8(S_CPL),
+        }
+    }
+
+    fn inject_interrupt(&mut self, vector: u8) -> bool {
+        let vintr = self.r64(C_VINTR);
+        if vintr & V_IRQ != 0 {
+            return false;
+        }
+        // Delivered by the CPU once the guest's RFLAGS.IF allows, whatever its TPR.
+        let vintr = (vintr & !(V_INTR_VECTOR_MASK | V_INTR_PRIO_MASK))
+            | V_IRQ
+            | V_INTR_PRIO_MASK
+            | V_IGN_TPR
+            | V_INTR_MASKING
+            | (u64::from(vector) << V_INTR_VECTOR_SHIFT);
+        self.w64(C_VINTR, vintr);
+        true
+    }
+
+    fn interrupt_pending(&self) -> bool {
+        self.r64(C_VINTR) & V_IRQ != 0
+    }
+
+    fn inject_exception(&mut self, vector: u8, error: Option<u32>) {
+        let mut event =
+            u64::from(vector) | (X86_EVENTTYPE_HW_EXCEPTION << EVENT_TYPE_SHIFT) | EVENT_VALID;
+        if let Some(code) = error {
+            event |= EVENT_EV | (u64::from(code) << 32);
+        }
+        self.w64(C_EVENTINJ, event);
+    }
+
+    fn read_msr(&self, index: u32) -> Option<u64> {
+        if index == MSR_EFER {
+            return Some(self.r64(S_EFER) & !EFER_SVME);
+        }
+        Self::msr_field(index).map(|off| self.r64(off))
+    }
+
+    fn write_msr(&mut self, index: u32, value: u64) -> bool {
+        if index == MSR_EFER {
+            let nx = __cpuid(0x8000_0001).edx & (1 << 20) != 0;
+            let Some(efer) = efer_write(self.r64(S_EFER), value, self.r64(S_CR0), nx) else {
+                return false;
+            };
+            self.w64(S_EFER, efer);
+            return true;
+        }
+        let Some(off) = Self::msr_field(index) else {
+            return false;
+        };
+        let ok = match index {
+            MSR_IA32_CR_PAT => pat_valid(value),
+            MSR_FS_BASE
+            | MSR_GS_BASE
+            | MSR_SHADOW_GS_BASE
+            | MSR_LSTAR
+            | MSR_CSTAR
+            | MSR_IA32_SYSENTER_ESP
+            | MSR_IA32_SYSENTER_EIP => canonical(value),
+            // SFMASK is a 32-bit mask; the upper half is reserved.
+            MSR_SYSCALL_MASK => value >> 32 == 0,
+            _ => true,
+        };
+        if ok {
+            self.w64(off, value);
+        }
+        ok
+    }
+
+    fn set_xcr0(&mut self, xcr0: u64) {
+        // Defensive: a value XSETBV would refuse must not reach `run`'s XSETBV (a host #GP).
+        if xcr0_valid(xcr0, xcr0_supported()) {
+            self.xcr0 = xcr0;
+        }
+    }
+}
+
+/// 8 KiB MSR permission map: two bits (read, write) per MSR in three 2 KiB ranges.
+const MSRPM_SIZE: usize = 8192;
+
+/// Bit index of `msr`'s read-intercept bit in the MSR permission map (its write bit follows);
+/// `None` for an MSR outside the mapped ranges (always intercepted).
+fn msrpm_bit(msr: u32) -> Option<usize> {
+    let (base, range) = match msr {
+        0..=0x1fff => (0, 0),
+        0xc000_0000..=0xc000_1fff => (0xc000_0000, 1),
+        0xc001_0000..=0xc001_1fff => (0xc001_0000, 2),
+        _ => return None,
+    };
+    Some(range * 0x800 * 8 + (msr - base) as usize * 2)
+}
+
+/// Intercepts every MSR but [`PASSTHROUGH_MSRS`].
+fn fill_msrpm(map: &mut [u8]) {
+    map.fill(0xff);
+    for msr in PASSTHROUGH_MSRS {
+        if let Some(bit) = msrpm_bit(msr) {
+            // Both bits lie in one byte: `bit` is even.
+            map[bit / 8] &= !(0b11 << (bit % 8));
+        }
+    }
+}
+
+/// The EVENTINJ value that delivers again the event EXITINTINFO `info` says was being
+/// delivered at the exit (0: nothing to deliver). `vintr` is the VINTR control after the exit.
+///
+/// INTn, INT3 and INTO are not injected: rip still points at the instruction, which runs
+/// again. A virtual interrupt still pending in V_IRQ is left to the CPU (QEMU keeps V_IRQ set
+/// when delivering it exits; hardware clears it, and then it is injected here). QEMU also
+/// reports an interrupt cut short as an exception of its vector: vectors 32 and up are
+/// interrupts.
+fn reinjection(info: u64, vintr: u64) -> u64 {
+    if info & EVENT_VALID == 0 {
+        return 0;
+    }
+    let vector = info & EVENT_VECTOR;
+    let mut kind = (info & EVENT_TYPE) >> EVENT_TYPE_SHIFT;
+    if kind == X86_EVENTTYPE_HW_EXCEPTION && vector >= 32 {
+        kind = X86_EVENTTYPE_EXT_INTR;
+    }
+    let rerun = kind == X86_EVENTTYPE_SW_INTERRUPT
+        || (kind == X86_EVENTTYPE_HW_EXCEPTION && (vector == 3 || vector == 4));
+    let in_virq = kind == X86_EVENTTYPE_EXT_INTR
+        && vintr & V_IRQ != 0
+        && (vintr & V_INTR_VECTOR_MASK) >> V_INTR_VECTOR_SHIFT == vector;
+    if rerun || in_virq {
+        return 0;
+    }
+    let error = if kind == X86_EVENTTYPE_HW_EXCEPTION {
+        info & (EVENT_EV | EVENT_ERROR)
+    } else {
+        0
+    };
+    vector | (kind << EVENT_TYPE_SHIFT) | EVENT_VALID | error
+}
+
+/// The guest EFER after the guest writes `value` over `cur` with CR0 `cr0`, or `None` where
+/// the hardware would raise #GP: a reserved or unsupported bit, or LME changed while paging.
+/// SVME stays set (VMRUN needs it) and LMA stays the hardware's.
+fn efer_write(cur: u64, value: u64, cr0: u64, nx: bool) -> Option<u64> {
+    let allowed = EFER_SCE | EFER_LME | EFER_LMA | if nx { EFER_NXE } else { 0 };
+    if value & !allowed != 0 {
+        return None;
+    }
+    if (value ^ cur) & EFER_LME != 0 && cr0 & X86_CR0_PG != 0 {
+        return None;
+    }
+    Some((value & !EFER_LMA) | (cur & EFER_LMA) | EFER_SVME)
+}
+
+/// Whether every PAT entry is a valid memory type (UC, WC, WT, WP, WB, UC-).
+fn pat_valid(pat: u64) -> bool {
+    pat.to_le_bytes()
+        .iter()
+        .all(|t| matches!(t, 0 | 1 | 4 | 5 | 6 | 7))
+}
+
+/// Whether `va` is canonical with 48 address bits.
+fn canonical(va: u64) -> bool {
+    (((va << 16) as i64) >> 16) as u64 == va
+}
+
+/// XCR0's x87, SSE and AVX bits.
+const XCR0_X87: u64 = 1 << 0;
+const XCR0_SSE: u64 = 1 << 1;
+const XCR0_AVX: u64 = 1 << 2;
+
+/// The XCR0 components the CPU supports (CPUID 0xd.0 edx:eax; x87 only without XSAVE).
+fn xcr0_supported() -> u64 {
+    if __cpuid(0).eax < 0xd || __cpuid(1).ecx & (1 << 26) == 0 {
+        return XCR0_X87;
+    }
+    let l = __cpuid_count(0xd, 0);
+    u64::from(l.eax) | u64::from(l.edx) << 32
+}
+
+/// Whether XSETBV accepts `xcr0`: x87 set, only supported components, AVX only with SSE.
+fn xcr0_valid(xcr0: u64, supported: u64) -> bool {
+    xcr0 & XCR0_X87 != 0 && xcr0 & !supported == 0 && (xcr0 & XCR0_AVX == 0 || xcr0 & XCR0_SSE != 0)
+}
+
+/// Clears GIF: no interrupt, NMI or SMI is taken until [`stgi`]. Then sets RFLAGS.IF, so
+/// that VMRUN records the host's IF as set: with V_INTR_MASKING, that host IF is what lets a
+/// physical interrupt end the guest's run (the INTR intercept); with it clear the guest would
+/// run on with the host's timer held off. The interrupt is taken at [`stgi`].
+///
+/// # Safety
+/// SVM must be enabled on this CPU, and [`stgi`] must follow; the caller accepts that
+/// interrupts are enabled from [`stgi`] on.
+unsafe fn clgi() {
+    // SAFETY: the caller guarantees SVM is enabled (CLGI #UDs otherwise); STI only takes
+    // effect for interrupts once GIF is set again.
+    unsafe { core::arch::asm!("clgi", "sti", options(nomem, nostack)) };
+}
+
+/// Sets GIF again: interrupts held since [`clgi`] are taken now.
+///
+/// # Safety
+/// SVM must be enabled on this CPU.
+unsafe fn stgi() {
+    // SAFETY: the caller guarantees SVM is enabled. Not `nomem`: pending interrupt handlers
+    // run right here.
+    unsafe { core::arch::asm!("stgi", options(nostack, preserves_flags)) };
+}
+
+/// XCR0.
+///
+/// # Safety
+/// CR4.OSXSAVE must be set.
+unsafe fn xgetbv0() -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: the caller guarantees CR4.OSXSAVE, so XGETBV of XCR0 is defined.
+    unsafe {
+        core::arch::asm!("xgetbv", in("ecx") 0u32, out("eax") lo, out("edx") hi,
+            options(nomem, nostack, preserves_flags));
+    }
+    u64::from(hi) << 32 | u64::from(lo)
+}
+
+/// Sets XCR0.
+///
+/// # Safety
+/// CR4.OSXSAVE must be set and `xcr0` valid for this CPU; no live extended state may depend
+/// on the components it turns off.
+unsafe fn xsetbv0(xcr0: u64) {
+    // SAFETY: the caller guarantees the preconditions.
+    unsafe {
+        core::arch::asm!("xsetbv", in("ecx") 0u32, in("eax") xcr0 as u32,
+            in("edx") (xcr0 >> 32) as u32, options(nomem, nostack, preserves_flags));
     }
 }
 
 /// Enters the guest of the VMCB at `vmcb_pa` with GPRs from `regs`, and stores the guest's
-/// GPRs back there at #VMEXIT. GIF is cleared around the switch and set again afterwards, so
-/// physical interrupts pending at the exit are taken right after this returns.
+/// GPRs back there at #VMEXIT. VMRUN does not switch FS, GS, TR, LDTR, KernelGSBase, STAR,
+/// LSTAR, CSTAR, SFMASK or SYSENTER_*: the host's are saved into the VMCB-format page at
+/// `host_pa` and the guest's loaded from its VMCB before VMRUN, and the other way round after
+/// it, so a guest's WRMSR LSTAR never reaches the hypervisor's SYSCALL entry.
 ///
 /// # Safety
-/// SVM must be enabled on this CPU with a valid host save area, and the VMCB must be valid.
-unsafe fn vmrun(vmcb_pa: u64, regs: &mut GuestRegs) {
+/// SVM must be enabled on this CPU with a valid host save area, GIF must be clear (between
+/// [`clgi`] and [`stgi`]: the host's TR, GS and syscall MSRs are the guest's in between), the
+/// VMCB must be valid and `host_pa` a page of ours.
+unsafe fn vmrun(vmcb_pa: u64, host_pa: u64, regs: &mut GuestRegs) {
     const _: () = assert!(core::mem::offset_of!(GuestRegs, r15) == 0x68);
-    // SAFETY: the caller guarantees SVM state; rbx and rbp (which cannot be named as operands)
-    // are saved on the stack, every other GPR is declared clobbered, and VMRUN/#VMEXIT restore
-    // rsp, rax, segment state, control registers and rflags of the host.
+    // SAFETY: the caller guarantees SVM state and GIF clear; rbx and rbp (which cannot be
+    // named as operands) are saved on the stack, every other GPR is declared clobbered,
+    // VMRUN/#VMEXIT restore rsp, rax, segment state, control registers and rflags of the host,
+    // and VMLOAD of the host area restores what VMRUN does not.
     unsafe {
         core::arch::asm!(
             "push rbp",
             "push rbx",
             "push rdi", // &mut GuestRegs
             "push rax", // VMCB physical address
-            "clgi",
+            "push rsi", // host area physical address
+            "mov rax, rsi",
+            "vmsave rax",
+            "mov rax, [rsp + 8]",
+            "vmload rax",
             "mov rbx, [rdi + 0x00]",
             "mov rcx, [rdi + 0x08]",
             "mov rdx, [rdi + 0x10]",
@@ -381,8 +847,9 @@ unsafe fn vmrun(vmcb_pa: u64, regs: &mut GuestRegs) {
             "mov rdi, [rdi + 0x20]",
             "vmrun rax",
             // Back in the host: rsp and rax (the VMCB address) are the host's again.
+            "vmsave rax",
             "push rdi",
-            "mov rdi, [rsp + 16]",
+            "mov rdi, [rsp + 24]",
             "mov [rdi + 0x00], rbx",
             "mov [rdi + 0x08], rcx",
             "mov [rdi + 0x10], rdx",
@@ -397,14 +864,16 @@ unsafe fn vmrun(vmcb_pa: u64, regs: &mut GuestRegs) {
             "mov [rdi + 0x60], r14",
             "mov [rdi + 0x68], r15",
             "pop qword ptr [rdi + 0x20]",
-            "stgi",
+            "pop rax",
+            "vmload rax",
             "pop rax",
             "pop rdi",
             "pop rbx",
             "pop rbp",
             inout("rax") vmcb_pa => _,
+            inout("rsi") host_pa => _,
             inout("rdi") core::ptr::from_mut(regs) => _,
-            out("rcx") _, out("rdx") _, out("rsi") _,
+            out("rcx") _, out("rdx") _,
             out("r8") _, out("r9") _, out("r10") _, out("r11") _,
             out("r12") _, out("r13") _, out("r14") _, out("r15") _,
         );
@@ -419,4 +888,123 @@ pub fn npf_not_present(error: u64) -> bool {
 /// Page-aligns a guest-physical address.
 pub fn gpa_page(gpa: u64) -> u64 {
     gpa & !(PAGE_SIZE - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn msr_permission_map_passes_only_the_vmload_msrs() {
+        assert_eq!(msrpm_bit(0), Some(0));
+        assert_eq!(msrpm_bit(MSR_IA32_SYSENTER_CS), Some(0x174 * 2));
+        assert_eq!(msrpm_bit(MSR_LSTAR), Some(0x800 * 8 + 0x82 * 2));
+        assert_eq!(msrpm_bit(0xc001_0117), Some(0x1000 * 8 + 0x117 * 2));
+        assert_eq!(msrpm_bit(0x2000), None);
+        assert_eq!(msrpm_bit(0x4000_0000), None);
+        let mut map = std::vec![0u8; MSRPM_SIZE];
+        fill_msrpm(&mut map);
+        let intercepted = |msr: u32, write: bool| {
+            let bit = msrpm_bit(msr).unwrap() + usize::from(write);
+            map[bit / 8] & (1 << (bit % 8)) != 0
+        };
+        for msr in PASSTHROUGH_MSRS {
+            assert!(
+                !intercepted(msr, false) && !intercepted(msr, true),
+                "{msr:#x}"
+            );
+        }
+        for msr in [
+            MSR_EFER,
+            MSR_IA32_CR_PAT,
+            0x10,
+            0x1b,
+            0x173,
+            0x177,
+            0xc000_0103,
+        ] {
+            assert!(
+                intercepted(msr, false) && intercepted(msr, true),
+                "{msr:#x}"
+            );
+        }
+        let clear = map.iter().map(|b| b.count_zeros()).sum::<u32>();
+        assert_eq!(clear as usize, 2 * PASSTHROUGH_MSRS.len());
+    }
+
+    const EXT: u64 = X86_EVENTTYPE_EXT_INTR << EVENT_TYPE_SHIFT;
+    const EXC: u64 = X86_EVENTTYPE_HW_EXCEPTION << EVENT_TYPE_SHIFT;
+    const SOFT: u64 = X86_EVENTTYPE_SW_INTERRUPT << EVENT_TYPE_SHIFT;
+    const NMI: u64 = 2 << EVENT_TYPE_SHIFT;
+
+    #[test]
+    fn events_cut_short_are_delivered_again() {
+        let v = EVENT_VALID;
+        assert_eq!(reinjection(0, 0), 0);
+        assert_eq!(reinjection(0x30 | EXT, 0), 0); // not valid
+        // #PF with its error code; reserved bits dropped.
+        let pf = 14 | EXC | EVENT_EV | v | (0x2 << 32);
+        assert_eq!(reinjection(pf | (1 << 20), 0), pf);
+        // An exception without an error code, an NMI.
+        assert_eq!(reinjection(13 | EXC | v, 0), 13 | EXC | v);
+        assert_eq!(reinjection(2 | NMI | v, 0), 2 | NMI | v);
+        // An external interrupt (hardware's report, V_IRQ already clear).
+        assert_eq!(reinjection(0x30 | EXT | v, V_INTR_MASKING), 0x30 | EXT | v);
+        // QEMU's report: an exception of vector >= 32, V_IRQ still set for it.
+        let virq = V_IRQ | V_INTR_MASKING | (0x30 << V_INTR_VECTOR_SHIFT);
+        assert_eq!(reinjection(0x30 | EXC | v, virq), 0);
+        assert_eq!(reinjection(0x30 | EXT | v, virq), 0);
+        // V_IRQ pending for another vector: this one is injected, as an interrupt.
+        assert_eq!(reinjection(0x31 | EXC | v, virq), 0x31 | EXT | v);
+        // INTn, INT3, INTO run again.
+        assert_eq!(reinjection(0x80 | SOFT | v, 0), 0);
+        assert_eq!(reinjection(3 | EXC | v, 0), 0);
+        assert_eq!(reinjection(4 | EXC | v, 0), 0);
+    }
+
+    #[test]
+    fn efer_writes_follow_the_hardware_rules() {
+        let pg = X86_CR0_PG;
+        // Paging off: LME may be set; SVME is kept, LMA is the hardware's.
+        assert_eq!(
+            efer_write(EFER_SVME, EFER_LME | EFER_SCE, 0x11, true),
+            Some(EFER_SVME | EFER_LME | EFER_SCE)
+        );
+        assert_eq!(
+            efer_write(EFER_SVME, EFER_LME | EFER_LMA, 0x11, true),
+            Some(EFER_SVME | EFER_LME)
+        );
+        let long = EFER_SVME | EFER_LME | EFER_LMA;
+        assert_eq!(
+            efer_write(long, EFER_LME | EFER_NXE, pg | 1, true),
+            Some(long | EFER_NXE)
+        );
+        // LME cannot change while paging; NXE needs NX; reserved bits and SVME refused.
+        assert_eq!(efer_write(long, 0, pg | 1, true), None);
+        assert_eq!(efer_write(EFER_SVME, EFER_LME, pg | 1, true), None);
+        assert_eq!(efer_write(EFER_SVME, EFER_NXE, 0x11, false), None);
+        assert_eq!(efer_write(EFER_SVME, EFER_SVME, 0x11, true), None);
+        assert_eq!(efer_write(EFER_SVME, 1 << 1, 0x11, true), None);
+        assert_eq!(efer_write(EFER_SVME, 1 << 63, 0x11, true), None);
+    }
+
+    #[test]
+    fn pat_canonical_and_xcr0_checks() {
+        assert!(pat_valid(0x0007_0406_0007_0406));
+        assert!(pat_valid(0x0105_0401_0706_0500));
+        assert!(!pat_valid(0x0007_0406_0007_0402));
+        assert!(!pat_valid(0x0807_0406_0007_0406));
+        assert!(canonical(0x0000_7fff_ffff_ffff));
+        assert!(canonical(0xffff_8000_0000_0000));
+        assert!(!canonical(0x0000_8000_0000_0000));
+        assert!(!canonical(0xfff0_0000_0000_0000));
+        let all = XCR0_X87 | XCR0_SSE | XCR0_AVX;
+        assert!(xcr0_valid(1, all));
+        assert!(xcr0_valid(3, all));
+        assert!(xcr0_valid(7, all));
+        assert!(!xcr0_valid(0, all));
+        assert!(!xcr0_valid(2, all));
+        assert!(!xcr0_valid(5, all));
+        assert!(!xcr0_valid(7, XCR0_X87 | XCR0_SSE));
+    }
 }

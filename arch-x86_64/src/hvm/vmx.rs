@@ -1,26 +1,44 @@
-//! Intel VMX back-end: detection, VMXON, a VMCS for a flat 32-bit protected-mode guest run as
-//! an unrestricted guest on EPT, and VMLAUNCH/VMRESUME (Intel SDM vol. 3C, ch. 23-28 and
-//! appendix A/B).
+//! Intel VMX back-end: detection, VMXON, a VMCS per vCPU for a guest run as an unrestricted
+//! guest on EPT (started in flat 32-bit protected mode: PVH's boot state), VMLAUNCH/VMRESUME,
+//! event injection and the guest MSRs and XCR0 the hardware does not switch (Intel SDM vol.
+//! 3C, ch. 23-28 and appendix A/B).
 //!
 //! Controls are computed from the TRUE capability MSRs when IA32_VMX_BASIC says they exist
 //! (`(want | must1) & may1`, [`control_value`]). Written against what Bochs
 //! (`corei7_skylake_x`) emulates as well as for hardware.
+//!
+//! A vCPU belongs to the CPU that created it: several VMCSs may be active on one CPU, and
+//! every method makes its own VMCS current first (a per-CPU cache avoids needless VMPTRLDs).
+//! The guest owns CR0 and CR4 except the bits VMX operation fixes (CR0.NE, CR4.VMXE) and the
+//! cache-disable bits (CR0.CD/NW, which VM entries and exits leave as the host's); it reads
+//! those from the read shadows; a guest write that changes one of those exits and is
+//! handled here (the shadow follows, and the MOV runs again natively, so the hardware does
+//! the mode switch: long mode, PAE PDPTE loading, TLB flushes). Because the guest changes
+//! paging itself and the VMCS saves its PDPTEs at each exit, PAE paging without long mode
+//! needs nothing from the hypervisor.
 
 use super::nested::{FrameSource, NestedTables};
-use super::{Exit, GuestRegs, Vcpu};
+use super::{ControlState, Exit, GuestRegs, Vcpu};
 use crate::cpu::{rdmsr, read_cr0, read_cr3, read_cr4, write_cr4, wrmsr};
 use crate::layout::phys_to_virt;
 use crate::paging::{PAGE_SIZE, Pte};
 use core::arch::x86_64::__cpuid;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 // MSRs.
 const MSR_FEATURE_CONTROL: u32 = 0x3a;
 const MSR_SYSENTER_CS: u32 = 0x174;
 const MSR_SYSENTER_ESP: u32 = 0x175;
 const MSR_SYSENTER_EIP: u32 = 0x176;
+const MSR_PAT: u32 = 0x277;
 const MSR_EFER: u32 = 0xc000_0080;
+const MSR_STAR: u32 = 0xc000_0081;
+const MSR_LSTAR: u32 = 0xc000_0082;
+const MSR_CSTAR: u32 = 0xc000_0083;
+const MSR_SYSCALL_MASK: u32 = 0xc000_0084;
 const MSR_FS_BASE: u32 = 0xc000_0100;
 const MSR_GS_BASE: u32 = 0xc000_0101;
+const MSR_SHADOW_GS_BASE: u32 = 0xc000_0102;
 const MSR_VMX_BASIC: u32 = 0x480;
 const MSR_VMX_PINBASED_CTLS: u32 = 0x481;
 const MSR_VMX_PROCBASED_CTLS: u32 = 0x482;
@@ -39,22 +57,75 @@ const MSR_VMX_TRUE_ENTRY_CTLS: u32 = 0x490;
 
 const FEATURE_CONTROL_LOCK: u64 = 1 << 0;
 const FEATURE_CONTROL_VMX_OUTSIDE_SMX: u64 = 1 << 2;
-const CR4_VMXE: u64 = 1 << 13;
+const CR0_PE: u64 = 1 << 0;
+const CR0_ET: u64 = 1 << 4;
 const CR0_NE: u64 = 1 << 5;
+const CR0_NW: u64 = 1 << 29;
+const CR0_CD: u64 = 1 << 30;
+const CR0_PG: u64 = 1 << 31;
+const CR4_VMXE: u64 = 1 << 13;
+const CR4_OSXSAVE: u64 = 1 << 18;
+const EFER_SCE: u64 = 1 << 0;
+const EFER_LME: u64 = 1 << 8;
+const EFER_LMA: u64 = 1 << 10;
+const EFER_NXE: u64 = 1 << 11;
+const RFLAGS_IF: u64 = 1 << 9;
+/// RFLAGS bits that may be 1 (the rest are reserved; bit 1 is always 1).
+const RFLAGS_VALID: u64 = 0x003f_7fd5;
+/// The reset value of IA32_PAT.
+const PAT_RESET: u64 = 0x0007_0406_0007_0406;
+
+// IA32_VMX_EPT_VPID_CAP bits.
+const EPT_CAP_WALK4: u64 = 1 << 6;
+const EPT_CAP_WB: u64 = 1 << 14;
+const EPT_CAP_INVEPT: u64 = 1 << 20;
+const EPT_CAP_INVEPT_SINGLE: u64 = 1 << 25;
+const EPT_CAP_INVEPT_ALL: u64 = 1 << 26;
+const VPID_CAP_INVVPID: u64 = 1 << 32;
+const VPID_CAP_INVVPID_SINGLE: u64 = 1 << 41;
+const VPID_CAP_INVVPID_ALL: u64 = 1 << 42;
 
 // Control bits.
 const PIN_EXTINT_EXITING: u32 = 1 << 0;
+const PIN_NMI_EXITING: u32 = 1 << 3;
+const PROC_INTR_WINDOW: u32 = 1 << 2;
 const PROC_HLT_EXITING: u32 = 1 << 7;
+const PROC_CR3_LOAD: u32 = 1 << 15;
+const PROC_CR3_STORE: u32 = 1 << 16;
+const PROC_CR8_LOAD: u32 = 1 << 19;
+const PROC_CR8_STORE: u32 = 1 << 20;
 const PROC_UNCOND_IO_EXITING: u32 = 1 << 24;
+const PROC_MSR_BITMAPS: u32 = 1 << 28;
 const PROC_SECONDARY: u32 = 1 << 31;
 const PROC2_EPT: u32 = 1 << 1;
+const PROC2_RDTSCP: u32 = 1 << 3;
+const PROC2_VPID: u32 = 1 << 5;
 const PROC2_UNRESTRICTED: u32 = 1 << 7;
+const PROC2_INVPCID: u32 = 1 << 12;
 const EXIT_HOST_ADDR_SPACE: u32 = 1 << 9;
+const EXIT_SAVE_PAT: u32 = 1 << 18;
+const EXIT_LOAD_PAT: u32 = 1 << 19;
 const EXIT_SAVE_EFER: u32 = 1 << 20;
 const EXIT_LOAD_EFER: u32 = 1 << 21;
+const ENTRY_IA32E_GUEST: u32 = 1 << 9;
+const ENTRY_LOAD_PAT: u32 = 1 << 14;
 const ENTRY_LOAD_EFER: u32 = 1 << 15;
 
+// Interruption-information fields (entry, exit, IDT vectoring): vector 7:0, type 10:8,
+// error-code bit 11, valid bit 31.
+const INTR_VALID: u32 = 1 << 31;
+const INTR_ERROR_CODE: u32 = 1 << 11;
+const INTR_TYPE_EXTINT: u32 = 0;
+const INTR_TYPE_NMI: u32 = 2;
+const INTR_TYPE_HW_EXCEPTION: u32 = 3;
+const INTR_TYPE_SW_INTERRUPT: u32 = 4;
+/// The bits an entry interruption-information field may have set (bits 30:12 are reserved).
+const INTR_ENTRY_BITS: u32 = INTR_VALID | 0xfff;
+/// Interruptibility state: blocking by STI (bit 0) and by MOV SS/POP SS (bit 1).
+const BLOCKING_STI_MOVSS: u64 = 0b11;
+
 // VMCS field encodings (SDM vol. 3D appendix B).
+const VIRTUAL_PROCESSOR_ID: u64 = 0x0000;
 const GUEST_ES_SELECTOR: u64 = 0x0800;
 const HOST_ES_SELECTOR: u64 = 0x0c00;
 const HOST_CS_SELECTOR: u64 = 0x0c02;
@@ -63,11 +134,14 @@ const HOST_DS_SELECTOR: u64 = 0x0c06;
 const HOST_FS_SELECTOR: u64 = 0x0c08;
 const HOST_GS_SELECTOR: u64 = 0x0c0a;
 const HOST_TR_SELECTOR: u64 = 0x0c0c;
+const MSR_BITMAP: u64 = 0x2004;
 const EPT_POINTER: u64 = 0x201a;
 const GUEST_PHYSICAL_ADDRESS: u64 = 0x2400;
 const VMCS_LINK_POINTER: u64 = 0x2800;
 const GUEST_IA32_DEBUGCTL: u64 = 0x2802;
+const GUEST_IA32_PAT: u64 = 0x2804;
 const GUEST_IA32_EFER: u64 = 0x2806;
+const HOST_IA32_PAT: u64 = 0x2c00;
 const HOST_IA32_EFER: u64 = 0x2c02;
 const PIN_BASED_CONTROLS: u64 = 0x4000;
 const PROC_BASED_CONTROLS: u64 = 0x4002;
@@ -81,14 +155,21 @@ const EXIT_MSR_LOAD_COUNT: u64 = 0x4010;
 const ENTRY_CONTROLS: u64 = 0x4012;
 const ENTRY_MSR_LOAD_COUNT: u64 = 0x4014;
 const ENTRY_INTERRUPTION_INFO: u64 = 0x4016;
+const ENTRY_EXCEPTION_ERROR: u64 = 0x4018;
+const ENTRY_INSTRUCTION_LEN: u64 = 0x401a;
 const PROC_BASED_CONTROLS2: u64 = 0x401e;
 const VM_INSTRUCTION_ERROR: u64 = 0x4400;
 const EXIT_REASON: u64 = 0x4402;
+const EXIT_INTERRUPTION_INFO: u64 = 0x4404;
+const IDT_VECTORING_INFO: u64 = 0x4408;
+const IDT_VECTORING_ERROR: u64 = 0x440a;
 const EXIT_INSTRUCTION_LEN: u64 = 0x440c;
 const GUEST_ES_LIMIT: u64 = 0x4800;
 const GUEST_GDTR_LIMIT: u64 = 0x4810;
 const GUEST_IDTR_LIMIT: u64 = 0x4812;
 const GUEST_ES_AR: u64 = 0x4814;
+const GUEST_CS_AR: u64 = 0x4816;
+const GUEST_SS_AR: u64 = 0x4818;
 const GUEST_INTERRUPTIBILITY: u64 = 0x4824;
 const GUEST_ACTIVITY_STATE: u64 = 0x4826;
 const GUEST_SYSENTER_CS: u64 = 0x482a;
@@ -102,6 +183,9 @@ const GUEST_CR0: u64 = 0x6800;
 const GUEST_CR3: u64 = 0x6802;
 const GUEST_CR4: u64 = 0x6804;
 const GUEST_ES_BASE: u64 = 0x6806;
+const GUEST_CS_BASE: u64 = 0x6808;
+const GUEST_FS_BASE: u64 = 0x680e;
+const GUEST_GS_BASE: u64 = 0x6810;
 const GUEST_GDTR_BASE: u64 = 0x6816;
 const GUEST_IDTR_BASE: u64 = 0x6818;
 const GUEST_DR7: u64 = 0x681a;
@@ -123,15 +207,26 @@ const HOST_SYSENTER_ESP: u64 = 0x6c10;
 const HOST_SYSENTER_EIP: u64 = 0x6c12;
 
 // Basic exit reasons.
+const EXIT_EXCEPTION_NMI: u64 = 0;
 const EXIT_EXTINT: u64 = 1;
 const EXIT_TRIPLE_FAULT: u64 = 2;
+const EXIT_INTERRUPT_WINDOW: u64 = 7;
 const EXIT_CPUID: u64 = 10;
 const EXIT_HLT: u64 = 12;
 const EXIT_VMCALL: u64 = 18;
+const EXIT_CR_ACCESS: u64 = 28;
 const EXIT_IO: u64 = 30;
+const EXIT_RDMSR: u64 = 31;
+const EXIT_WRMSR: u64 = 32;
+const EXIT_PAUSE: u64 = 40;
 const EXIT_EPT_VIOLATION: u64 = 48;
+const EXIT_XSETBV: u64 = 55;
 /// Exit reason bit 31: the VM entry itself failed (invalid guest state, MSR loading, ...).
 const EXIT_REASON_ENTRY_FAILURE: u64 = 1 << 31;
+
+/// Exits handled inside [`Vcpu::run`] (CR0/CR4/CR8 accesses) before it returns anyway, so
+/// that a guest looping on them still lets the hypervisor schedule.
+const INTERNAL_EXITS_PER_RUN: usize = 64;
 
 /// The value of a VMX control field: the `want`ed bits plus those the capability MSR value
 /// `cap` forces to 1 (its low half), minus those it forbids (clear in its high half).
@@ -141,11 +236,17 @@ pub fn control_value(cap: u64, want: u32) -> u32 {
     (want | must1) & may1
 }
 
-/// Like [`control_value`], but an error if a wanted bit is not allowed.
-fn control(cap_msr: u32, want: u32, what: &'static str) -> Result<u32, &'static str> {
+/// The control value for capability MSR `cap_msr` with every bit of `want` (an error naming
+/// `what` if one is not allowed) and those of `optional` the CPU allows.
+fn control(
+    cap_msr: u32,
+    want: u32,
+    optional: u32,
+    what: &'static str,
+) -> Result<u32, &'static str> {
     // SAFETY: the VMX capability MSRs exist once CPUID reports VMX (`detect` checked it).
     let cap = unsafe { rdmsr(cap_msr) };
-    let v = control_value(cap, want);
+    let v = control_value(cap, want | (optional & (cap >> 32) as u32));
     if v & want != want {
         return Err(what);
     }
@@ -194,7 +295,7 @@ pub fn detect() -> Result<VmxInfo, &'static str> {
         return Err("no secondary controls");
     }
     let may1 = (proc2 >> 32) as u32;
-    if may1 & PROC2_EPT == 0 || ept & (1 << 6) == 0 || ept & (1 << 14) == 0 {
+    if may1 & PROC2_EPT == 0 || ept & EPT_CAP_WALK4 == 0 || ept & EPT_CAP_WB == 0 {
         return Err("no EPT");
     }
     if may1 & PROC2_UNRESTRICTED == 0 {
@@ -204,6 +305,30 @@ pub fn detect() -> Result<VmxInfo, &'static str> {
         revision: basic as u32 & 0x7fff_ffff,
         true_ctls: basic & (1 << 55) != 0,
     })
+}
+
+/// No VMCS is current (the per-CPU cache's empty value; never a frame address).
+const NO_VMCS: u64 = u64::MAX;
+/// CPUs whose current VMCS is cached (others VMPTRLD at every use).
+const MAX_CPUS: usize = 256;
+/// The VMCS current on each CPU, as far as this module made it so.
+static CURRENT_VMCS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(NO_VMCS) }; MAX_CPUS];
+
+/// The executing CPU's number.
+fn this_cpu() -> u32 {
+    #[cfg(target_os = "none")]
+    {
+        crate::percpu::current().cpu
+    }
+    #[cfg(not(target_os = "none"))]
+    {
+        0
+    }
+}
+
+/// The executing CPU's current-VMCS cache entry, if it has one.
+fn current_vmcs_slot() -> Option<&'static AtomicU64> {
+    CURRENT_VMCS.get(this_cpu() as usize)
 }
 
 /// VMX operation entered on the executing CPU (CR4.VMXE set, VMXON done).
@@ -246,6 +371,10 @@ impl Vmx {
             unsafe { write_cr4(old_cr4) };
             return Err("VMXON failed");
         }
+        // VMXON leaves no VMCS current.
+        if let Some(slot) = current_vmcs_slot() {
+            slot.store(NO_VMCS, Ordering::Relaxed);
+        }
         Ok(Self {
             info,
             vmxon_pa,
@@ -265,6 +394,9 @@ impl Vmx {
         unsafe {
             core::arch::asm!("vmxoff", options(nostack));
             write_cr4(self.old_cr4 & !CR4_VMXE);
+        }
+        if let Some(slot) = current_vmcs_slot() {
+            slot.store(NO_VMCS, Ordering::Relaxed);
         }
     }
 }
@@ -313,7 +445,7 @@ pub fn instruction_error_name(n: u64) -> &'static str {
 
 fn vmwrite(field: u64, value: u64) {
     // SAFETY: callers run in VMX root operation with this vCPU's VMCS current (VmxVcpu
-    // methods only); VMWRITE touches nothing but that VMCS.
+    // methods only, after `make_current`); VMWRITE touches nothing but that VMCS.
     unsafe {
         core::arch::asm!("vmwrite {f}, {v}", f = in(reg) field, v = in(reg) value, options(nostack))
     };
@@ -328,6 +460,115 @@ fn vmread(field: u64) -> u64 {
     v
 }
 
+/// VMPTRLD: makes the VMCS at `pa` current on this CPU; false if the instruction failed.
+///
+/// # Safety
+/// VMX root operation; `pa` is a VMCS with this CPU's revision, not active on another CPU.
+unsafe fn vmptrld(pa: u64) -> bool {
+    let ok: u8;
+    // SAFETY: the caller guarantees the VMX state and the region.
+    unsafe {
+        core::arch::asm!(
+            "vmptrld qword ptr [{p}]",
+            "setna {ok}",
+            p = in(reg) &pa,
+            ok = out(reg_byte) ok,
+            options(nostack)
+        );
+    }
+    ok == 0
+}
+
+/// INVEPT of `kind` (1 single-context, 2 all-context) for EPT pointer `eptp`.
+fn invept(kind: u64, eptp: u64) {
+    let desc = [eptp, 0u64];
+    // SAFETY: INVEPT only drops cached EPT translations; `kind` is one the CPU supports
+    // (checked by the caller) and we are in VMX root operation.
+    unsafe {
+        core::arch::asm!(
+            "invept {k}, [{d}]", k = in(reg) kind, d = in(reg) desc.as_ptr(), options(nostack)
+        );
+    }
+}
+
+/// INVEPT for `eptp`, single-context if the CPU has it (capabilities `ept_cap`), else
+/// all-context; nothing without INVEPT.
+fn invept_with(ept_cap: u64, eptp: u64) {
+    if ept_cap & EPT_CAP_INVEPT != 0 {
+        if ept_cap & EPT_CAP_INVEPT_SINGLE != 0 {
+            invept(1, eptp);
+        } else if ept_cap & EPT_CAP_INVEPT_ALL != 0 {
+            invept(2, eptp);
+        }
+    }
+}
+
+/// Drops the translations the executing CPU cached through `ept` (guest-physical and
+/// combined, for every VPID). Adding mappings needs no flush; after removing or narrowing
+/// one, call this on every CPU that ran a vCPU on `ept` before any of them enters again.
+/// The CPU must be in VMX root operation.
+pub fn flush_ept(ept: &NestedTables) {
+    // SAFETY: the capability MSR exists with VMX (we are in VMX operation).
+    let cap = unsafe { rdmsr(MSR_VMX_EPT_VPID_CAP) };
+    invept_with(cap, eptp(ept.root()));
+}
+
+/// INVVPID of `kind` (1 single-context, 2 all-context) for `vpid`.
+fn invvpid(kind: u64, vpid: u16) {
+    let desc = [u64::from(vpid), 0u64];
+    // SAFETY: INVVPID only drops cached linear translations; `kind` is one the CPU supports
+    // (checked by the caller) and we are in VMX root operation.
+    unsafe {
+        core::arch::asm!(
+            "invvpid {k}, [{d}]", k = in(reg) kind, d = in(reg) desc.as_ptr(), options(nostack)
+        );
+    }
+}
+
+/// XCR0 of this CPU (CR4.OSXSAVE must be set).
+fn xgetbv0() -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: XGETBV of XCR0 is allowed whenever CR4.OSXSAVE is set (the caller checked it).
+    unsafe {
+        core::arch::asm!(
+            "xgetbv", in("ecx") 0, out("eax") lo, out("edx") hi,
+            options(nomem, nostack, preserves_flags)
+        );
+    }
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// Sets XCR0.
+///
+/// # Safety
+/// CR4.OSXSAVE must be set and `value` valid for this CPU (x87 set, AVX only with SSE, only
+/// supported components), or XSETBV raises #GP.
+unsafe fn xsetbv0(value: u64) {
+    // SAFETY: the caller guarantees a valid value.
+    unsafe {
+        core::arch::asm!(
+            "xsetbv", in("ecx") 0, in("eax") value as u32, in("edx") (value >> 32) as u32,
+            options(nomem, nostack, preserves_flags)
+        );
+    }
+}
+
+/// Disables interrupts; returns the previous RFLAGS for [`irq_restore`].
+fn irq_save() -> u64 {
+    let flags: u64;
+    // SAFETY: reading RFLAGS and clearing IF (ring 0) affect nothing else.
+    unsafe { core::arch::asm!("pushfq", "pop {}", "cli", out(reg) flags, options(nomem)) };
+    flags
+}
+
+/// Re-enables interrupts if `flags` (from [`irq_save`]) had IF set.
+fn irq_restore(flags: u64) {
+    if flags & RFLAGS_IF != 0 {
+        // SAFETY: interrupts were enabled before `irq_save`; a pending one is taken now.
+        unsafe { core::arch::asm!("sti", options(nomem, nostack)) };
+    }
+}
+
 /// The base of the descriptor for `sel` in the GDT at `gdt_base` (16-byte system descriptor).
 fn descriptor_base(gdt_base: u64, sel: u16) -> u64 {
     let p = (gdt_base + u64::from(sel & !7)) as *const u64;
@@ -336,19 +577,122 @@ fn descriptor_base(gdt_base: u64, sel: u16) -> u64 {
     ((lo >> 16) & 0xff_ffff) | (((lo >> 56) & 0xff) << 24) | ((hi & 0xffff_ffff) << 32)
 }
 
-/// One VMX vCPU: its VMCS and the guest GPRs the VMCS does not hold.
+/// Whether `va` is canonical for 48-bit linear addresses.
+fn canonical(va: u64) -> bool {
+    ((va << 16) as i64 >> 16) as u64 == va
+}
+
+/// Whether every byte of a PAT value is a valid memory type (UC, WC, WT, WP, WB, UC-).
+pub fn pat_valid(pat: u64) -> bool {
+    pat.to_le_bytes()
+        .iter()
+        .all(|&t| matches!(t, 0 | 1 | 4 | 5 | 6 | 7))
+}
+
+/// Exception vectors that push an error code (`#DF`, `#TS`, `#NP`, `#SS`, `#GP`, `#PF`, `#AC`):
+/// the VM-entry check's list.
+fn has_error_code(vector: u8) -> bool {
+    matches!(vector, 8 | 10..=14 | 17)
+}
+
+/// MSRs the guest reads and writes without exits: the VMCS switches them.
+const PASSTHROUGH_MSRS: [u32; 5] = [
+    MSR_FS_BASE,
+    MSR_GS_BASE,
+    MSR_SYSENTER_CS,
+    MSR_SYSENTER_ESP,
+    MSR_SYSENTER_EIP,
+];
+
+/// Fills a 4 KiB MSR bitmap: every access intercepted except [`PASSTHROUGH_MSRS`].
+/// Layout: read bitmaps for MSRs 0..0x1fff at 0x000 and 0xc0000000..0xc0001fff at 0x400,
+/// write bitmaps at 0x800 and 0xc00; a set bit exits.
+pub fn fill_msr_bitmap(bitmap: &mut [u8; 4096]) {
+    bitmap.fill(0xff);
+    for msr in PASSTHROUGH_MSRS {
+        let (base, n) = if msr >= 0xc000_0000 {
+            (0x400, msr - 0xc000_0000)
+        } else {
+            (0, msr)
+        };
+        let byte = base + (n / 8) as usize;
+        let bit = 1u8 << (n % 8);
+        bitmap[byte] &= !bit;
+        bitmap[byte + 0x800] &= !bit;
+    }
+}
+
+/// The next VPID to hand out (1..=0xffff, then round again).
+static NEXT_VPID: AtomicU32 = AtomicU32::new(1);
+/// VPIDs have been handed out twice: two vCPUs on a CPU may share one, so each flushes its
+/// VPID's translations when it becomes current.
+static VPIDS_WRAPPED: AtomicBool = AtomicBool::new(false);
+
+/// A VPID for a new vCPU.
+fn alloc_vpid() -> u16 {
+    let n = NEXT_VPID.fetch_add(1, Ordering::Relaxed);
+    if n > 0xffff {
+        VPIDS_WRAPPED.store(true, Ordering::Relaxed);
+    }
+    ((n - 1) % 0xffff + 1) as u16
+}
+
+/// MSRs the VMCS does not switch that the guest's SYSCALL/SWAPGS use: loaded into the CPU
+/// around each entry (the host's values are back before anything else runs).
+const SWITCHED_MSRS: [u32; 4] = [MSR_STAR, MSR_LSTAR, MSR_SYSCALL_MASK, MSR_SHADOW_GS_BASE];
+/// Index of KERNEL_GS_BASE in [`SWITCHED_MSRS`] (SWAPGS changes it without an exit).
+const SWITCHED_SHADOW_GS: usize = 3;
+
+/// An event to inject at the next VM entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Event {
+    /// VM-entry interruption-information field (valid bit set).
+    info: u32,
+    /// Error code (when `info` has the deliver-error-code bit).
+    error: u32,
+    /// Instruction length (software interrupts and exceptions).
+    len: u32,
+}
+
+/// One VMX vCPU: its VMCS and MSR bitmap, the guest GPRs the VMCS does not hold, and the
+/// guest state kept in software (SYSCALL MSRs, XCR0, CR8, the interrupt being delivered).
+///
+/// It belongs to the CPU that created it: every method must run there (they panic
+/// elsewhere), including `drop`, which VMCLEARs the VMCS before its frame may be freed.
 pub struct VmxVcpu<'e> {
     vmcs_pa: u64,
+    cpu: u32,
     launched: bool,
     regs: GuestRegs,
     _ept: &'e NestedTables,
+    /// Primary processor-based controls without interrupt-window exiting.
+    proc: u32,
+    /// Whether interrupt-window exiting is on in the VMCS.
+    window: bool,
+    /// CR0/CR4 guest/host masks (the bits VMX operation fixes).
+    cr0_mask: u64,
+    cr4_mask: u64,
+    /// VPID (0: VPIDs not used) and the INVVPID type that flushes it.
+    vpid: u16,
+    invvpid_kind: u64,
+    /// PAT is switched by the VMCS; else the guest's is only kept in `pat`.
+    pat_in_vmcs: bool,
+    pat: u64,
+    /// Guest values of [`SWITCHED_MSRS`], and CSTAR (never used by Intel CPUs: kept only).
+    switched: [u64; 4],
+    cstar: u64,
+    /// The guest's XCR0 and CR8 (task priority, not used for delivery here).
+    xcr0: u64,
+    cr8: u64,
+    /// External interrupt queued with [`Vcpu::inject_interrupt`] and not yet delivered.
+    pending_irq: Option<u8>,
+    /// Exception (or event whose delivery an exit interrupted) for the next entry.
+    event: Option<Event>,
 }
 
 impl<'e> VmxVcpu<'e> {
-    /// A vCPU in flat 32-bit protected mode (CS/DS/ES/SS/FS/GS base 0, limit 4 GiB, CR0.PE,
-    /// no guest paging, so an unrestricted guest) at `entry` with stack `stack`, on `ept`,
-    /// exiting on CPUID, HLT, VMCALL, all port I/O, EPT violations, triple faults and physical
-    /// interrupts. The VMCS is made current on this CPU; `vmx` must stay enabled meanwhile.
+    /// A vCPU in flat 32-bit protected mode at `entry` with stack `stack` (otherwise the state
+    /// of [`VmxVcpu::new_pvh`]).
     pub fn new_flat32(
         vmx: &Vmx,
         frames: &mut impl FrameSource,
@@ -356,42 +700,111 @@ impl<'e> VmxVcpu<'e> {
         entry: u32,
         stack: u32,
     ) -> Result<Self, &'static str> {
+        let regs = GuestRegs {
+            rip: u64::from(entry),
+            rsp: u64::from(stack),
+            rflags: 0x2,
+            ..GuestRegs::default()
+        };
+        Self::new(vmx, frames, ept, regs)
+    }
+
+    /// A vCPU at the PVH boot state (Xen's docs/misc/pvh.pandoc): 32-bit protected mode with
+    /// paging off, CS a flat 32-bit code segment, DS/ES/SS/FS/GS flat data, TR a busy 32-bit
+    /// TSS with base 0 and limit 0x67, CR0 = PE | ET and CR4 = 0 as the guest reads them,
+    /// EFER 0, rflags 0x2, `rbx = start_info`, `rip = entry`; on `ept`.
+    ///
+    /// It exits on CPUID, HLT, VMCALL, all port I/O, every MSR but FS/GS base and SYSENTER_*,
+    /// XSETBV, EPT violations, triple faults, physical interrupts and NMIs. Call on the CPU
+    /// that will run it, with `vmx` enabled there for as long as the vCPU lives; it takes two
+    /// frames from `frames` (VMCS, MSR bitmap) for the caller to free after dropping it.
+    pub fn new_pvh(
+        vmx: &Vmx,
+        frames: &mut impl FrameSource,
+        ept: &'e NestedTables,
+        entry: u32,
+        start_info: u32,
+    ) -> Result<Self, &'static str> {
+        let regs = GuestRegs {
+            rip: u64::from(entry),
+            rbx: u64::from(start_info),
+            rflags: 0x2,
+            ..GuestRegs::default()
+        };
+        Self::new(vmx, frames, ept, regs)
+    }
+
+    /// The common constructor: PVH's boot state with `regs`.
+    fn new(
+        vmx: &Vmx,
+        frames: &mut impl FrameSource,
+        ept: &'e NestedTables,
+        regs: GuestRegs,
+    ) -> Result<Self, &'static str> {
         let info = vmx.info;
         let vmcs_pa = frames.alloc_zeroed(0).ok_or("no memory for the VMCS")?;
-        // SAFETY: the frame is ours and direct-mapped; VMCLEAR and VMPTRLD take a VMCS with our
-        // revision, and we are in VMX root operation (`vmx`).
+        let bitmap_pa = frames
+            .alloc_zeroed(0)
+            .ok_or("no memory for the MSR bitmap")?;
+        // SAFETY: both frames are ours and direct-mapped; VMCLEAR and VMPTRLD take a VMCS with
+        // our revision, and we are in VMX root operation (`vmx`).
         let ok = unsafe {
+            fill_msr_bitmap(&mut *(phys_to_virt(bitmap_pa) as *mut [u8; 4096]));
             (phys_to_virt(vmcs_pa) as *mut u32).write_volatile(info.revision);
             let pa = vmcs_pa;
             let ok: u8;
             core::arch::asm!(
                 "vmclear qword ptr [{p}]",
-                "jna 2f",
-                "vmptrld qword ptr [{p}]",
-                "2:",
                 "setna {ok}",
                 p = in(reg) &pa,
                 ok = out(reg_byte) ok,
                 options(nostack)
             );
-            ok == 0
+            ok == 0 && vmptrld(vmcs_pa)
         };
         if !ok {
             return Err("VMCLEAR/VMPTRLD failed");
         }
-        let v = Self {
+        let cpu = this_cpu();
+        if let Some(slot) = current_vmcs_slot() {
+            slot.store(vmcs_pa, Ordering::Relaxed);
+        }
+        // From here on, dropping `v` VMCLEARs the VMCS (also on the error paths).
+        let mut v = Self {
             vmcs_pa,
+            cpu,
             launched: false,
-            regs: GuestRegs {
-                rip: u64::from(entry),
-                rsp: u64::from(stack),
-                rflags: 0x2,
-                ..GuestRegs::default()
-            },
+            regs,
             _ept: ept,
+            proc: 0,
+            window: false,
+            cr0_mask: 0,
+            cr4_mask: 0,
+            vpid: 0,
+            invvpid_kind: 0,
+            pat_in_vmcs: false,
+            pat: PAT_RESET,
+            switched: [0; 4],
+            cstar: 0,
+            xcr0: 1,
+            cr8: 0,
+            pending_irq: None,
+            event: None,
         };
+        v.setup_controls(info, eptp(ept.root()), bitmap_pa)?;
+        v.setup_host_state()?;
+        v.setup_guest_state();
+        Ok(v)
+    }
 
-        let (pin, proc, exit, entry_msr) = if info.true_ctls {
+    /// Execution, exit and entry controls, and the TLB state of a new vCPU.
+    fn setup_controls(
+        &mut self,
+        info: VmxInfo,
+        eptp: u64,
+        bitmap_pa: u64,
+    ) -> Result<(), &'static str> {
+        let (pin, proc, exit, entry) = if info.true_ctls {
             (
                 MSR_VMX_TRUE_PINBASED_CTLS,
                 MSR_VMX_TRUE_PROCBASED_CTLS,
@@ -406,27 +819,82 @@ impl<'e> VmxVcpu<'e> {
                 MSR_VMX_ENTRY_CTLS,
             )
         };
-        let pin = control(pin, PIN_EXTINT_EXITING, "no external-interrupt exiting")?;
+        // SAFETY: the VMX capability MSRs exist with VMX.
+        let (proc_cap, exit_cap, entry_cap, ept_cap) = unsafe {
+            (
+                rdmsr(proc),
+                rdmsr(exit),
+                rdmsr(entry),
+                rdmsr(MSR_VMX_EPT_VPID_CAP),
+            )
+        };
+        let pin = control(
+            pin,
+            PIN_EXTINT_EXITING | PIN_NMI_EXITING,
+            0,
+            "no external-interrupt/NMI exiting",
+        )?;
+        // CR8 accesses exit: without a TPR shadow they would reach the real APIC's TPR.
         let proc = control(
             proc,
-            PROC_HLT_EXITING | PROC_UNCOND_IO_EXITING | PROC_SECONDARY,
-            "no HLT/I/O exiting",
+            PROC_HLT_EXITING
+                | PROC_UNCOND_IO_EXITING
+                | PROC_SECONDARY
+                | PROC_CR8_LOAD
+                | PROC_CR8_STORE,
+            PROC_MSR_BITMAPS,
+            "no HLT/I/O/CR8 exiting",
         )?;
+        if proc & (PROC_CR3_LOAD | PROC_CR3_STORE) != 0 {
+            return Err("CR3 exiting cannot be turned off");
+        }
+        if (proc_cap >> 32) as u32 & PROC_INTR_WINDOW == 0 {
+            return Err("no interrupt-window exiting");
+        }
+        let invvpid_kind = if ept_cap & VPID_CAP_INVVPID == 0 {
+            0
+        } else if ept_cap & VPID_CAP_INVVPID_SINGLE != 0 {
+            1
+        } else if ept_cap & VPID_CAP_INVVPID_ALL != 0 {
+            2
+        } else {
+            0
+        };
+        // RDTSCP and INVPCID would #UD in the guest without their enables.
+        let mut optional = PROC2_RDTSCP | PROC2_INVPCID;
+        if invvpid_kind != 0 {
+            optional |= PROC2_VPID;
+        }
         let proc2 = control(
             MSR_VMX_PROCBASED_CTLS2,
             PROC2_EPT | PROC2_UNRESTRICTED,
+            optional,
             "no EPT/unrestricted guest",
         )?;
-        let exit = control(
+        let pat_exit = EXIT_SAVE_PAT | EXIT_LOAD_PAT;
+        self.pat_in_vmcs = (exit_cap >> 32) as u32 & pat_exit == pat_exit
+            && (entry_cap >> 32) as u32 & ENTRY_LOAD_PAT != 0;
+        let pat = if self.pat_in_vmcs { u32::MAX } else { 0 };
+        let exit_ctl = control(
             exit,
-            EXIT_HOST_ADDR_SPACE | EXIT_SAVE_EFER | EXIT_LOAD_EFER,
+            EXIT_HOST_ADDR_SPACE | EXIT_SAVE_EFER | EXIT_LOAD_EFER | (pat_exit & pat),
+            0,
             "no 64-bit host/EFER exit controls",
         )?;
-        let entry_ctl = control(entry_msr, ENTRY_LOAD_EFER, "no EFER entry control")?;
+        let entry_ctl = control(
+            entry,
+            ENTRY_LOAD_EFER | (ENTRY_LOAD_PAT & pat),
+            0,
+            "no EFER entry control",
+        )?;
+        if entry_ctl & ENTRY_IA32E_GUEST != 0 {
+            return Err("IA-32e mode guest forced on");
+        }
+        self.proc = proc;
         vmwrite(PIN_BASED_CONTROLS, u64::from(pin));
         vmwrite(PROC_BASED_CONTROLS, u64::from(proc));
         vmwrite(PROC_BASED_CONTROLS2, u64::from(proc2));
-        vmwrite(EXIT_CONTROLS, u64::from(exit));
+        vmwrite(EXIT_CONTROLS, u64::from(exit_ctl));
         vmwrite(ENTRY_CONTROLS, u64::from(entry_ctl));
         for f in [
             EXCEPTION_BITMAP,
@@ -440,10 +908,26 @@ impl<'e> VmxVcpu<'e> {
         ] {
             vmwrite(f, 0);
         }
-        vmwrite(EPT_POINTER, eptp(ept.root()));
+        if proc & PROC_MSR_BITMAPS != 0 {
+            vmwrite(MSR_BITMAP, bitmap_pa);
+        }
+        vmwrite(EPT_POINTER, eptp);
         vmwrite(VMCS_LINK_POINTER, u64::MAX);
+        // The EPT root may be a recycled frame: drop what this CPU cached under it.
+        invept_with(ept_cap, eptp);
+        if proc2 & PROC2_VPID != 0 {
+            self.vpid = alloc_vpid();
+            self.invvpid_kind = invvpid_kind;
+            vmwrite(VIRTUAL_PROCESSOR_ID, u64::from(self.vpid));
+            // Translations cached under a VPID's earlier owner go. Later, the guest's own
+            // paging changes flush as on hardware, and removed EPT mappings by `flush_ept`.
+            invvpid(invvpid_kind, self.vpid);
+        }
+        Ok(())
+    }
 
-        // Host state: what this CPU runs with now.
+    /// Host state: what this CPU runs with now (CR3 and CR4 are refreshed at each entry).
+    fn setup_host_state(&mut self) -> Result<(), &'static str> {
         let (cs, ss, ds, es, fs, gs, tr): (u16, u16, u16, u16, u16, u16, u16);
         // SAFETY: reading segment selectors and TR has no side effects.
         unsafe {
@@ -491,7 +975,7 @@ impl<'e> VmxVcpu<'e> {
         vmwrite(HOST_GDTR_BASE, gdt_base);
         vmwrite(HOST_IDTR_BASE, idt_base);
         vmwrite(HOST_TR_BASE, descriptor_base(gdt_base, tr));
-        // SAFETY: these MSRs exist on every x86_64 CPU.
+        // SAFETY: these MSRs exist on every x86_64 CPU (PAT since the P6).
         unsafe {
             vmwrite(HOST_FS_BASE, rdmsr(MSR_FS_BASE));
             vmwrite(HOST_GS_BASE, rdmsr(MSR_GS_BASE));
@@ -499,10 +983,17 @@ impl<'e> VmxVcpu<'e> {
             vmwrite(HOST_SYSENTER_CS, rdmsr(MSR_SYSENTER_CS));
             vmwrite(HOST_SYSENTER_ESP, rdmsr(MSR_SYSENTER_ESP));
             vmwrite(HOST_SYSENTER_EIP, rdmsr(MSR_SYSENTER_EIP));
+            if self.pat_in_vmcs {
+                vmwrite(HOST_IA32_PAT, rdmsr(MSR_PAT));
+            }
         }
         // HOST_RSP and HOST_RIP are written by `vmenter` on every entry.
+        Ok(())
+    }
 
-        // Guest state. Access rights: type, S, DPL, P, AVL, L, D/B, G, unusable (bit 16).
+    /// Guest state: PVH's boot state (registers apart).
+    fn setup_guest_state(&mut self) {
+        // Access rights: type, S, DPL, P, AVL, L, D/B, G, unusable (bit 16).
         const CODE: u64 = 0xc09b; // G, D, P, S, type 0xb (code, read, accessed)
         const DATA: u64 = 0xc093; // G, B, P, S, type 0x3 (data, write, accessed)
         // ES, CS, SS, DS, FS, GS, LDTR, TR in encoding order.
@@ -513,8 +1004,8 @@ impl<'e> VmxVcpu<'e> {
             (0x10, DATA, 0xffff_ffff),
             (0x10, DATA, 0xffff_ffff),
             (0x10, DATA, 0xffff_ffff),
-            (0, 1 << 16, 0),   // LDTR unusable
-            (0, 0x8b, 0xffff), // busy 32-bit TSS
+            (0, 1 << 16, 0), // LDTR unusable
+            (0, 0x8b, 0x67), // busy 32-bit TSS
         ];
         for (i, (sel, ar, limit)) in segs.into_iter().enumerate() {
             let i = 2 * i as u64;
@@ -527,29 +1018,36 @@ impl<'e> VmxVcpu<'e> {
         vmwrite(GUEST_GDTR_LIMIT, 0xffff);
         vmwrite(GUEST_IDTR_BASE, 0);
         vmwrite(GUEST_IDTR_LIMIT, 0xffff);
-        // CR0: PE, ET, NE (NE is fixed to 1 in VMX operation; PE/PG are free for an
-        // unrestricted guest). CR4: VMXE is fixed to 1, hidden from the guest by the mask.
+        // CR0: PE, ET, plus the bits VMX operation fixes to 1 (NE; PE/PG are free for an
+        // unrestricted guest), which the mask hides: the guest reads PE | ET. CD and NW are
+        // masked too: VM entries and exits never change them, so they stay the host's (a
+        // guest must not turn the host's caches off) and the guest reads its own from the
+        // shadow. CR4: the fixed bits (VMXE), hidden the same way: the guest reads 0.
         // SAFETY: the fixed-bit MSRs exist with VMX.
         let (cr0_fixed0, cr4_fixed0) =
             unsafe { (rdmsr(MSR_VMX_CR0_FIXED0), rdmsr(MSR_VMX_CR4_FIXED0)) };
-        let cr0 = 0x31 | (cr0_fixed0 & !0x8000_0001);
-        vmwrite(GUEST_CR0, cr0);
-        vmwrite(CR0_GUEST_HOST_MASK, CR0_NE);
+        let cr0_fixed = (cr0_fixed0 | CR0_NE) & !(CR0_PE | CR0_PG);
+        self.cr0_mask = cr0_fixed | CR0_NW | CR0_CD;
+        self.cr4_mask = cr4_fixed0 | CR4_VMXE;
+        vmwrite(GUEST_CR0, CR0_PE | CR0_ET | cr0_fixed);
+        vmwrite(CR0_GUEST_HOST_MASK, self.cr0_mask);
         vmwrite(CR0_READ_SHADOW, 0);
         vmwrite(GUEST_CR3, 0);
-        vmwrite(GUEST_CR4, cr4_fixed0);
-        vmwrite(CR4_GUEST_HOST_MASK, cr4_fixed0);
+        vmwrite(GUEST_CR4, self.cr4_mask);
+        vmwrite(CR4_GUEST_HOST_MASK, self.cr4_mask);
         vmwrite(CR4_READ_SHADOW, 0);
         vmwrite(GUEST_DR7, 0x400);
         vmwrite(GUEST_IA32_DEBUGCTL, 0);
         vmwrite(GUEST_IA32_EFER, 0);
+        if self.pat_in_vmcs {
+            vmwrite(GUEST_IA32_PAT, PAT_RESET);
+        }
         vmwrite(GUEST_SYSENTER_CS, 0);
         vmwrite(GUEST_SYSENTER_ESP, 0);
         vmwrite(GUEST_SYSENTER_EIP, 0);
         vmwrite(GUEST_INTERRUPTIBILITY, 0);
         vmwrite(GUEST_ACTIVITY_STATE, 0);
         vmwrite(GUEST_PENDING_DBG, 0);
-        Ok(v)
     }
 
     /// The VMCS's physical address.
@@ -557,18 +1055,221 @@ impl<'e> VmxVcpu<'e> {
         self.vmcs_pa
     }
 
-    fn exit(&self) -> Exit {
+    /// The CPU this vCPU belongs to.
+    pub fn cpu(&self) -> u32 {
+        self.cpu
+    }
+
+    /// This vCPU's VPID (0 when VPIDs are not used).
+    pub fn vpid(&self) -> u16 {
+        self.vpid
+    }
+
+    /// Makes this vCPU's VMCS current on this CPU (VMPTRLD unless it already is).
+    fn make_current(&self) {
+        let cpu = this_cpu();
+        assert!(
+            cpu == self.cpu,
+            "VMX vCPU of CPU {} used on CPU {cpu}",
+            self.cpu
+        );
+        let slot = current_vmcs_slot();
+        if slot.is_some_and(|s| s.load(Ordering::Relaxed) == self.vmcs_pa) {
+            return;
+        }
+        // SAFETY: our VMCS, initialised by `new` on this CPU (checked above), which is in VMX
+        // root operation for the vCPU's lifetime.
+        let ok = unsafe { vmptrld(self.vmcs_pa) };
+        assert!(ok, "VMPTRLD of {:#x} failed", self.vmcs_pa);
+        if let Some(s) = slot {
+            s.store(self.vmcs_pa, Ordering::Relaxed);
+        }
+        if self.vpid != 0 && VPIDS_WRAPPED.load(Ordering::Relaxed) {
+            invvpid(self.invvpid_kind, self.vpid);
+        }
+    }
+
+    /// Whether the guest runs 64-bit code (EFER.LMA and CS.L).
+    fn long_mode_code(&self) -> bool {
+        vmread(GUEST_IA32_EFER) & EFER_LMA != 0 && vmread(GUEST_CS_AR) & (1 << 13) != 0
+    }
+
+    /// Moves rip on by `len` bytes past a completed instruction, which ends any STI or MOV-SS
+    /// interrupt shadow.
+    fn advance(&mut self, len: u64) {
+        let rip = self.regs.rip + len;
+        self.regs.rip = if self.long_mode_code() {
+            rip
+        } else {
+            rip & 0xffff_ffff
+        };
+        let blocking = vmread(GUEST_INTERRUPTIBILITY);
+        if blocking & BLOCKING_STI_MOVSS != 0 {
+            vmwrite(GUEST_INTERRUPTIBILITY, blocking & !BLOCKING_STI_MOVSS);
+        }
+    }
+
+    /// Whether an external interrupt can be injected at the next entry.
+    fn interruptible(&self) -> bool {
+        self.regs.rflags & RFLAGS_IF != 0
+            && vmread(GUEST_INTERRUPTIBILITY) & BLOCKING_STI_MOVSS == 0
+            && vmread(GUEST_ACTIVITY_STATE) == 0
+    }
+
+    /// Programs the event injection of the next entry: an interrupted event or exception
+    /// first, then the queued interrupt if the guest can take it now, else an exit as soon
+    /// as it can (interrupt-window exiting).
+    fn prepare_events(&mut self) {
+        let mut slot_used = false;
+        if let Some(ev) = self.event.take() {
+            vmwrite(ENTRY_INTERRUPTION_INFO, u64::from(ev.info));
+            vmwrite(ENTRY_EXCEPTION_ERROR, u64::from(ev.error));
+            vmwrite(ENTRY_INSTRUCTION_LEN, u64::from(ev.len));
+            slot_used = true;
+        }
+        let mut window = false;
+        if let Some(vector) = self.pending_irq {
+            if !slot_used && self.interruptible() {
+                vmwrite(
+                    ENTRY_INTERRUPTION_INFO,
+                    u64::from(INTR_VALID | (INTR_TYPE_EXTINT << 8) | u32::from(vector)),
+                );
+                self.pending_irq = None;
+            } else {
+                window = true;
+            }
+        }
+        if window != self.window {
+            self.window = window;
+            let proc = self.proc | if window { PROC_INTR_WINDOW } else { 0 };
+            vmwrite(PROC_BASED_CONTROLS, u64::from(proc));
+        }
+    }
+
+    /// Keeps the event whose delivery the last exit interrupted, to deliver it again.
+    fn save_interrupted_event(&mut self) {
+        let idt = vmread(IDT_VECTORING_INFO) as u32;
+        if idt & INTR_VALID == 0 {
+            return;
+        }
+        match (idt >> 8) & 7 {
+            // Ours (physical interrupts exit before reaching the guest): queued again.
+            INTR_TYPE_EXTINT => self.pending_irq = Some(idt as u8),
+            // Never injected here; host NMIs exit before reaching the guest.
+            INTR_TYPE_NMI => {}
+            ty => {
+                let error = if idt & INTR_ERROR_CODE != 0 {
+                    vmread(IDT_VECTORING_ERROR) as u32
+                } else {
+                    0
+                };
+                let len = if ty >= INTR_TYPE_SW_INTERRUPT {
+                    vmread(EXIT_INSTRUCTION_LEN) as u32
+                } else {
+                    0
+                };
+                self.event = Some(Event {
+                    info: idt & INTR_ENTRY_BITS,
+                    error,
+                    len,
+                });
+            }
+        }
+    }
+
+    /// One entry and exit: `None` when the exit was handled here and the guest may go on.
+    fn enter_once(&mut self) -> Option<Exit> {
+        let host_cr4 = read_cr4();
+        // The hypervisor switches address spaces between runs (and may toggle CR4 bits).
+        vmwrite(HOST_CR3, read_cr3());
+        vmwrite(HOST_CR4, host_cr4);
+        vmwrite(GUEST_RIP, self.regs.rip);
+        vmwrite(GUEST_RSP, self.regs.rsp);
+        vmwrite(GUEST_RFLAGS, (self.regs.rflags & RFLAGS_VALID) | 0x2);
+        self.prepare_events();
+
+        // With interrupts off from here until the host's MSRs and XCR0 are back: nothing else
+        // may run with the guest's (a pending interrupt is taken at `irq_restore`).
+        let flags = irq_save();
+        let mut host_msrs = [0u64; SWITCHED_MSRS.len()];
+        for (i, &msr) in SWITCHED_MSRS.iter().enumerate() {
+            // SAFETY: these MSRs exist on every x86_64 CPU; the guest's values were checked
+            // by `write_msr` (canonical, no reserved bits).
+            unsafe {
+                host_msrs[i] = rdmsr(msr);
+                if self.switched[i] != host_msrs[i] {
+                    wrmsr(msr, self.switched[i]);
+                }
+            }
+        }
+        let host_xcr0 = if host_cr4 & CR4_OSXSAVE != 0 {
+            let x = xgetbv0();
+            if x != self.xcr0 {
+                // SAFETY: OSXSAVE is on; the guest's XCR0 was validated by the XSETBV
+                // handler before `set_xcr0` (1, the reset value, is always valid).
+                unsafe { xsetbv0(self.xcr0) };
+            }
+            Some(x)
+        } else {
+            None
+        };
+        // SAFETY: this vCPU's VMCS is current and consistent (`new`, `make_current`), and
+        // `vmenter` restores every host register it does not declare clobbered.
+        let rflags = unsafe { vmenter(&mut self.regs, self.launched) };
+        if let Some(x) = host_xcr0.filter(|&x| x != self.xcr0) {
+            // SAFETY: the host's own XCR0, read above.
+            unsafe { xsetbv0(x) };
+        }
+        // SAFETY: as above; the guest may have changed KERNEL_GS_BASE with SWAPGS.
+        unsafe {
+            self.switched[SWITCHED_SHADOW_GS] = rdmsr(MSR_SHADOW_GS_BASE);
+            for (i, &msr) in SWITCHED_MSRS.iter().enumerate() {
+                if self.switched[i] != host_msrs[i] {
+                    wrmsr(msr, host_msrs[i]);
+                }
+            }
+        }
+        irq_restore(flags);
+
+        if rflags != 0 {
+            // VMfailInvalid (CF) has no error number; VMfailValid (ZF) has one.
+            let err = if rflags & 1 != 0 {
+                0
+            } else {
+                vmread(VM_INSTRUCTION_ERROR)
+            };
+            return Some(Exit::EntryFailed(err));
+        }
+        self.launched = true;
+        self.regs.rip = vmread(GUEST_RIP);
+        self.regs.rsp = vmread(GUEST_RSP);
+        self.regs.rflags = vmread(GUEST_RFLAGS);
         let reason = vmread(EXIT_REASON);
         if reason & EXIT_REASON_ENTRY_FAILURE != 0 {
-            return Exit::EntryFailed(reason);
+            return Some(Exit::EntryFailed(reason));
         }
+        self.save_interrupted_event();
         let q = vmread(EXIT_QUALIFICATION);
-        match reason & 0xffff {
+        Some(match reason & 0xffff {
             EXIT_CPUID => Exit::Cpuid,
             EXIT_HLT => Exit::Hlt,
             EXIT_VMCALL => Exit::Vmmcall,
             EXIT_EXTINT => Exit::ExternalInterrupt,
+            EXIT_EXCEPTION_NMI => {
+                let info = vmread(EXIT_INTERRUPTION_INFO) as u32;
+                if info & INTR_VALID != 0 && (info >> 8) & 7 == INTR_TYPE_NMI {
+                    // The NMI was the host's: hand it to the host's handler, which only logs
+                    // it (hypervisor NMIs are ignored).
+                    // SAFETY: vector 2 is the host's NMI gate (on its own IST stack).
+                    unsafe { core::arch::asm!("int 2") };
+                    Exit::Nmi
+                } else {
+                    Exit::Other(EXIT_EXCEPTION_NMI)
+                }
+            }
             EXIT_TRIPLE_FAULT => Exit::Shutdown,
+            EXIT_INTERRUPT_WINDOW => Exit::InterruptWindow,
+            EXIT_CR_ACCESS => return self.cr_access(q).then_some(Exit::Other(EXIT_CR_ACCESS)),
             EXIT_EPT_VIOLATION => Exit::NestedPageFault {
                 gpa: vmread(GUEST_PHYSICAL_ADDRESS),
                 error: q,
@@ -579,44 +1280,105 @@ impl<'e> VmxVcpu<'e> {
                 size: (q & 7) as u8 + 1,
                 write: q & 8 == 0,
             },
+            EXIT_RDMSR => Exit::Msr { write: false },
+            EXIT_WRMSR => Exit::Msr { write: true },
+            EXIT_XSETBV => Exit::Xsetbv,
+            EXIT_PAUSE => Exit::Pause,
             other => Exit::Other(other),
-        }
+        })
     }
+
+    /// Handles a control-register access exit (SDM table 28-3); true if it is not one this
+    /// back-end causes (reported as `Exit::Other`).
+    fn cr_access(&mut self, q: u64) -> bool {
+        const MOV_TO_CR: u64 = 0;
+        const MOV_FROM_CR: u64 = 1;
+        let (cr, access, reg) = (q & 0xf, (q >> 4) & 3, ((q >> 8) & 0xf) as usize);
+        let wide = self.long_mode_code();
+        let value = gpr(&self.regs, reg);
+        let value = if wide { value } else { value & 0xffff_ffff };
+        match (cr, access) {
+            // A write changing a bit the host owns (NE, CD, NW): the shadow takes the guest's
+            // value and the MOV runs again, now natively (owned bits keep the host's value).
+            (0, MOV_TO_CR) => vmwrite(CR0_READ_SHADOW, value & self.cr0_mask),
+            // VMX is not offered to the guest: setting CR4.VMXE faults, as without VMX.
+            (4, MOV_TO_CR) if value & CR4_VMXE != 0 => self.inject_exception(13, Some(0)),
+            (4, MOV_TO_CR) => vmwrite(CR4_READ_SHADOW, value & self.cr4_mask),
+            // CR8 (64-bit mode only): a software TPR, so the guest never reaches the APIC's.
+            (8, MOV_TO_CR) if value >> 4 != 0 => self.inject_exception(13, Some(0)),
+            (8, MOV_TO_CR) => {
+                self.cr8 = value;
+                self.advance(vmread(EXIT_INSTRUCTION_LEN));
+            }
+            (8, MOV_FROM_CR) => {
+                set_gpr(&mut self.regs, reg, self.cr8);
+                self.advance(vmread(EXIT_INSTRUCTION_LEN));
+            }
+            _ => return true,
+        }
+        false
+    }
+}
+
+/// General-purpose register `n` in the exit qualifications' numbering (rax, rcx, rdx, rbx,
+/// rsp, rbp, rsi, rdi, r8-r15).
+fn gpr(r: &GuestRegs, n: usize) -> u64 {
+    [
+        r.rax, r.rcx, r.rdx, r.rbx, r.rsp, r.rbp, r.rsi, r.rdi, r.r8, r.r9, r.r10, r.r11, r.r12,
+        r.r13, r.r14, r.r15,
+    ][n & 15]
+}
+
+/// Sets register `n` (numbered as in [`gpr`]).
+fn set_gpr(r: &mut GuestRegs, n: usize, v: u64) {
+    let slot = match n & 15 {
+        0 => &mut r.rax,
+        1 => &mut r.rcx,
+        2 => &mut r.rdx,
+        3 => &mut r.rbx,
+        4 => &mut r.rsp,
+        5 => &mut r.rbp,
+        6 => &mut r.rsi,
+        7 => &mut r.rdi,
+        8 => &mut r.r8,
+        9 => &mut r.r9,
+        10 => &mut r.r10,
+        11 => &mut r.r11,
+        12 => &mut r.r12,
+        13 => &mut r.r13,
+        14 => &mut r.r14,
+        _ => &mut r.r15,
+    };
+    *slot = v;
 }
 
 impl Drop for VmxVcpu<'_> {
     fn drop(&mut self) {
+        debug_assert_eq!(this_cpu(), self.cpu, "VMX vCPU dropped off its CPU");
         let pa = self.vmcs_pa;
         // SAFETY: VMCLEAR of our own VMCS in VMX root operation writes its state back to memory
-        // and makes it not current; the frame is then free to be returned by the caller.
+        // and makes it neither active nor current; the frame is then free to be returned.
         unsafe {
             core::arch::asm!("vmclear qword ptr [{p}]", p = in(reg) &pa, options(nostack));
+        }
+        if let Some(slot) = current_vmcs_slot() {
+            let _ = slot.compare_exchange(pa, NO_VMCS, Ordering::Relaxed, Ordering::Relaxed);
         }
     }
 }
 
 impl Vcpu for VmxVcpu<'_> {
     fn run(&mut self) -> Exit {
-        vmwrite(GUEST_RIP, self.regs.rip);
-        vmwrite(GUEST_RSP, self.regs.rsp);
-        vmwrite(GUEST_RFLAGS, self.regs.rflags);
-        // SAFETY: this vCPU's VMCS is current and consistent (`new_flat32`), and `vmenter`
-        // restores every host register it does not declare clobbered.
-        let flags = unsafe { vmenter(&mut self.regs, self.launched) };
-        if flags != 0 {
-            // VMfailInvalid (CF) has no error number; VMfailValid (ZF) has one.
-            let err = if flags & 1 != 0 {
-                0
-            } else {
-                vmread(VM_INSTRUCTION_ERROR)
-            };
-            return Exit::EntryFailed(err);
+        for _ in 0..INTERNAL_EXITS_PER_RUN {
+            // Again each time: interrupts were enabled since the last entry.
+            self.make_current();
+            if let Some(exit) = self.enter_once() {
+                return exit;
+            }
         }
-        self.launched = true;
-        self.regs.rip = vmread(GUEST_RIP);
-        self.regs.rsp = vmread(GUEST_RSP);
-        self.regs.rflags = vmread(GUEST_RFLAGS);
-        self.exit()
+        // Only internally handled exits so far: give the hypervisor a chance to schedule, as
+        // after a physical interrupt; it runs the vCPU again.
+        Exit::ExternalInterrupt
     }
 
     fn regs(&self) -> &GuestRegs {
@@ -628,19 +1390,151 @@ impl Vcpu for VmxVcpu<'_> {
     }
 
     fn skip_instruction(&mut self) -> Option<u8> {
+        self.make_current();
         let len = vmread(EXIT_INSTRUCTION_LEN);
         if !(1..=15).contains(&len) {
             return None;
         }
-        self.regs.rip = (self.regs.rip + len) & 0xffff_ffff;
+        self.advance(len);
         Some(len as u8)
+    }
+
+    fn control(&self) -> ControlState {
+        self.make_current();
+        let cs_ar = vmread(GUEST_CS_AR);
+        let shadowed = |value: u64, shadow: u64, mask: u64| (value & !mask) | (shadow & mask);
+        ControlState {
+            cr0: shadowed(vmread(GUEST_CR0), vmread(CR0_READ_SHADOW), self.cr0_mask),
+            cr3: vmread(GUEST_CR3),
+            cr4: shadowed(vmread(GUEST_CR4), vmread(CR4_READ_SHADOW), self.cr4_mask),
+            efer: vmread(GUEST_IA32_EFER),
+            cs_base: vmread(GUEST_CS_BASE),
+            cs_long: cs_ar & (1 << 13) != 0,
+            cs_db: cs_ar & (1 << 14) != 0,
+            cpl: ((vmread(GUEST_SS_AR) >> 5) & 3) as u8,
+        }
+    }
+
+    fn inject_interrupt(&mut self, vector: u8) -> bool {
+        if self.pending_irq.is_some() {
+            return false;
+        }
+        self.pending_irq = Some(vector);
+        true
+    }
+
+    fn interrupt_pending(&self) -> bool {
+        self.pending_irq.is_some()
+    }
+
+    fn inject_exception(&mut self, vector: u8, error: Option<u32>) {
+        self.make_current();
+        // Hardware exceptions are vectors 0-31 (2 is the NMI, its own type). The error code
+        // goes with the vectors that have one, and only in protected mode (VM-entry checks).
+        let ty = match vector {
+            2 => INTR_TYPE_NMI,
+            0..=31 => INTR_TYPE_HW_EXCEPTION,
+            _ => return,
+        };
+        let with_error = has_error_code(vector) && vmread(GUEST_CR0) & CR0_PE != 0;
+        let info = INTR_VALID
+            | (ty << 8)
+            | u32::from(vector)
+            | if with_error { INTR_ERROR_CODE } else { 0 };
+        // Replaces an interrupted exception or software event: the guest re-executes the
+        // instruction that raised it. An interrupted external interrupt is queued apart.
+        self.event = Some(Event {
+            info,
+            error: error.unwrap_or(0),
+            len: 0,
+        });
+    }
+
+    fn read_msr(&self, index: u32) -> Option<u64> {
+        self.make_current();
+        Some(match index {
+            MSR_EFER => vmread(GUEST_IA32_EFER),
+            MSR_PAT if self.pat_in_vmcs => vmread(GUEST_IA32_PAT),
+            MSR_PAT => self.pat,
+            MSR_FS_BASE => vmread(GUEST_FS_BASE),
+            MSR_GS_BASE => vmread(GUEST_GS_BASE),
+            MSR_CSTAR => self.cstar,
+            MSR_SYSENTER_CS => vmread(GUEST_SYSENTER_CS),
+            MSR_SYSENTER_ESP => vmread(GUEST_SYSENTER_ESP),
+            MSR_SYSENTER_EIP => vmread(GUEST_SYSENTER_EIP),
+            _ => {
+                let i = SWITCHED_MSRS.iter().position(|&m| m == index)?;
+                self.switched[i]
+            }
+        })
+    }
+
+    fn write_msr(&mut self, index: u32, value: u64) -> bool {
+        self.make_current();
+        match index {
+            MSR_EFER => return self.write_efer(value),
+            MSR_PAT if !pat_valid(value) => return false,
+            MSR_PAT if self.pat_in_vmcs => vmwrite(GUEST_IA32_PAT, value),
+            MSR_PAT => self.pat = value,
+            MSR_FS_BASE | MSR_GS_BASE | MSR_SYSENTER_ESP | MSR_SYSENTER_EIP | MSR_LSTAR
+            | MSR_CSTAR | MSR_SHADOW_GS_BASE
+                if !canonical(value) =>
+            {
+                return false;
+            }
+            MSR_FS_BASE => vmwrite(GUEST_FS_BASE, value),
+            MSR_GS_BASE => vmwrite(GUEST_GS_BASE, value),
+            MSR_CSTAR => self.cstar = value,
+            MSR_SYSENTER_CS => vmwrite(GUEST_SYSENTER_CS, value & 0xffff_ffff),
+            MSR_SYSENTER_ESP => vmwrite(GUEST_SYSENTER_ESP, value),
+            MSR_SYSENTER_EIP => vmwrite(GUEST_SYSENTER_EIP, value),
+            // Intel: SFMASK's upper half is reserved.
+            MSR_SYSCALL_MASK if value >> 32 != 0 => return false,
+            _ => {
+                let Some(i) = SWITCHED_MSRS.iter().position(|&m| m == index) else {
+                    return false;
+                };
+                self.switched[i] = value;
+            }
+        }
+        true
+    }
+
+    fn set_xcr0(&mut self, xcr0: u64) {
+        self.xcr0 = xcr0;
+    }
+}
+
+impl VmxVcpu<'_> {
+    /// WRMSR of EFER: SCE, LME and NXE (if the CPU has NX) are the guest's; LME cannot change
+    /// while paging is on; LMA follows CR0.PG and LME, as does the IA-32e-mode-guest entry
+    /// control (also saved by the hardware at every exit).
+    fn write_efer(&mut self, value: u64) -> bool {
+        let nx =
+            __cpuid(0x8000_0000).eax >= 0x8000_0001 && __cpuid(0x8000_0001).edx & (1 << 20) != 0;
+        let allowed = EFER_SCE | EFER_LME | EFER_LMA | if nx { EFER_NXE } else { 0 };
+        if value & !allowed != 0 {
+            return false;
+        }
+        let old = vmread(GUEST_IA32_EFER);
+        let paging = vmread(GUEST_CR0) & CR0_PG != 0;
+        if paging && (old ^ value) & EFER_LME != 0 {
+            return false;
+        }
+        let lma = if paging { old & EFER_LMA } else { 0 };
+        vmwrite(GUEST_IA32_EFER, (value & !EFER_LMA) | lma);
+        let entry = vmread(ENTRY_CONTROLS) as u32 & !ENTRY_IA32E_GUEST;
+        let ia32e = if lma != 0 { ENTRY_IA32E_GUEST } else { 0 };
+        vmwrite(ENTRY_CONTROLS, u64::from(entry | ia32e));
+        true
     }
 }
 
 /// Enters the guest of the current VMCS (VMLAUNCH, or VMRESUME once `launched`) with GPRs
 /// from `regs`, and stores the guest's GPRs back there at the VM exit. Returns 0 after a VM
 /// exit, or RFLAGS (CF or ZF set) if the entry instruction failed. Host RFLAGS (and so IF) is
-/// restored afterwards, so a physical interrupt that caused the exit is taken right after.
+/// restored afterwards: the caller's, so a physical interrupt that caused the exit is taken
+/// once the caller enables interrupts again.
 ///
 /// # Safety
 /// The CPU must be in VMX root operation with a valid current VMCS whose host state is this
@@ -750,6 +1644,64 @@ mod tests {
         assert_eq!(EPT_LEAF_RWX_WB.bits(), 0b11_0111);
         assert_eq!((EPT_LEAF_RWX_WB.bits() >> 3) & 7, 6);
         assert_eq!(eptp(0x1234_5000), 0x1234_501e);
+    }
+
+    #[test]
+    fn msr_bitmap_passes_only_vmcs_switched_msrs() {
+        let mut b = [0u8; 4096];
+        fill_msr_bitmap(&mut b);
+        let intercepted = |msr: u32, write: bool| {
+            let (base, n) = if msr >= 0xc000_0000 {
+                (0x400, msr - 0xc000_0000)
+            } else {
+                (0, msr)
+            };
+            let byte = base + (n / 8) as usize + if write { 0x800 } else { 0 };
+            b[byte] & (1 << (n % 8)) != 0
+        };
+        for write in [false, true] {
+            for msr in PASSTHROUGH_MSRS {
+                assert!(!intercepted(msr, write), "{msr:#x}");
+            }
+            for msr in [
+                MSR_EFER,
+                MSR_PAT,
+                MSR_LSTAR,
+                MSR_STAR,
+                MSR_SHADOW_GS_BASE,
+                0x10,
+                0x1b,
+            ] {
+                assert!(intercepted(msr, write), "{msr:#x}");
+            }
+        }
+        // SYSENTER_* share a byte, as do FS/GS base: two bytes per bitmap.
+        assert_eq!(b.iter().filter(|&&x| x != 0xff).count(), 4);
+    }
+
+    #[test]
+    fn pat_and_canonical_checks() {
+        assert!(pat_valid(PAT_RESET));
+        assert!(pat_valid(0x0105_0406_0007_0406));
+        assert!(!pat_valid(0x0007_0406_0007_0402));
+        assert!(!pat_valid(0x0807_0406_0007_0406));
+        assert!(canonical(0xffff_8000_0000_0000));
+        assert!(canonical(0x0000_7fff_ffff_f000));
+        assert!(!canonical(0x0000_8000_0000_0000));
+        assert!(!canonical(0xfff0_0000_0000_0000));
+    }
+
+    #[test]
+    fn registers_by_exit_qualification_number() {
+        let mut r = GuestRegs::default();
+        set_gpr(&mut r, 0, 1);
+        set_gpr(&mut r, 3, 2);
+        set_gpr(&mut r, 4, 3);
+        set_gpr(&mut r, 15, 4);
+        assert_eq!((r.rax, r.rbx, r.rsp, r.r15), (1, 2, 3, 4));
+        assert_eq!(gpr(&r, 3), 2);
+        assert_eq!(gpr(&r, 15), 4);
+        assert!(has_error_code(13) && has_error_code(8) && !has_error_code(6));
     }
 
     #[test]

@@ -61,6 +61,9 @@ pub enum BuildError {
     /// The grant table cannot be created: `-EINVAL` for limits Xen refuses
     /// (`gnttab_max_frames=0`, as Xen's `grant_table_init`), `-ENOMEM`.
     GrantTable(xen_abi::errno::Errno),
+    /// An HVM (PVH) domain cannot be built: no SVM/VMX, no PHYS32 entry, a layout that does
+    /// not fit the guest-physical map.
+    Hvm(&'static str),
 }
 
 impl core::fmt::Display for BuildError {
@@ -79,6 +82,7 @@ impl core::fmt::Display for BuildError {
             BuildError::GrantTable(e) => {
                 write!(f, "the grant table cannot be created ({})", e.name())
             }
+            BuildError::Hvm(why) => write!(f, "PVH: {why}"),
         }
     }
 }
@@ -141,7 +145,7 @@ impl Memory {
 }
 
 /// Allocates `nr_pages` zeroed frames, biggest blocks first; returns the p2m.
-fn allocate(nr_pages: u64) -> Result<Vec<u64>, BuildError> {
+pub(crate) fn allocate(nr_pages: u64) -> Result<Vec<u64>, BuildError> {
     let mut p2m = Vec::with_capacity(nr_pages as usize);
     let mut order = 9usize;
     while (p2m.len() as u64) < nr_pages {
@@ -167,6 +171,21 @@ fn allocate(nr_pages: u64) -> Result<Vec<u64>, BuildError> {
         }
     }
     Ok(p2m)
+}
+
+/// A fresh `shared_info` frame (physical address): zeroed, with events masked on every
+/// legacy `vcpu_info` (byte 1 of each 64-byte slot), as Xen does for new vCPUs.
+pub(crate) fn new_shared_info() -> Result<u64, BuildError> {
+    let shared_info = frames::alloc(0).ok_or(BuildError::NoMemory)?;
+    // SAFETY: a fresh frame for us alone, covered by the direct map.
+    unsafe {
+        let p = phys_to_virt(shared_info) as *mut u8;
+        core::ptr::write_bytes(p, 0, PAGE as usize);
+        for i in 0..32 {
+            p.add(i * 64 + 1).write(1);
+        }
+    }
+    Ok(shared_info)
 }
 
 /// Page-table frames for the initial mappings, taken in order from a range of guest frames.
@@ -461,16 +480,7 @@ pub fn build_pv(
     };
     let l4_mfn = mem.p2m[l4_pfn as usize];
 
-    let shared_info = frames::alloc(0).ok_or(BuildError::NoMemory)?;
-    // SAFETY: a fresh frame; zero it, then mask events on every legacy vcpu_info (byte 1 of
-    // each 64-byte vcpu_info), as Xen does for new vCPUs.
-    unsafe {
-        let p = phys_to_virt(shared_info) as *mut u8;
-        core::ptr::write_bytes(p, 0, PAGE as usize);
-        for i in 0..32 {
-            p.add(i * 64 + 1).write(1);
-        }
-    }
+    let shared_info = new_shared_info()?;
     // Type everything through the same rules guests are held to: validating the L4 types
     // the whole tree (page-table frames as tables, mapped frames writable) and refuses a
     // writable mapping of any page-table frame. Pinned, and held as vCPU 0's kernel table.
@@ -591,6 +601,7 @@ pub fn build_pv(
         grants,
         transferred: core::sync::atomic::AtomicI64::new(0),
         vcpus: Vec::new(),
+        hvm: None,
     }));
     v.domain = d as *const Domain;
     v.initialised

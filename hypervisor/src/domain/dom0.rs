@@ -64,6 +64,9 @@ pub fn start(boot: &BootInfo, opts: &Options, available_bytes: u64) {
             ))
         })
         .collect();
+    if opts.dom0_pvh {
+        return start_pvh(boot, opts, available_bytes, &cooked);
+    }
     printk!("*** Building a PV Dom0 ***\n");
     let loaded = match crate::loader::inspect(module_bytes(kmod)) {
         Ok(k) => k,
@@ -81,11 +84,28 @@ pub fn start(boot: &BootInfo, opts: &Options, available_bytes: u64) {
         .get(1)
         .filter(|_| !domu_spec::is_domu(&cooked[1]));
     let initrd = dom0_initrd.map(module_bytes);
-    let mut cmdline = cooked[0].clone();
+    let cmdline = dom0_cmdline(&cooked[0], opts);
+    let cfg = dom0_config(opts, available_bytes);
+    let d = match build::build_pv(&kernel, initrd, &cmdline, &cfg) {
+        Ok(d) => d,
+        Err(e) => return fail(&e),
+    };
+    drop(loaded);
+    run_boot_domains(boot, &cooked, d, dom0_initrd.is_some())
+}
+
+/// Dom0's command line: its module's, plus what follows ` -- ` on Xen's.
+fn dom0_cmdline(module_cmdline: &str, opts: &Options) -> String {
+    let mut cmdline = String::from(module_cmdline);
     if !opts.dom0_extra.is_empty() {
         cmdline.push(' ');
         cmdline.push_str(&opts.dom0_extra);
     }
+    cmdline
+}
+
+/// Dom0's size from `dom0_mem` and `dom0_max_vcpus`.
+fn dom0_config(opts: &Options, available_bytes: u64) -> build::DomainConfig<'static> {
     // What the hypervisor still allocates once dom0 has its memory (shared_info pages, vCPU
     // state, domUs' bookkeeping) stays out of what `dom0_mem` may take, as Xen keeps its own
     // allocations out of `avail` in `dom0_compute_nr_pages`.
@@ -95,31 +115,61 @@ pub fn start(boot: &BootInfo, opts: &Options, available_bytes: u64) {
         .resolve(available_bytes.saturating_sub(HYPERVISOR_RESERVE))
         / 4096;
     let cpus = crate::smpboot::online_cpus();
-    let nr_vcpus = opts.dom0_max_vcpus.resolve(cpus.len() as u32).max(1);
-    let cfg = build::DomainConfig {
+    build::DomainConfig {
         id: 0,
         name: "Domain-0",
         privileged: true,
         nr_pages,
         // Dom0 may grow without limit unless `dom0_mem=max:` says otherwise (Xen: ~0U).
         max_pages: u64::from(u32::MAX),
-        nr_vcpus,
+        nr_vcpus: opts.dom0_max_vcpus.resolve(cpus.len() as u32).max(1),
+    }
+}
+
+/// Registers the built dom0 `d`, places its vCPUs, starts the domUs and runs this CPU's
+/// share of them; does not return.
+fn run_boot_domains(
+    boot: &BootInfo,
+    cooked: &[String],
+    d: &'static mut super::Domain,
+    dom0_has_initrd: bool,
+) -> ! {
+    printk!("Dom0 has maximum {} VCPUs\n", d.vcpus.len());
+    printk!("Initial low memory virq threshold set at 0x4000 pages.\n");
+    printk!("*** Serial input to DOM0 (type 'CTRL-a' three times to switch input)\n");
+    // vCPUs go round-robin over the online CPUs (dom0's vCPU n on the n-th CPU), pinned.
+    let mut free_cpus = crate::smpboot::online_cpus().into_iter().cycle();
+    super::registry::insert(register(d));
+    place(d, &mut free_cpus);
+    let first_domu = if dom0_has_initrd { 2 } else { 1 };
+    start_domus(boot, cooked, first_domu, &mut free_cpus);
+    crate::sched::idle_loop()
+}
+
+/// `dom0=pvh`: dom0 as a PVH domain (its kernel needs `XEN_ELFNOTE_PHYS32_ENTRY`).
+fn start_pvh(boot: &BootInfo, opts: &Options, available_bytes: u64, cooked: &[String]) {
+    printk!("*** Building a PVH Dom0 ***\n");
+    let Some(kmod) = boot.modules.first() else {
+        return;
     };
-    let d = match build::build_pv(&kernel, initrd, &cmdline, &cfg) {
+    let loaded = match crate::loader::inspect_pvh(module_bytes(kmod), true) {
+        Ok(k) => k,
+        Err(e) => return fail(&e),
+    };
+    let initrd = boot
+        .modules
+        .get(1)
+        .filter(|_| !domu_spec::is_domu(&cooked[1]))
+        .map(module_bytes);
+    let modules: Vec<&[u8]> = initrd.into_iter().collect();
+    let cmdline = dom0_cmdline(&cooked[0], opts);
+    let cfg = dom0_config(opts, available_bytes);
+    let d = match crate::hvm::build::build_pvh(&loaded, &modules, &cmdline, &cfg) {
         Ok(d) => d,
         Err(e) => return fail(&e),
     };
     drop(loaded);
-    printk!("Dom0 has maximum {nr_vcpus} VCPUs\n");
-    printk!("Initial low memory virq threshold set at 0x4000 pages.\n");
-    printk!("*** Serial input to DOM0 (type 'CTRL-a' three times to switch input)\n");
-    // vCPUs go round-robin over the online CPUs (dom0's vCPU n on the n-th CPU), pinned.
-    let mut free_cpus = cpus.into_iter().cycle();
-    super::registry::insert(register(d));
-    place(d, &mut free_cpus);
-    let first_domu = if dom0_initrd.is_some() { 2 } else { 1 };
-    start_domus(boot, &cooked, first_domu, &mut free_cpus);
-    crate::sched::idle_loop()
+    run_boot_domains(boot, cooked, d, !modules.is_empty())
 }
 
 /// A shared view of a domain being set up, for the registry.
@@ -197,8 +247,14 @@ fn start_domu(
     cpus: &mut impl Iterator<Item = u32>,
 ) -> Result<(), String> {
     use alloc::string::ToString;
-    let loaded = crate::loader::inspect_domu(module_bytes(module)).map_err(|e| e.to_string())?;
-    let kernel = kernel_image(&loaded);
+    let pvh = spec.kind == domu_spec::DomainKind::Pvh;
+    let bytes = module_bytes(module);
+    let loaded = if pvh {
+        crate::loader::inspect_pvh(bytes, false)
+    } else {
+        crate::loader::inspect_domu(bytes)
+    }
+    .map_err(|e| e.to_string())?;
     let nr_pages = spec.memory_mib * 256;
     let cfg = build::DomainConfig {
         id,
@@ -208,7 +264,13 @@ fn start_domu(
         max_pages: nr_pages,
         nr_vcpus: spec.vcpus,
     };
-    let d = build::build_pv(&kernel, initrd, &spec.cmdline, &cfg).map_err(|e| e.to_string())?;
+    let d = if pvh {
+        let modules: Vec<&[u8]> = initrd.into_iter().collect();
+        crate::hvm::build::build_pvh(&loaded, &modules, &spec.cmdline, &cfg)
+    } else {
+        build::build_pv(&kernel_image(&loaded), initrd, &spec.cmdline, &cfg)
+    }
+    .map_err(|e| e.to_string())?;
     let taken: Vec<u32> = cpus.take(spec.vcpus as usize).collect();
     if let Some(ring) = d.store {
         // The hypervisor answers its xenstore requests (there is no xenstored).
@@ -217,7 +279,8 @@ fn start_domu(
         crate::xenstore::ring::attach(id, store, ring.mfn, ring.port);
     }
     printk!(
-        "d{id}: domU '{}' built: {} MiB, {} vCPU(s) on CPU(s) {:?}, kernel {:?}, command line \"{}\"\n",
+        "d{id}: {} domU '{}' built: {} MiB, {} vCPU(s) on CPU(s) {:?}, kernel {:?}, command line \"{}\"\n",
+        if pvh { "PVH" } else { "PV" },
         spec.name,
         spec.memory_mib,
         spec.vcpus,
@@ -227,6 +290,13 @@ fn start_domu(
     );
     // Known to the registry before any of its vCPUs can run (they look other domains up).
     super::registry::insert(register(d));
+    crate::sched::set_params(
+        id,
+        crate::sched::SchedParams {
+            weight: spec.weight,
+            cap: spec.cap,
+        },
+    );
     place(d, &mut taken.into_iter());
     Ok(())
 }

@@ -2,16 +2,29 @@
 //! is a PV kernel to start as an unprivileged domain beside dom0.
 //!
 //! ```text
-//! domU [name=<name>] [memory=<MiB>] [vcpus=<n>] [initrd=<module index>] [-- <kernel command line>]
+//! domU [name=<name>] [type=pv|pvh] [memory=<MiB>] [vcpus=<n>] [weight=<w>] [cap=<pct>]
+//!      [initrd=<module index>] [-- <kernel command line>]
 //! ```
 //!
-//! Defaults are xl's: `memory=128`, `vcpus=1`; the name defaults to `domU<k>` (k-th domU).
+//! Defaults are xl's: `type=pv`, `memory=128`, `vcpus=1`, `weight=256`, `cap=0` (none); the
+//! name defaults to `domU<k>` (k-th domU). `weight=` and `cap=` are the credit scheduler's
+//! (xl's `sched-credit` ranges: weight 1 to 65535, cap 0 to 100 × vcpus percent of one pCPU).
 //! `initrd=` names a later boot module (indices count from 0, dom0's kernel being module 0);
 //! that module is then that domU's initrd and nothing else. Everything after ` -- ` is the
 //! kernel's command line. A description with an error is reported and its domain skipped.
 
 use alloc::string::{String, ToString};
 use core::fmt;
+
+/// What kind of guest the domU is (xl's `type=`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DomainKind {
+    /// `type=pv`: a paravirtualised guest (the default).
+    #[default]
+    Pv,
+    /// `type=pvh`: a PVH guest (hardware-virtualised, no emulated devices).
+    Pvh,
+}
 
 /// One parsed description.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,6 +35,12 @@ pub struct DomuSpec {
     pub memory_mib: u64,
     /// Number of vCPUs.
     pub vcpus: u32,
+    /// PV or PVH.
+    pub kind: DomainKind,
+    /// Credit-scheduler weight (1..=65535).
+    pub weight: u16,
+    /// Credit-scheduler cap in percent of one pCPU (0: none; at most 100 × `vcpus`).
+    pub cap: u16,
     /// Boot-module index of the initrd, if any.
     pub initrd: Option<usize>,
     /// The kernel's command line.
@@ -75,6 +94,9 @@ pub fn parse(
         name: alloc::format!("domU{ordinal}"),
         memory_mib: 128,
         vcpus: 1,
+        kind: DomainKind::Pv,
+        weight: 256,
+        cap: 0,
         initrd: None,
         cmdline: kernel.to_string(),
     };
@@ -109,6 +131,23 @@ pub fn parse(
                     .filter(|n| (1..=MAX_VCPUS).contains(n))
                     .ok_or_else(|| bad("vcpus"))?;
             }
+            "type" => {
+                spec.kind = match value {
+                    "pv" => DomainKind::Pv,
+                    "pvh" => DomainKind::Pvh,
+                    _ => return Err(bad("type")),
+                };
+            }
+            "weight" => {
+                spec.weight = value
+                    .parse()
+                    .ok()
+                    .filter(|&w| w >= 1)
+                    .ok_or_else(|| bad("weight"))?;
+            }
+            "cap" => {
+                spec.cap = value.parse().map_err(|_| bad("cap"))?;
+            }
             "initrd" => {
                 let i: usize = value.parse().map_err(|_| bad("initrd"))?;
                 if i <= index || i >= nr_modules {
@@ -118,6 +157,10 @@ pub fn parse(
             }
             _ => return Err(SpecError::UnknownItem(item.to_string())),
         }
+    }
+    // Checked once `vcpus=` is known, wherever it came.
+    if u32::from(spec.cap) > spec.vcpus * 100 {
+        return Err(SpecError::BadValue("cap", spec.cap.to_string()));
     }
     Ok(spec)
 }
@@ -135,6 +178,7 @@ mod tests {
             ("domU1", 128, 1, None)
         );
         assert_eq!(s.cmdline, "");
+        assert_eq!((s.kind, s.weight, s.cap), (DomainKind::Pv, 256, 0));
         let s = parse(
             "domU name=web-1 memory=256 vcpus=2 initrd=3 -- console=hvc0 root=/dev/ram -- x",
             2,
@@ -146,6 +190,42 @@ mod tests {
         assert_eq!((s.memory_mib, s.vcpus, s.initrd), (256, 2, Some(3)));
         assert_eq!(s.cmdline, "console=hvc0 root=/dev/ram -- x");
         assert_eq!(parse("domU memory=64 --", 1, 2, 2).unwrap().cmdline, "");
+    }
+
+    #[test]
+    fn scheduler_items_and_type() {
+        let s = parse("domU type=pvh weight=512 cap=150 vcpus=2 -- x", 1, 2, 1).unwrap();
+        assert_eq!(
+            (s.kind, s.weight, s.cap, s.vcpus),
+            (DomainKind::Pvh, 512, 150, 2)
+        );
+        let s = parse("domU weight=1 cap=100", 1, 2, 1).unwrap();
+        assert_eq!((s.kind, s.weight, s.cap), (DomainKind::Pv, 1, 100));
+        assert_eq!(parse("domU weight=65535", 1, 2, 1).unwrap().weight, 65535);
+        assert_eq!(parse("domU type=pv", 1, 2, 1).unwrap().kind, DomainKind::Pv);
+        for (item, key, value) in [
+            ("weight=0", "weight", "0"),
+            ("weight=65536", "weight", "65536"),
+            ("weight=-1", "weight", "-1"),
+            ("weight=", "weight", ""),
+            ("cap=101", "cap", "101"),
+            ("cap=x", "cap", "x"),
+            ("cap=70000", "cap", "70000"),
+            ("type=hvm", "type", "hvm"),
+            ("type=PV", "type", "PV"),
+        ] {
+            assert_eq!(
+                parse(&alloc::format!("domU {item}"), 1, 2, 1),
+                Err(SpecError::BadValue(key, value.into())),
+                "{item}"
+            );
+        }
+        // The cap bound follows `vcpus=`, before or after it.
+        assert_eq!(parse("domU cap=300 vcpus=3", 1, 2, 1).unwrap().cap, 300);
+        assert_eq!(
+            parse("domU vcpus=2 cap=201", 1, 2, 1),
+            Err(SpecError::BadValue("cap", "201".into()))
+        );
     }
 
     #[test]

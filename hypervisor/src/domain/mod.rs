@@ -133,6 +133,9 @@ pub struct Domain {
     pub transferred: core::sync::atomic::AtomicI64,
     /// The vCPUs, by id.
     pub vcpus: Vec<Box<Vcpu>>,
+    /// HVM (PVH) state; `None` for a PV domain.
+    #[cfg(target_os = "none")]
+    pub hvm: Option<crate::hvm::HvmDomain>,
 }
 
 impl Domain {
@@ -144,6 +147,12 @@ impl Domain {
         self.vcpus
             .get(id as usize)
             .map(|b| core::ptr::from_ref::<Vcpu>(b).cast_mut())
+    }
+
+    /// Whether this is an HVM (PVH) domain.
+    #[cfg(target_os = "none")]
+    pub fn is_hvm(&self) -> bool {
+        self.hvm.is_some()
     }
 
     /// The `(dN)`-style label used in log lines.

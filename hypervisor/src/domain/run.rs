@@ -125,6 +125,11 @@ pub fn run_vcpu(v: &'static mut Vcpu) -> ! {
         v.domain().shared_info_mfn << 12,
     ));
     crate::pv::time::arm(v);
+    // Guest accesses of hypercalls go straight to the PV guest unless an HVM loop says so.
+    crate::hvm::xlat::leave();
+    if v.hvm.is_some() {
+        crate::hvm::run::run(v);
+    }
     crate::hypercall::desc::load_guest_gdt(v);
     let frame = xenolith_arch::guest_entry::frame_at(percpu::guest_frame_top(info.stack_base));
     // SAFETY: the frame area belongs to this CPU; the vCPU's saved registers are a complete

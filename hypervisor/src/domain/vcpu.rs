@@ -113,6 +113,9 @@ pub struct Vcpu {
     /// Its CPU is in it (guest or hypervisor context on its behalf); cleared once the CPU has
     /// left it for the idle loop (Xen's `is_running`).
     pub running: AtomicBool,
+    /// HVM state of a PVH domain's vCPU (`None` for PV).
+    #[cfg(target_os = "none")]
+    pub hvm: Option<alloc::boxed::Box<crate::hvm::HvmVcpu>>,
 }
 
 // SAFETY: a vCPU's non-atomic state is only touched by the CPU that runs it, or by another vCPU
@@ -171,6 +174,8 @@ impl Vcpu {
             poll_ports: Vec::new(),
             poll_deadline: u64::MAX,
             fpu: alloc::boxed::Box::new(xenolith_arch::fpu::FpuArea::initial()),
+            #[cfg(target_os = "none")]
+            hvm: None,
         }
     }
 

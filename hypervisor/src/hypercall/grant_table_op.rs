@@ -316,3 +316,13 @@ fn unmap_batches(
     }
     Ok(0)
 }
+
+/// The machine frame of the caller's shared grant frame `idx`, growing the table to include
+/// it (an HVM guest's `XENMEM_add_to_physmap(XENMAPSPACE_grant_table)`, Xen's
+/// `gnttab_map_frame`).
+pub fn shared_frame_for_physmap(v: &crate::domain::Vcpu, idx: u32) -> Result<u64, Errno> {
+    let host = Host::for_vcpu(v);
+    let me = v.domain().id;
+    let frames = setup::setup_table(&host, me, me, idx + 1).map_err(|_| Errno::EINVAL)?;
+    frames.get(idx as usize).copied().ok_or(Errno::EINVAL)
+}

@@ -10,7 +10,7 @@
 mod console_io;
 pub mod desc;
 pub mod event_channel_op;
-mod grant_table_op;
+pub mod grant_table_op;
 pub mod memory_op;
 mod misc;
 mod mmu;

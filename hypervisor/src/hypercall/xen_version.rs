@@ -33,6 +33,21 @@ fn pv_features_submap0(privileged: bool, pae_extended_cr3: bool) -> u32 {
     m
 }
 
+/// `XENFEAT_*` bits of submap 0 for an HVM (PVH) guest: translated physmap, the HVM event
+/// and clock features, no PIRQs (a PVH domain has none), frames not direct-mapped.
+fn hvm_features_submap0(privileged: bool) -> u32 {
+    let mut m = (1 << XENFEAT_memory_op_vnode_supported)
+        | (1 << xen_abi::features::XENFEAT_writable_page_tables)
+        | (1 << xen_abi::features::XENFEAT_auto_translated_physmap)
+        | (1 << xen_abi::features::XENFEAT_hvm_safe_pvclock)
+        | (1 << xen_abi::features::XENFEAT_hvm_callback_vector)
+        | (1 << xen_abi::features::XENFEAT_not_direct_mapped);
+    if privileged {
+        m |= 1 << XENFEAT_dom0;
+    }
+    m
+}
+
 /// A NUL-padded fixed-size string, as the `xen_*_t` char arrays.
 fn fixed<const N: usize>(s: &str) -> [u8; N] {
     let mut b = [0u8; N];
@@ -71,6 +86,9 @@ pub fn do_xen_version(ctx: &mut Ctx<'_>, a: [u64; 5]) -> Result<i64, Errno> {
             crate::guest_mem::copy_from_guest(&mut fi, arg)?;
             let idx = u32::from_le_bytes(fi[..4].try_into().unwrap_or([0; 4]));
             let submap = match idx {
+                0 if ctx.vcpu.domain().is_hvm() => {
+                    hvm_features_submap0(ctx.vcpu.domain().privileged)
+                }
                 0 => {
                     let d = ctx.vcpu.domain();
                     let extcr3 = d.inner.lock().vm_assist

@@ -83,6 +83,8 @@ pub enum LoadError {
         /// `virt_base`.
         virt_base: u64,
     },
+    /// A PVH kernel without `XEN_ELFNOTE_PHYS32_ENTRY`.
+    NoPhys32Entry,
 }
 
 impl fmt::Display for LoadError {
@@ -117,6 +119,9 @@ impl fmt::Display for LoadError {
                 f,
                 "dom0 kernel virtual range {start:#x} -> {end:#x} is not canonical"
             ),
+            Self::NoPhys32Entry => {
+                write!(f, "Unable to find XEN_ELFNOTE_PHYS32_ENTRY address")
+            }
             Self::BadHypercallPage { address, virt_base } => write!(
                 f,
                 "Invalid HYPERCALL_PAGE field in ELF notes: {address:#x} is below VIRT_BASE \
@@ -228,6 +233,50 @@ pub fn inspect_with_limit(module: &[u8], limit: usize) -> Result<LoadedKernel<'_
 /// requirement (the toolstack's libelf checks for an unprivileged PV guest).
 pub fn inspect_domu(module: &[u8]) -> Result<LoadedKernel<'_>, LoadError> {
     inspect_as(module, decompress::DEFAULT_LIMIT, false)
+}
+
+/// Checks a PVH kernel (dom0 if `dom0`): it must have `XEN_ELFNOTE_PHYS32_ENTRY`; its
+/// segments go at their physical addresses (`dest` = `p_paddr`), so none of the PV virtual
+/// layout rules apply.
+pub fn inspect_pvh(module: &[u8], dom0: bool) -> Result<LoadedKernel<'_>, LoadError> {
+    let KernelImage {
+        elf: bytes,
+        format,
+        payload_len,
+    } = bzimage::unwrap_kernel_with_limit(module, decompress::DEFAULT_LIMIT)?;
+    let (segments, info, (paddr_start, paddr_end)) = {
+        let elf = Elf64::parse(&bytes)?;
+        let info = xen_notes::parse(&elf)?;
+        if dom0 && info.has_supported_features_note && !info.supports(XENFEAT_DOM0) {
+            return Err(LoadError::NotDom0Capable);
+        }
+        if info.phys32_entry.is_none() {
+            return Err(LoadError::NoPhys32Entry);
+        }
+        let segments = elf
+            .loadable_segments()
+            .map(|ph| LoadSegment {
+                index: ph.index,
+                offset: ph.p_offset,
+                filesz: ph.p_filesz,
+                memsz: ph.p_memsz,
+                paddr: ph.p_paddr,
+                vaddr: ph.p_vaddr,
+                dest: ph.p_paddr,
+                flags: ph.p_flags,
+            })
+            .collect();
+        (segments, info, elf.paddr_range())
+    };
+    Ok(LoadedKernel {
+        format,
+        payload_len,
+        elf: bytes,
+        segments,
+        info,
+        paddr_start,
+        paddr_end,
+    })
 }
 
 fn inspect_as(module: &[u8], limit: usize, dom0: bool) -> Result<LoadedKernel<'_>, LoadError> {

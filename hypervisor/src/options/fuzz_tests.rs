@@ -25,6 +25,7 @@ const NAMES: &[&str] = &[
     "no-",
     "debug",
     "dom0",
+    "dom0-iommu",
     "watchdog",
     "",
     "=",

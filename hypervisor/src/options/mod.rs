@@ -13,7 +13,8 @@
 //!
 //! Per-option rules live with their types: [`Dom0Mem`] and [`VcpuRange`] (`dom0_build.c`),
 //! [`ConsoleSet`] and [`LogLevels`] (`console.c`), [`SerialConfig`] (`ns16550.c`), [`Sched`]
-//! (`sched/core.c`), [`Gnttab`] (`grant_table.c`).
+//! (`sched/core.c`; Xenolith has `credit`, its default, and `rr`), [`Gnttab`]
+//! (`grant_table.c`).
 //!
 //! Xenolith extensions, none of which changes the meaning of a line Xen accepts: option names
 //! match with `-` and `_` interchangeable and `no_` negates like `no-` (Xen 4.17 compares names
@@ -59,6 +60,8 @@ pub struct Options {
     pub dom0_max_vcpus: VcpuRange,
     /// `dom0_vcpus_pin`: pin dom0 vCPU n to pCPU n. Default false.
     pub dom0_vcpus_pin: bool,
+    /// `dom0=pvh` (true) or `dom0=pv` (false, the default): how dom0 is built.
+    pub dom0_pvh: bool,
     /// `console=`: where Xen's own output goes. Default `vga`.
     pub console: ConsoleSet,
     /// `com1=`: COM1 configuration; `None` if the port is not set up.
@@ -71,7 +74,7 @@ pub struct Options {
     pub guest_loglvl: LogLevels,
     /// `noreboot`: stay halted after a crash instead of rebooting. Default false.
     pub noreboot: bool,
-    /// `sched=`: the scheduler. Default [`Sched::XEN_DEFAULT`] (`credit2`).
+    /// `sched=`: the scheduler. Default [`Sched::DEFAULT`] (`credit`).
     pub sched: Sched,
     /// `conring_size=`: requested console ring size in bytes; 0 (the default) lets Xen size
     /// it from the CPU count. See [`Options::effective_conring_size`].
@@ -95,13 +98,14 @@ impl Default for Options {
             dom0_mem: Dom0Mem::default(),
             dom0_max_vcpus: VcpuRange::default(),
             dom0_vcpus_pin: false,
+            dom0_pvh: false,
             console: ConsoleSet::default(),
             com1: None,
             com2: None,
             loglvl: LogLevels::XEN_DEFAULT,
             guest_loglvl: LogLevels::GUEST_DEFAULT,
             noreboot: false,
-            sched: Sched::XEN_DEFAULT,
+            sched: Sched::DEFAULT,
             conring_size: 0,
             gnttab: Gnttab::XEN_DEFAULT,
             selftest: Vec::new(),
@@ -153,8 +157,8 @@ pub enum DiagnosticKind {
         /// The complete message.
         message: String,
     },
-    /// `sched=` names no scheduler Xen knows (Xen: `Could not find scheduler: foo`); the
-    /// default is used.
+    /// `sched=` names no scheduler Xenolith has (Xen: `Could not find scheduler: foo`, then
+    /// `Using '<name>' (<opt_name>)` for the default it falls back to).
     UnknownScheduler,
 }
 
@@ -189,7 +193,12 @@ impl fmt::Display for Diagnostic {
                 )
             }
             DiagnosticKind::Serial { message } => f.write_str(message),
-            DiagnosticKind::UnknownScheduler => write!(f, "Could not find scheduler: {val}"),
+            DiagnosticKind::UnknownScheduler => write!(
+                f,
+                "Could not find scheduler: {val}\nUsing '{}' ({})",
+                Sched::DEFAULT.name(),
+                Sched::DEFAULT.opt_name()
+            ),
         }
     }
 }
@@ -254,6 +263,8 @@ enum Opt {
     Gnttab,
     Selftest,
     Placeholder,
+    Dom0,
+    Dom0Iommu,
 }
 
 /// How `parse_params` treats an option's value (Xen's `OPT_*` types).
@@ -274,25 +285,27 @@ enum Ty {
 }
 
 /// Canonical names, with the Xen source that registers each.
-const OPTIONS: [(&str, Opt); 18] = [
-    ("dom0_mem", Opt::Dom0Mem),            // x86/dom0_build.c custom_param
+const OPTIONS: [(&str, Opt); 20] = [
+    ("dom0-iommu", Opt::Dom0Iommu), // drivers/passthrough/x86/iommu.c custom_param
+    ("dom0", Opt::Dom0),            // x86/dom0_build.c custom_param
+    ("dom0_mem", Opt::Dom0Mem),     // x86/dom0_build.c custom_param
     ("dom0_max_vcpus", Opt::Dom0MaxVcpus), // x86/dom0_build.c custom_param
     ("dom0_vcpus_pin", Opt::Dom0VcpusPin), // common/sched/core.c boolean_param
-    ("console", Opt::Console),             // drivers/char/console.c string_param
-    ("com1", Opt::Com1),                   // drivers/char/ns16550.c string_param
-    ("com2", Opt::Com2),                   // drivers/char/ns16550.c string_param
-    ("loglvl", Opt::Loglvl),               // drivers/char/console.c custom_runtime_param
-    ("guest_loglvl", Opt::GuestLoglvl),    // drivers/char/console.c custom_runtime_param
-    ("noreboot", Opt::Noreboot),           // x86/shutdown.c boolean_param
-    ("sched", Opt::Sched),                 // common/sched/core.c string_param
-    ("conring_size", Opt::ConringSize),    // drivers/char/console.c size_param
+    ("console", Opt::Console),      // drivers/char/console.c string_param
+    ("com1", Opt::Com1),            // drivers/char/ns16550.c string_param
+    ("com2", Opt::Com2),            // drivers/char/ns16550.c string_param
+    ("loglvl", Opt::Loglvl),        // drivers/char/console.c custom_runtime_param
+    ("guest_loglvl", Opt::GuestLoglvl), // drivers/char/console.c custom_runtime_param
+    ("noreboot", Opt::Noreboot),    // x86/shutdown.c boolean_param
+    ("sched", Opt::Sched),          // common/sched/core.c string_param
+    ("conring_size", Opt::ConringSize), // drivers/char/console.c size_param
     ("gnttab_max_frames", Opt::GnttabMaxFrames), // common/grant_table.c integer_runtime_param
     ("gnttab_max_maptrack_frames", Opt::GnttabMaxMaptrackFrames), // (the same)
     ("max_grant_frames", Opt::GnttabMaxFrames), // Xenolith alias (the xl.cfg name)
     ("max_maptrack_frames", Opt::GnttabMaxMaptrackFrames), // Xenolith alias (the xl.cfg name)
-    ("gnttab", Opt::Gnttab),               // common/grant_table.c custom_param
-    ("selftest", Opt::Selftest),           // Xenolith only
-    ("placeholder", Opt::Placeholder),     // x86/setup.c ignore_param (GRUB workaround)
+    ("gnttab", Opt::Gnttab),        // common/grant_table.c custom_param
+    ("selftest", Opt::Selftest),    // Xenolith only
+    ("placeholder", Opt::Placeholder), // x86/setup.c ignore_param (GRUB workaround)
 ];
 
 impl Opt {
@@ -307,6 +320,8 @@ impl Opt {
             | Opt::Loglvl
             | Opt::GuestLoglvl
             | Opt::Gnttab
+            | Opt::Dom0
+            | Opt::Dom0Iommu
             | Opt::Selftest => Ty::Custom,
             Opt::Placeholder => Ty::Ignore,
         }
@@ -324,6 +339,38 @@ impl Opt {
             .then_some(opt)
         })
     }
+}
+
+/// A comma list of the boolean sub-options `known` (`x`, `no-x`, `x=<bool>`), as Xen's
+/// `parse_dom0_iommu_param`; any other item makes the option invalid.
+fn parse_bool_list(value: &str, known: &[&str]) -> Result<(), i32> {
+    let ok = value.split(',').all(|item| {
+        let (name, val) = item.split_once('=').unwrap_or((item, ""));
+        let bare = name.strip_prefix("no-").unwrap_or(name);
+        known.contains(&bare) && (val.is_empty() || parse_bool(val).is_some())
+    });
+    if ok { Ok(()) } else { Err(EINVAL) }
+}
+
+/// Xen's `parse_dom0_param`: a comma list of `pv`, `pvh` and the mode's boolean
+/// sub-options (`shadow`, `verbose`, `cpuid-faulting`, `msr-relaxed`, which Xenolith accepts
+/// and ignores). An unknown item makes the option invalid but the others still apply.
+fn parse_dom0(value: &str, pvh: &mut bool) -> Result<(), i32> {
+    let mut rc = Ok(());
+    for item in value.split(',') {
+        let (name, val) = item.split_once('=').unwrap_or((item, ""));
+        let bare = name.strip_prefix("no-").unwrap_or(name);
+        match name {
+            "pv" if val.is_empty() => *pvh = false,
+            "pvh" if val.is_empty() => *pvh = true,
+            _ if matches!(
+                bare,
+                "shadow" | "verbose" | "cpuid-faulting" | "msr-relaxed"
+            ) && (val.is_empty() || parse_bool(val).is_some()) => {}
+            _ => rc = Err(EINVAL),
+        }
+    }
+    rc
 }
 
 /// Xen's `parse_bool`: exact, case-sensitive words.
@@ -351,7 +398,7 @@ impl State {
             opts: Options::default(),
             console: String::from(console::DEFAULT_CONSOLE),
             com: [String::new(), String::new()],
-            sched: String::from(Sched::XEN_DEFAULT.opt_name()),
+            sched: String::from(Sched::DEFAULT.opt_name()),
             diags: Vec::new(),
         }
     }
@@ -409,6 +456,19 @@ impl State {
                     Opt::Loglvl => LogLevels::parse(value).map(|l| opts.loglvl = l),
                     Opt::GuestLoglvl => LogLevels::parse(value).map(|l| opts.guest_loglvl = l),
                     Opt::Gnttab => opts.gnttab.parse_into(value),
+                    Opt::Dom0 => parse_dom0(value, &mut opts.dom0_pvh),
+                    // Xenolith has no IOMMU support: the settings are checked and ignored
+                    // (`none` is what a PVH dom0 needs on a machine without one).
+                    Opt::Dom0Iommu => parse_bool_list(
+                        value,
+                        &[
+                            "passthrough",
+                            "strict",
+                            "map-inclusive",
+                            "map-reserved",
+                            "none",
+                        ],
+                    ),
                     Opt::Selftest => {
                         // `no-selftest` clears the list; otherwise the last list wins.
                         opts.selftest = if negated {
@@ -484,9 +544,12 @@ impl State {
             None => {
                 let raw = self.sched.clone();
                 self.diag(DiagnosticKind::UnknownScheduler, "sched", &raw);
-                Sched::XEN_DEFAULT
+                Sched::DEFAULT
             }
         };
+        // The scheduler takes its policy from here before any vCPU is placed.
+        #[cfg(target_os = "none")]
+        crate::sched::select(self.opts.sched);
 
         self.opts.dom0_extra = extra.to_string();
         // The domain builder takes the grant-table limits from here.

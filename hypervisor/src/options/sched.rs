@@ -1,55 +1,42 @@
-//! `sched=`: the scheduler names of Xen 4.17 `xen/common/sched/` (each scheduler's `opt_name`)
-//! and the fallback of `scheduler_init` in `xen/common/sched/core.c`.
+//! `sched=`: the scheduler, by name, with the fallback of `scheduler_init` in Xen 4.17's
+//! `xen/common/sched/core.c`.
+//!
+//! Xenolith implements `credit` (Xen's credit1, the default here) and a round-robin policy
+//! named `rr` (no Xen scheduler has that name). Every other name, Xen's `credit2`, `null`,
+//! `rtds` and `arinc653` included, is treated as Xen treats a scheduler that is not built in:
+//! `Could not find scheduler: <name>`, then the default is used.
 
 use core::fmt;
 
-/// A scheduler Xen knows by name. Xenolith may implement fewer; this records the choice.
+/// A scheduler Xenolith implements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sched {
-    /// `credit`: the original credit scheduler.
+    /// `credit`: Xen's credit1 (weights, caps, boost); see docs/scheduler.md.
     Credit,
-    /// `credit2`: Xen's default since 4.12.
-    Credit2,
-    /// `arinc653`: ARINC 653 static cyclic scheduler.
-    Arinc653,
-    /// `rtds`: real-time deferrable server scheduler.
-    Rtds,
-    /// `null`: one vCPU per pCPU, no scheduling.
-    Null,
+    /// `rr`: round-robin over a CPU's ready vCPUs, ignoring weights and caps.
+    RoundRobin,
 }
 
 impl Sched {
-    /// Xen's default: `CONFIG_SCHED_DEFAULT` is `credit2` in the default Kconfig
-    /// (`xen/common/sched/Kconfig`, `default SCHED_CREDIT2_DEFAULT`).
-    pub const XEN_DEFAULT: Sched = Sched::Credit2;
+    /// The default when `sched=` is absent or names no scheduler Xenolith has. (Xen 4.17's own
+    /// default is `credit2`, which Xenolith does not implement.)
+    pub const DEFAULT: Sched = Sched::Credit;
 
-    const ALL: [Sched; 5] = [
-        Sched::Credit,
-        Sched::Credit2,
-        Sched::Arinc653,
-        Sched::Rtds,
-        Sched::Null,
-    ];
+    const ALL: [Sched; 2] = [Sched::Credit, Sched::RoundRobin];
 
     /// The name used on the command line (Xen's `opt_name`).
     pub fn opt_name(self) -> &'static str {
         match self {
             Sched::Credit => "credit",
-            Sched::Credit2 => "credit2",
-            Sched::Arinc653 => "arinc653",
-            Sched::Rtds => "rtds",
-            Sched::Null => "null",
+            Sched::RoundRobin => "rr",
         }
     }
 
-    /// Xen's descriptive name, as in its `Using scheduler: <name> (<opt_name>)` line.
+    /// The descriptive name, as in Xen's `Using scheduler: <name> (<opt_name>)` line.
     pub fn name(self) -> &'static str {
         match self {
             Sched::Credit => "SMP Credit Scheduler",
-            Sched::Credit2 => "SMP Credit Scheduler rev2",
-            Sched::Arinc653 => "ARINC 653 Scheduler",
-            Sched::Rtds => "SMP RTDS Scheduler",
-            Sched::Null => "null Scheduler",
+            Sched::RoundRobin => "Round-robin Scheduler",
         }
     }
 
@@ -61,7 +48,7 @@ impl Sched {
 
 impl Default for Sched {
     fn default() -> Self {
-        Sched::XEN_DEFAULT
+        Sched::DEFAULT
     }
 }
 

@@ -65,7 +65,7 @@ fn defaults_are_xen_4_17_release_defaults() {
     assert_eq!(d.loglvl, LogLevels { lower: 2, upper: 2 });
     assert_eq!(d.guest_loglvl, LogLevels { lower: 0, upper: 2 });
     assert!(!d.noreboot);
-    assert_eq!(d.sched, Sched::Credit2);
+    assert_eq!(d.sched, Sched::Credit);
     assert_eq!(d.conring_size, 0);
     assert_eq!(
         d.gnttab,
@@ -166,14 +166,15 @@ fn quotes_are_not_special() {
             serial: None
         }
     );
-    assert_eq!(o.sched, Sched::XEN_DEFAULT);
+    assert_eq!(o.sched, Sched::DEFAULT);
     let msgs: Vec<String> = d.iter().map(ToString::to_string).collect();
     assert_eq!(
         msgs,
         [
             invalid("dom0_mem", "\"512M\"", -22),
             "Bad console= option '\"com1\"'".to_string(),
-            "Could not find scheduler: \"credit\"".to_string(),
+            "Could not find scheduler: \"credit\"\nUsing 'SMP Credit Scheduler' (credit)"
+                .to_string(),
         ]
     );
 }
@@ -1007,33 +1008,32 @@ fn serial_display_round_trips() {
 
 #[test]
 fn sched_names() {
-    let table: &[(&str, Sched)] = &[
-        ("credit", Sched::Credit),
-        ("credit2", Sched::Credit2),
-        ("null", Sched::Null),
-        ("rtds", Sched::Rtds),
-        ("arinc653", Sched::Arinc653),
-    ];
+    let table: &[(&str, Sched)] = &[("credit", Sched::Credit), ("rr", Sched::RoundRobin)];
     for &(name, want) in table {
         let o = opts(&format!("sched={name}"));
         assert_eq!(o.sched, want);
         assert_eq!(o.sched.to_string(), name);
     }
-    assert_eq!(Sched::Credit2.name(), "SMP Credit Scheduler rev2");
+    assert_eq!(Sched::Credit.name(), "SMP Credit Scheduler");
+    assert_eq!(Sched::default(), Sched::Credit);
     // Repeats: only the final name is looked up.
-    assert_eq!(opts("sched=bfs sched=credit").sched, Sched::Credit);
+    assert_eq!(opts("sched=bfs sched=rr").sched, Sched::RoundRobin);
+    assert_eq!(opts("sched=rr sched=credit").sched, Sched::Credit);
 }
 
 #[test]
 fn unknown_scheduler_falls_back_to_the_default() {
-    for name in ["bfs", "", "Credit", "credit3", "sedf"] {
-        let (o, d) = parse(&format!("sched=credit sched={name}"));
-        assert_eq!(o.sched, Sched::XEN_DEFAULT, "{name}");
+    // Xen's other schedulers are not built in: Xen's message for a missing one, then credit.
+    for name in [
+        "bfs", "", "Credit", "credit3", "sedf", "credit2", "null", "rtds", "arinc653", "RR",
+    ] {
+        let (o, d) = parse(&format!("sched=rr sched={name}"));
+        assert_eq!(o.sched, Sched::DEFAULT, "{name}");
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].kind, DiagnosticKind::UnknownScheduler);
         assert_eq!(
             d[0].to_string(),
-            format!("Could not find scheduler: {name}")
+            format!("Could not find scheduler: {name}\nUsing 'SMP Credit Scheduler' (credit)")
         );
     }
 }
@@ -1268,6 +1268,7 @@ fn realistic_command_line() {
         },
         dom0_max_vcpus: VcpuRange { min: 2, max: 4 },
         dom0_vcpus_pin: true,
+        dom0_pvh: false,
         console: ConsoleSet {
             vga: true,
             serial: Some(ComPort::Com1),
@@ -1301,7 +1302,7 @@ fn diagnostics_come_in_xen_boot_order() {
             invalid("dom0_mem", "x", -22),
             "ERROR: Baud rate 50 outside supported range.".to_string(),
             "Bad console= option 'foo'".to_string(),
-            "Could not find scheduler: bogus".to_string(),
+            "Could not find scheduler: bogus\nUsing 'SMP Credit Scheduler' (credit)".to_string(),
         ]
     );
 }
@@ -1437,4 +1438,26 @@ fn gnttab_bad_items_are_reported_and_the_good_ones_applied() {
         assert_eq!(d.len(), 1, "{bad}: {d:?}");
         assert_eq!(d[0].kind, DiagnosticKind::InvalidValue { rc: -22 }, "{bad}");
     }
+}
+
+#[test]
+fn dom0_selects_pv_or_pvh_like_xen() {
+    assert!(!opts("").dom0_pvh);
+    assert!(opts("dom0=pvh").dom0_pvh);
+    assert!(opts("dom0=pvh,verbose,no-shadow").dom0_pvh);
+    assert!(!opts("dom0=pvh dom0=pv").dom0_pvh);
+    assert!(opts("dom0=cpuid-faulting=0,pvh").dom0_pvh);
+    // An unknown item invalidates the option, but Xen still applies the items it knows.
+    assert!(parse("dom0=pvh,bogus").0.dom0_pvh);
+    assert_eq!(
+        messages("dom0=pvh,bogus"),
+        [invalid("dom0", "pvh,bogus", -22)]
+    );
+    assert_eq!(messages("dom0=pv=1").len(), 1);
+    // Accepted (there is no IOMMU to configure), but still checked.
+    assert!(messages("dom0-iommu=none dom0_iommu=strict,no-passthrough").is_empty());
+    assert_eq!(
+        messages("dom0-iommu=bogus"),
+        [invalid("dom0-iommu", "bogus", -22)]
+    );
 }

@@ -99,6 +99,11 @@ pub fn upcall_due(v: &Vcpu) -> bool {
             ((v.pv.vcpu_info + 1) as *const u8).read_volatile(),
         )
     };
+    if let Some(hd) = v.domain().hvm.as_ref() {
+        // HVM: the upcall mask plays no part (the guest's RFLAGS.IF gates the vector), but
+        // there is nothing to deliver before the guest names a vector.
+        return pending != 0 && crate::hvm::run::callback_vector(v, hd).is_some();
+    }
     pending != 0 && mask == 0
 }
 

@@ -5,9 +5,10 @@
 //! *n* on the *n*-th online CPU, further vCPUs round-robin), so a CPU's run queue only ever
 //! holds its own vCPUs and no vCPU state moves between CPUs. Several vCPUs may share a CPU:
 //! the CPU runs one at a time, switching when the running one blocks (`SCHEDOP_block` or
-//! `poll`), yields, goes down, when its time slice ends while another is runnable, or when a
-//! vCPU of this CPU is woken (a small boost). Which runnable vCPU comes next is the policy's
-//! choice ([`Policy`]; today round-robin). Migration, weights and caps are issue 6's work.
+//! `poll`), yields, goes down, and asking the policy again when its time slice ends or a vCPU
+//! of this CPU is woken. Which ready vCPU runs, and for how long, is the policy's choice
+//! ([`Policy`], selected with `sched=`: [`credit`] by default, [`policy::RoundRobin`] with
+//! `sched=rr`); docs/scheduler.md describes both.
 //!
 //! Blocking never waits inside a hypercall: the vCPU's registers are saved with the hypercall's
 //! result already in `rax`, and the CPU goes to [`idle_loop`], which picks the next runnable
@@ -15,90 +16,147 @@
 //! when its wake condition holds, which the idle loop evaluates: an upcall is due (block), one
 //! of its ports is pending or the timeout passed (poll). Whoever makes it so kicks its CPU.
 
+pub mod credit;
+#[cfg(target_os = "none")]
 pub mod ipi;
+pub mod policy;
+#[cfg(test)]
+mod sim_tests;
 
+#[cfg(target_os = "none")]
 use crate::domain::Vcpu;
+#[cfg(target_os = "none")]
 use crate::smpboot::NR_CPUS;
+#[cfg(target_os = "none")]
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+#[cfg(target_os = "none")]
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+#[cfg(target_os = "none")]
 pub use ipi::{
     CpuMask, EVENT_CHECK_VECTOR, INVALIDATE_TLB_VECTOR, cpus_of_vcpus, flush_cpus,
     invalidate_interrupt, note_domain_loaded, other_cpus_of, register_cpu, request_register_dump,
     service_dump, service_flush,
 };
+#[cfg(target_os = "none")]
+use policy::{CpuPolicy, RoundRobin, VcpuParams};
+pub use policy::{DEFAULT_WEIGHT, Policy, SchedParams, TIME_SLICE_NS};
+#[cfg(target_os = "none")]
 use spin::Mutex;
+#[cfg(target_os = "none")]
 use xenolith_arch::trap::TrapFrame;
+#[cfg(target_os = "none")]
 use xenolith_arch::{cpu, percpu};
 
-/// How long a vCPU runs before another runnable vCPU of its CPU gets a turn.
-pub const TIME_SLICE_NS: u64 = 10_000_000;
+/// The policy `sched=` selected: 0 credit, 1 round-robin.
+#[cfg(target_os = "none")]
+static POLICY: AtomicU8 = AtomicU8::new(0);
 
-/// Picks the next vCPU to run from a CPU's queue (`sched=` will select among policies).
-pub trait Policy {
-    /// Index in `queue` of the vCPU to run next, `last` being the index that ran last.
-    fn pick(
-        &self,
-        queue: &[*mut Vcpu],
-        last: usize,
-        runnable: &dyn Fn(&Vcpu) -> bool,
-    ) -> Option<usize>;
+/// Records the `sched=` choice (the options parser calls this before any vCPU is placed).
+#[cfg(target_os = "none")]
+pub fn select(sched: crate::options::Sched) {
+    let kind = match sched {
+        crate::options::Sched::Credit => 0,
+        crate::options::Sched::RoundRobin => 1,
+    };
+    POLICY.store(kind, Ordering::Relaxed);
 }
 
-/// Round-robin: the first runnable vCPU after the one that ran last.
-pub struct RoundRobin;
-
-impl Policy for RoundRobin {
-    fn pick(
-        &self,
-        queue: &[*mut Vcpu],
-        last: usize,
-        runnable: &dyn Fn(&Vcpu) -> bool,
-    ) -> Option<usize> {
-        let n = queue.len();
-        (1..=n).map(|k| (last + k) % n).find(|&i| {
-            // SAFETY: queued vCPUs live for the machine's lifetime (domains are never freed).
-            runnable(unsafe { &*queue[i] })
-        })
+/// A fresh policy of the selected kind, for a CPU's first vCPU.
+#[cfg(target_os = "none")]
+fn new_policy() -> CpuPolicy {
+    match POLICY.load(Ordering::Relaxed) {
+        1 => CpuPolicy::RoundRobin(RoundRobin::new()),
+        _ => CpuPolicy::Credit(credit::Credit::new()),
     }
 }
 
-static POLICY: RoundRobin = RoundRobin;
+/// Per-domain parameters set before the domain's vCPUs are placed (`domU ... weight= cap=`);
+/// a domain not listed (dom0) has the defaults.
+#[cfg(target_os = "none")]
+static PARAMS: Mutex<Vec<(u16, SchedParams)>> = Mutex::new(Vec::new());
 
-/// A CPU's vCPUs and where its round-robin stands.
+/// Sets domain `domid`'s weight and cap; call before [`place`] for its vCPUs.
+#[cfg(target_os = "none")]
+pub fn set_params(domid: u16, params: SchedParams) {
+    let mut t = PARAMS.lock();
+    t.retain(|&(d, _)| d != domid);
+    t.push((domid, params));
+}
+
+/// Domain `domid`'s parameters.
+#[cfg(target_os = "none")]
+pub fn params_of(domid: u16) -> SchedParams {
+    PARAMS
+        .lock()
+        .iter()
+        .find(|&&(d, _)| d == domid)
+        .map_or_else(SchedParams::default, |&(_, p)| p)
+}
+
+/// A CPU's vCPUs, its policy, and what runs.
+#[cfg(target_os = "none")]
 struct RunQueue {
     vcpus: Vec<*mut Vcpu>,
-    last: usize,
+    /// The policy's state for `vcpus` (same indices).
+    policy: CpuPolicy,
+    /// The index of the vCPU this CPU runs (or last ran, until it is charged).
+    running: Option<usize>,
+    /// When `running` started or was last charged (system time).
+    run_start: u64,
     /// When the running vCPU's slice ends (system time).
     slice_end: u64,
+    /// The vCPU a preemption decided on, run next if still ready.
+    handoff: Option<usize>,
 }
 
 // SAFETY: the raw pointers name vCPUs that live forever; a queue is used by its own CPU (and
 // by the boot CPU while placing, under the lock).
+#[cfg(target_os = "none")]
 unsafe impl Send for RunQueue {}
 
+#[cfg(target_os = "none")]
 static RUNQ: [Mutex<RunQueue>; NR_CPUS] = [const {
     Mutex::new(RunQueue {
         vcpus: Vec::new(),
-        last: 0,
+        policy: CpuPolicy::Credit(credit::Credit::new()),
+        running: None,
+        run_start: 0,
         slice_end: u64::MAX,
+        handoff: None,
     })
 }; NR_CPUS];
 /// A vCPU of this CPU was woken while another ran: reconsider on the way back to the guest.
+#[cfg(target_os = "none")]
 static NEED_RESCHED: [AtomicBool; NR_CPUS] = [const { AtomicBool::new(false) }; NR_CPUS];
 
 /// The executing CPU's number.
+#[cfg(target_os = "none")]
 pub fn this_cpu() -> u32 {
     percpu::current().cpu
 }
 
 /// Queues `v` on its `processor` (pinned); it runs there once it is up.
+#[cfg(target_os = "none")]
 pub fn place(v: &'static mut Vcpu) {
+    let d = v.domain();
+    let params = VcpuParams {
+        domain: d.id,
+        vcpu: v.id,
+        sched: params_of(d.id),
+        domain_vcpus: d.vcpus.len() as u32,
+    };
     if let Some(q) = RUNQ.get(v.processor as usize) {
-        q.lock().vcpus.push(v as *mut Vcpu);
+        let mut q = q.lock();
+        if q.vcpus.is_empty() {
+            q.policy = new_policy();
+        }
+        q.vcpus.push(v as *mut Vcpu);
+        q.policy.add(params);
     }
 }
 
 /// The vCPUs queued on `cpu`, for dumps (read-only).
+#[cfg(target_os = "none")]
 pub fn queued_on(cpu: u32) -> Vec<&'static Vcpu> {
     RUNQ.get(cpu as usize).map_or(Vec::new(), |q| {
         q.lock()
@@ -112,6 +170,7 @@ pub fn queued_on(cpu: u32) -> Vec<&'static Vcpu> {
 
 /// Makes the CPU of `v` look at it (Xen's `vcpu_kick`): an event is pending for it, its
 /// up/down state changed, or its domain stopped.
+#[cfg(target_os = "none")]
 pub fn kick(v: &Vcpu) {
     let me = this_cpu();
     if v.processor != me {
@@ -123,17 +182,20 @@ pub fn kick(v: &Vcpu) {
 }
 
 /// Whether `v` may run at all: it is up and its domain has not stopped.
+#[cfg(target_os = "none")]
 pub fn runnable(v: &Vcpu) -> bool {
     v.is_up() && !v.domain().stopped.load(Ordering::Acquire)
 }
 
 /// Whether `v` could run now: runnable and, if blocked, its wake condition holds.
+#[cfg(target_os = "none")]
 fn ready(v: &Vcpu) -> bool {
     runnable(v) && (!v.blocked.load(Ordering::Acquire) || wake_condition(v))
 }
 
 /// Why a blocked vCPU may go on: an upcall is due (block), or one of its ports is pending or
 /// its timeout passed (poll).
+#[cfg(target_os = "none")]
 fn wake_condition(v: &Vcpu) -> bool {
     if v.poll_ports.is_empty() && v.poll_deadline == u64::MAX {
         return crate::pv::events::upcall_due(v);
@@ -150,6 +212,7 @@ fn wake_condition(v: &Vcpu) -> bool {
 /// Blocks the current vCPU `v` (its registers `regs`, the hypercall's return value already
 /// in `rax`) until its wake condition holds: `SCHEDOP_block` with no ports, `SCHEDOP_poll`
 /// with ports and a deadline. Returns at once if the condition holds already.
+#[cfg(target_os = "none")]
 pub fn block(v: &mut Vcpu, regs: &TrapFrame, ports: Vec<u32>, deadline: u64) {
     v.poll_ports = ports;
     v.poll_deadline = deadline;
@@ -167,6 +230,7 @@ pub fn block(v: &mut Vcpu, regs: &TrapFrame, ports: Vec<u32>, deadline: u64) {
 }
 
 /// Ends `v`'s block (it is about to run again).
+#[cfg(target_os = "none")]
 fn unblock(v: &mut Vcpu) {
     if v.blocked.swap(false, Ordering::SeqCst) {
         let now = crate::pv::time::now();
@@ -179,13 +243,20 @@ fn unblock(v: &mut Vcpu) {
 }
 
 /// `SCHEDOP_yield`: lets another runnable vCPU of this CPU run first, if there is one.
+#[cfg(target_os = "none")]
 pub fn yield_now(v: &mut Vcpu, regs: &TrapFrame) {
     if other_ready(v) {
+        let mut q = RUNQ[this_cpu() as usize].lock();
+        if let Some(i) = q.running {
+            q.policy.yielded(i);
+        }
+        drop(q);
         deschedule(v, regs);
     }
 }
 
 /// Whether a vCPU of this CPU other than `v` could run now.
+#[cfg(target_os = "none")]
 fn other_ready(v: &Vcpu) -> bool {
     let me = this_cpu() as usize;
     RUNQ[me].lock().vcpus.iter().any(|&p| {
@@ -195,8 +266,10 @@ fn other_ready(v: &Vcpu) -> bool {
 }
 
 /// On the way back to `v` (this CPU's current vCPU, registers `regs`): leaves it if it went
-/// down or its domain stopped, or for another vCPU of this CPU that was woken or whose turn
-/// came (slice over). Returns normally when `v` goes on.
+/// down or its domain stopped; when a vCPU of this CPU was woken or `v`'s slice is over, asks
+/// the policy again and leaves `v` for its choice (or for nothing, if `v` is parked by its
+/// cap). Returns normally when `v` goes on.
+#[cfg(target_os = "none")]
 pub fn check_preempt(v: &mut Vcpu, regs: &TrapFrame) {
     let me = this_cpu() as usize;
     if !runnable(v) {
@@ -204,13 +277,72 @@ pub fn check_preempt(v: &mut Vcpu, regs: &TrapFrame) {
     }
     let woken = NEED_RESCHED[me].swap(false, Ordering::AcqRel);
     let slice_over = crate::pv::time::now() >= RUNQ[me].lock().slice_end;
-    if (woken || slice_over) && other_ready(v) {
+    if (woken || slice_over) && !repick(me, v) {
         deschedule(v, regs);
+    }
+}
+
+/// Charges the running vCPU `v` and asks the policy what runs now: `true` if `v` goes on (a
+/// new slice started), else the choice is handed to the idle loop.
+#[cfg(target_os = "none")]
+fn repick(me: usize, v: &Vcpu) -> bool {
+    let now = crate::pv::time::now();
+    let mut guard = RUNQ[me].lock();
+    let q = &mut *guard;
+    let Some(cur) = q.running else {
+        return true;
+    };
+    q.policy.charge(cur, now.saturating_sub(q.run_start), now);
+    q.run_start = now;
+    let next = choose(q, now);
+    if next == Some(cur) && core::ptr::eq(q.vcpus[cur].cast_const(), v) {
+        q.slice_end = now.saturating_add(q.policy.slice(cur, now));
+        return true;
+    }
+    q.handoff = next;
+    false
+}
+
+/// The policy's choice among the ready vCPUs of `q`, telling it first which blocked ones wake.
+#[cfg(target_os = "none")]
+fn choose(q: &mut RunQueue, now: u64) -> Option<usize> {
+    for (i, &p) in q.vcpus.iter().enumerate() {
+        // SAFETY: queued vCPUs live forever; only their atomics and wake state are read.
+        let v = unsafe { &*p };
+        if runnable(v) && v.blocked.load(Ordering::Acquire) && wake_condition(v) {
+            q.policy.wake(i);
+        }
+    }
+    let vcpus = &q.vcpus;
+    q.policy.pick(now, &|i| {
+        // SAFETY: as above.
+        ready(unsafe { &*vcpus[i] })
+    })
+}
+
+/// The accounting hook of [`idle_loop`]: charges the vCPU this CPU just left for the time it
+/// ran, and closes its runstate's running interval unless it blocked (`block` did that).
+#[cfg(target_os = "none")]
+fn charge_previous(me: usize) {
+    let now = crate::pv::time::now();
+    let mut guard = RUNQ[me].lock();
+    let q = &mut *guard;
+    let Some(i) = q.running.take() else {
+        return;
+    };
+    q.policy.charge(i, now.saturating_sub(q.run_start), now);
+    // SAFETY: the vCPU this CPU just left (its `running` flag is still set, so no other CPU
+    // touches its state); vCPUs live forever.
+    let v = unsafe { &mut *q.vcpus[i] };
+    if !v.blocked.load(Ordering::Acquire) {
+        v.pv.time_running += now.saturating_sub(v.pv.runstate_entry);
+        v.pv.runstate_entry = now;
     }
 }
 
 /// Saves the current vCPU `v`'s state (registers `regs`, segment bases) and lets this CPU
 /// pick what runs next. Does not return (the vCPU resumes through `run_vcpu`).
+#[cfg(target_os = "none")]
 pub fn deschedule(v: &mut Vcpu, regs: &TrapFrame) -> ! {
     v.regs = *regs;
     crate::domain::save_segment_bases(v);
@@ -219,6 +351,7 @@ pub fn deschedule(v: &mut Vcpu, regs: &TrapFrame) -> ! {
 
 /// The CPU's scheduling loop: leaves the previous vCPU's address space, then runs the next
 /// ready vCPU of its queue, or halts until an interrupt and looks again. Never returns.
+#[cfg(target_os = "none")]
 pub fn idle_loop() -> ! {
     let me = this_cpu();
     let previous = percpu::current().current_vcpu.swap(0, Ordering::Relaxed);
@@ -229,6 +362,7 @@ pub fn idle_loop() -> ! {
     cpu::flush_tlb_global();
     ipi::LOADED_DOMAIN[me as usize].store(ipi::NO_DOMAIN, Ordering::Release);
     if previous != 0 {
+        charge_previous(me as usize);
         // SAFETY: the vCPU this CPU ran; vCPUs are never freed in this version.
         let v = unsafe { &*(previous as *const Vcpu) };
         v.running.store(false, Ordering::Release);
@@ -248,19 +382,36 @@ pub fn idle_loop() -> ! {
     }
 }
 
-/// The next vCPU for `cpu` by the policy, its slice started.
+/// The next vCPU for `cpu` (a preemption's choice if still ready, else the policy's), its
+/// slice started.
+#[cfg(target_os = "none")]
 fn pick(cpu: u32) -> Option<&'static mut Vcpu> {
-    let mut q = RUNQ[cpu as usize].lock();
-    let last = q.last;
-    let i = POLICY.pick(&q.vcpus, last, &ready)?;
-    q.last = i;
-    q.slice_end = crate::pv::time::now().saturating_add(TIME_SLICE_NS);
+    let now = crate::pv::time::now();
+    let mut guard = RUNQ[cpu as usize].lock();
+    let q = &mut *guard;
+    let handoff = q.handoff.take().filter(|&i| {
+        // SAFETY: queued vCPUs live forever; only their state flags are read.
+        ready(unsafe { &*q.vcpus[i] })
+    });
+    let i = match handoff {
+        Some(i) => i,
+        None => choose(q, now)?,
+    };
+    q.running = Some(i);
+    q.run_start = now;
+    q.slice_end = now.saturating_add(q.policy.slice(i, now));
     // SAFETY: queued vCPUs live forever, and only this CPU (their CPU) takes them mutably.
-    Some(unsafe { &mut *q.vcpus[i] })
+    let v = unsafe { &mut *q.vcpus[i] };
+    if !v.blocked.load(Ordering::Acquire) {
+        // Waiting to run is not running (a woken vCPU's blocked time ends in `unblock`).
+        v.pv.runstate_entry = now;
+    }
+    Some(v)
 }
 
 /// The timer interrupt on this CPU: fires the due guest timers of every vCPU queued here
 /// (`VIRQ_TIMER`, poll timeouts become wake-ups) and re-arms for the earliest deadline.
+#[cfg(target_os = "none")]
 pub fn timer_tick() {
     let me = this_cpu() as usize;
     let vcpus: Vec<*mut Vcpu> = RUNQ[me].lock().vcpus.clone();
@@ -277,6 +428,7 @@ pub fn timer_tick() {
 
 /// Programs this CPU's LAPIC timer for the earliest of its vCPUs' timer deadlines and poll
 /// timeouts, and the running vCPU's slice end when another could take its turn.
+#[cfg(target_os = "none")]
 pub fn rearm_timer() {
     let me = this_cpu() as usize;
     let q = RUNQ[me].lock();
@@ -297,6 +449,8 @@ pub fn rearm_timer() {
     if live > 1 && percpu::current().current_vcpu.load(Ordering::Relaxed) != 0 {
         next = next.min(q.slice_end);
     }
+    // A parked vCPU's release, a capped one's budget end.
+    next = next.min(q.policy.wakeup());
     drop(q);
     if next == u64::MAX {
         crate::time::stop_oneshot();

@@ -14,6 +14,7 @@ pub mod hostile;
 pub mod misc;
 pub mod mmu;
 pub mod pingpong;
+pub mod sched;
 pub mod smp;
 pub mod time;
 pub mod traps;
@@ -47,4 +48,5 @@ pub const ON_REQUEST: &[(&str, SuiteFn)] = &[
     ("watch", watch::run),
     ("bench", crate::bench::run),
     ("hostile", hostile::run),
+    ("sched", sched::run),
 ];

@@ -1,0 +1,354 @@
+//! Running an HVM vCPU: enter the guest, handle the exit, deliver events, give the CPU up
+//! when the scheduler says so. The loop runs in the hypervisor (ring 0) on a fresh stack each
+//! time the vCPU is scheduled in; leaving it (block, preemption, shutdown) goes through the
+//! scheduler's `deschedule`, which keeps the registers in the vCPU as a `TrapFrame` image, and
+//! never returns here.
+
+use super::exits::{self, GP, UD};
+use super::{HvmDomain, create_arch_vcpu};
+use crate::domain::Vcpu;
+use crate::printk;
+use core::sync::atomic::Ordering;
+use xen_abi::hvm::{HVM_PARAM_CALLBACK_IRQ, HVM_PARAM_CALLBACK_TYPE_VECTOR, hvm_callback_type};
+use xenolith_arch::hvm::{Exit, GuestRegs, Vcpu as ArchVcpu};
+use xenolith_arch::percpu;
+use xenolith_arch::trap::TrapFrame;
+
+/// Starts or resumes HVM vCPU `v` on this CPU; does not return.
+pub fn run(v: &'static mut Vcpu) -> ! {
+    let top = percpu::stack_top(percpu::current().stack_base);
+    // SAFETY: the CPU's primary stack block is ours; everything on it belongs to the idle
+    // loop that called us and is abandoned (it never resumes), so starting over at its top
+    // keeps the stack from growing with each switch. `vcpu_main` never returns.
+    unsafe {
+        core::arch::asm!(
+            "mov rsp, {top}",
+            "call {main}",
+            "ud2",
+            top = in(reg) top,
+            main = sym vcpu_main,
+            in("rdi") core::ptr::from_mut(v),
+            options(noreturn)
+        )
+    }
+}
+
+extern "C" fn vcpu_main(v: *mut Vcpu) -> ! {
+    // SAFETY: `run` passes the vCPU the scheduler picked for this CPU; only this CPU uses it.
+    let v: &'static mut Vcpu = unsafe { &mut *v };
+    let d = v.domain_static();
+    let Some(hd) = d.hvm.as_ref() else {
+        let regs = v.regs;
+        crate::domain::crash(v, &regs, "HVM vCPU of a PV domain")
+    };
+    let arch = match arch_vcpu(v, hd) {
+        // SAFETY: the back-end vCPU is boxed in the vCPU, which lives as long as its domain
+        // (forever); only this CPU uses it, and this loop is its only user while it runs.
+        Ok(a) => unsafe { &mut *a },
+        Err(why) => {
+            printk!("{}v{}: cannot start: {why}\n", d.label(), v.id);
+            let regs = v.regs;
+            crate::domain::crash(v, &regs, "HVM vCPU creation failed")
+        }
+    };
+    loop {
+        x86_64::instructions::interrupts::disable();
+        deliver_events(v, hd, arch);
+        let exit = arch.run();
+        // The physical interrupt that ended the guest's run (if any) is taken here.
+        x86_64::instructions::interrupts::enable();
+        handle(v, hd, arch, exit);
+        // Blocked, preempted, woken another vCPU here, or the domain stopped.
+        let frame = to_frame(arch.regs());
+        crate::sched::check_preempt(v, &frame);
+    }
+}
+
+/// The back-end vCPU of `v`: created at the PVH boot state on its first run, else loaded
+/// with the registers the scheduler kept while it was descheduled.
+fn arch_vcpu(v: &mut Vcpu, hd: &'static HvmDomain) -> Result<*mut dyn ArchVcpu, &'static str> {
+    let regs = from_frame(&v.regs);
+    let hv = v.hvm.as_mut().ok_or("no HVM state")?;
+    let fresh = hv.arch.is_none();
+    if fresh {
+        hv.arch = Some(create_arch_vcpu(hd, hv.boot)?);
+    }
+    let arch = hv.arch.as_mut().ok_or("no back-end vCPU")?;
+    if !fresh {
+        *arch.regs_mut() = regs;
+    }
+    Ok(&mut **arch as *mut dyn ArchVcpu)
+}
+
+/// Queues the event upcall if one is due: the per-vCPU upcall vector, else the domain's
+/// callback vector (`HVM_PARAM_CALLBACK_IRQ` of type vector). Level-like, as Xen: while
+/// `evtchn_upcall_pending` is set the vector is offered again on each entry.
+fn deliver_events(v: &Vcpu, hd: &HvmDomain, arch: &mut dyn ArchVcpu) {
+    let Some(vector) = callback_vector(v, hd) else {
+        return;
+    };
+    if crate::pv::events::upcall_due(v) && !arch.interrupt_pending() {
+        arch.inject_interrupt(vector);
+    }
+}
+
+/// The vector events are delivered on to `v`, if the guest set one.
+pub fn callback_vector(v: &Vcpu, hd: &HvmDomain) -> Option<u8> {
+    if let Some(hv) = v.hvm.as_ref()
+        && hv.upcall_vector != 0
+    {
+        return Some(hv.upcall_vector);
+    }
+    let cb = hd.params.lock()[HVM_PARAM_CALLBACK_IRQ as usize];
+    (hvm_callback_type(cb) == HVM_PARAM_CALLBACK_TYPE_VECTOR && cb as u8 >= 0x10)
+        .then_some(cb as u8)
+}
+
+/// Handles one exit.
+fn handle(v: &mut Vcpu, hd: &'static HvmDomain, arch: &mut dyn ArchVcpu, exit: Exit) {
+    match exit {
+        Exit::Cpuid => {
+            let ctl = arch.control();
+            exits::handle_cpuid(v, &ctl, arch.regs_mut());
+            skip(v, arch, exit);
+        }
+        Exit::Vmmcall => {
+            skip(v, arch, exit);
+            let ctl = arch.control();
+            if ctl.cpl != 0 {
+                // Xen: hypercalls from guest user mode fail with -EPERM.
+                arch.regs_mut().rax = xen_abi::errno::Errno::EPERM.to_ret() as u64;
+                return;
+            }
+            let long = ctl.long_mode() && ctl.cs_long;
+            super::xlat::enter(&hd.p2m, ctl);
+            let mut frame = to_frame(arch.regs());
+            // The frame may be kept by the scheduler (block, yield): it holds the result.
+            super::hypercall::dispatch(v, &mut frame, long);
+            super::xlat::leave();
+            *arch.regs_mut() = from_frame(&frame);
+        }
+        Exit::Io { port, size, write } => {
+            let d = v.domain_static();
+            if let Some(hv) = v.hvm.as_mut() {
+                let mut regs = *arch.regs();
+                exits::handle_io(d, hv, &mut regs, port, size, write);
+                *arch.regs_mut() = regs;
+            }
+            skip(v, arch, exit);
+        }
+        Exit::Msr { write } => {
+            if exits::handle_msr(v, arch, write) {
+                skip(v, arch, exit);
+            } else {
+                arch.inject_exception(GP, Some(0));
+            }
+        }
+        Exit::Xsetbv => {
+            let cpl = arch.control().cpl;
+            match exits::xsetbv_ok(arch.regs(), cpl) {
+                Some(value) => {
+                    arch.set_xcr0(value);
+                    skip(v, arch, exit);
+                }
+                None => arch.inject_exception(GP, Some(0)),
+            }
+        }
+        Exit::Hlt => {
+            skip(v, arch, exit);
+            halt(v, arch);
+        }
+        Exit::NestedPageFault { gpa, error } => {
+            // All of the guest's memory is mapped when it is built or when it asks
+            // (add_to_physmap, populate_physmap). An access where nothing is mapped has no
+            // device model to go to: as on Xen, a plain load reads all ones and a store is
+            // dropped. Anything else there crashes the domain.
+            if hd.p2m.translate(gpa).is_none() && emulate_unbacked(hd, arch) {
+                return;
+            }
+            let regs = to_frame(arch.regs());
+            printk!(
+                "{}v{}: guest-physical access to {gpa:#x} (error {error:#x}) at rip {:#x}: \
+                 no memory or device there\n",
+                v.domain().label(),
+                v.id,
+                regs.rip
+            );
+            crash(v, hd, arch, "unhandled nested page fault");
+        }
+        Exit::Shutdown => {
+            printk!("{}v{}: Triple fault\n", v.domain().label(), v.id);
+            crash(v, hd, arch, "triple fault");
+        }
+        Exit::EntryFailed(code) => {
+            printk!(
+                "{}v{}: VM entry failed ({code:#x})\n",
+                v.domain().label(),
+                v.id
+            );
+            crash(v, hd, arch, "VM entry failed");
+        }
+        Exit::Other(code) => {
+            // SVM/VMX instructions and anything else not emulated: #UD, as Xen.
+            let _ = code;
+            arch.inject_exception(UD, None);
+        }
+        Exit::ExternalInterrupt | Exit::Nmi | Exit::InterruptWindow | Exit::Pause => {}
+    }
+}
+
+/// Completes a `mov` to or from guest-physical memory with nothing behind it: loads give
+/// all ones, stores vanish, rip moves on. False if the instruction is not such a `mov`.
+fn emulate_unbacked(hd: &HvmDomain, arch: &mut dyn ArchVcpu) -> bool {
+    use xenolith_arch::hvm::mmio::{self, Access};
+    let ctl = arch.control();
+    let long = ctl.long_mode() && ctl.cs_long;
+    let rip = arch.regs().rip;
+    let la = if long {
+        rip
+    } else {
+        ctl.cs_base.wrapping_add(rip) & 0xffff_ffff
+    };
+    let mut bytes = [0u8; 15];
+    let Some(n) = (1..=bytes.len())
+        .rev()
+        .find(|&n| xenolith_arch::hvm::walk::read_linear(&hd.p2m, &ctl, la, &mut bytes[..n]))
+    else {
+        return false;
+    };
+    let Some(insn) = mmio::decode(&bytes[..n], long, ctl.cs_db) else {
+        return false;
+    };
+    let regs = arch.regs_mut();
+    if let Access::Load { reg, .. } = insn.access {
+        let r = gpr_mut(regs, reg);
+        *r = mmio::all_ones_into(*r, insn.access);
+    }
+    let next = rip.wrapping_add(u64::from(insn.len));
+    regs.rip = if long { next } else { next & 0xffff_ffff };
+    true
+}
+
+/// General-purpose register `n` (0 rax, 1 rcx, 2 rdx, 3 rbx, 4 rsp, ..., 15 r15).
+fn gpr_mut(r: &mut GuestRegs, n: u8) -> &mut u64 {
+    match n & 15 {
+        0 => &mut r.rax,
+        1 => &mut r.rcx,
+        2 => &mut r.rdx,
+        3 => &mut r.rbx,
+        4 => &mut r.rsp,
+        5 => &mut r.rbp,
+        6 => &mut r.rsi,
+        7 => &mut r.rdi,
+        8 => &mut r.r8,
+        9 => &mut r.r9,
+        10 => &mut r.r10,
+        11 => &mut r.r11,
+        12 => &mut r.r12,
+        13 => &mut r.r13,
+        14 => &mut r.r14,
+        _ => &mut r.r15,
+    }
+}
+
+/// HLT: with interrupts enabled the vCPU blocks until an event is due (Xen's `hvm_hlt`);
+/// with them disabled it can never wake, so it goes down, and the domain powers off when no
+/// vCPU is left up.
+fn halt(v: &mut Vcpu, arch: &mut dyn ArchVcpu) {
+    let frame = to_frame(arch.regs());
+    if frame.rflags & (1 << 9) == 0 {
+        v.up.store(false, Ordering::Release);
+        let d = v.domain();
+        if !d.vcpus.iter().any(|w| w.is_up()) {
+            printk!("{}: All CPUs offline -- powering off.\n", d.label());
+            crate::domain::shutdown(v, &frame, 0);
+        }
+        crate::sched::deschedule(v, &frame);
+    }
+    crate::sched::block(v, &frame, alloc::vec::Vec::new(), u64::MAX);
+}
+
+/// Advances rip past the exiting instruction; an undecodable one crashes the domain.
+fn skip(v: &mut Vcpu, arch: &mut dyn ArchVcpu, exit: Exit) {
+    if arch.skip_instruction().is_none() {
+        let rip = arch.regs().rip;
+        printk!(
+            "{}v{}: cannot decode the instruction at rip {rip:#x} ({exit:?})\n",
+            v.domain().label(),
+            v.id
+        );
+        let d = v.domain_static();
+        if let Some(hd) = d.hvm.as_ref() {
+            crash(v, hd, arch, "undecodable exiting instruction");
+        }
+    }
+}
+
+/// Crashes the domain with a dump of the vCPU's state; does not return.
+fn crash(v: &mut Vcpu, hd: &'static HvmDomain, arch: &mut dyn ArchVcpu, why: &str) -> ! {
+    let ctl = arch.control();
+    printk!(
+        "{}v{} HVM: cr0 {:#x} cr3 {:#x} cr4 {:#x} efer {:#x} cs.l {} cpl {}\n",
+        v.domain().label(),
+        v.id,
+        ctl.cr0,
+        ctl.cr3,
+        ctl.cr4,
+        ctl.efer,
+        ctl.cs_long,
+        ctl.cpl
+    );
+    let frame = to_frame(arch.regs());
+    // The dump reads the guest's stack through its own page tables.
+    super::xlat::enter(&hd.p2m, ctl);
+    crate::domain::crash(v, &frame, why)
+}
+
+/// The scheduler's register image of HVM registers.
+pub fn to_frame(r: &GuestRegs) -> TrapFrame {
+    TrapFrame {
+        rax: r.rax,
+        rbx: r.rbx,
+        rcx: r.rcx,
+        rdx: r.rdx,
+        rsi: r.rsi,
+        rdi: r.rdi,
+        rbp: r.rbp,
+        r8: r.r8,
+        r9: r.r9,
+        r10: r.r10,
+        r11: r.r11,
+        r12: r.r12,
+        r13: r.r13,
+        r14: r.r14,
+        r15: r.r15,
+        rip: r.rip,
+        rsp: r.rsp,
+        rflags: r.rflags,
+        ..TrapFrame::default()
+    }
+}
+
+/// HVM registers from the scheduler's image.
+pub fn from_frame(f: &TrapFrame) -> GuestRegs {
+    GuestRegs {
+        rax: f.rax,
+        rbx: f.rbx,
+        rcx: f.rcx,
+        rdx: f.rdx,
+        rsi: f.rsi,
+        rdi: f.rdi,
+        rbp: f.rbp,
+        r8: f.r8,
+        r9: f.r9,
+        r10: f.r10,
+        r11: f.r11,
+        r12: f.r12,
+        r13: f.r13,
+        r14: f.r14,
+        r15: f.r15,
+        rip: f.rip,
+        rsp: f.rsp,
+        rflags: f.rflags,
+    }
+}

@@ -1,0 +1,54 @@
+//! Guest-virtual memory of the HVM vCPU whose hypercall this CPU is handling.
+//!
+//! A PV guest's addresses are reachable directly (its page tables are live on the CPU); an
+//! HVM guest's are not: they are translated through the guest's own page tables (its CR3 and
+//! paging mode at the hypercall) and then the domain's nested tables. The HVM loop installs
+//! that context for the duration of a hypercall; `guest_mem` uses it when present.
+
+use crate::smpboot::NR_CPUS;
+use spin::Mutex;
+use xenolith_arch::hvm::ControlState;
+use xenolith_arch::hvm::nested::NestedTables;
+use xenolith_arch::hvm::walk;
+
+/// How to reach the calling HVM vCPU's memory.
+#[derive(Clone, Copy)]
+struct Xlat {
+    nested: &'static NestedTables,
+    ctl: ControlState,
+}
+
+static CURRENT: [Mutex<Option<Xlat>>; NR_CPUS] = [const { Mutex::new(None) }; NR_CPUS];
+
+fn slot() -> &'static Mutex<Option<Xlat>> {
+    &CURRENT[xenolith_arch::percpu::current().cpu as usize]
+}
+
+/// From now on this CPU's guest accesses go to the HVM guest with control state `ctl` on
+/// `nested`.
+pub fn enter(nested: &'static NestedTables, ctl: ControlState) {
+    *slot().lock() = Some(Xlat { nested, ctl });
+}
+
+/// Back to direct (PV) guest accesses.
+pub fn leave() {
+    *slot().lock() = None;
+}
+
+/// Whether this CPU is handling an HVM vCPU's request.
+pub fn active() -> bool {
+    slot().lock().is_some()
+}
+
+/// Copies guest-virtual `gva` into `dst`; `None` if no HVM context is installed, else
+/// whether every byte was mapped.
+pub fn read(dst: &mut [u8], gva: u64) -> Option<bool> {
+    let x = (*slot().lock())?;
+    Some(walk::read_linear(x.nested, &x.ctl, gva, dst))
+}
+
+/// Copies `src` to guest-virtual `gva`; as [`read`].
+pub fn write(gva: u64, src: &[u8]) -> Option<bool> {
+    let x = (*slot().lock())?;
+    Some(walk::write_linear(x.nested, &x.ctl, gva, src))
+}

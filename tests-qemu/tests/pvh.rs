@@ -1,0 +1,123 @@
+//! Differential tests with the in-tree PVH guest `pvhtest` (`tests-qemu/guests/src/pvh`): it
+//! runs as a PVH dom0 (`dom0=pvh dom0-iommu=none`, QEMU `-cpu max`: SVM with NPT) on real Xen
+//! 4.17 to prove every expectation, and on Xenolith, whose verdicts must be identical; and on
+//! Xenolith under Bochs (Intel VMX with EPT), where every vendor-neutral check must pass.
+//!
+//! Run with `cargo test -p tests-qemu --test pvh -- --test-threads=1`. `PVHTEST_ELF`,
+//! `XEN_REF_ELF` and `XENOLITH_ELF` select prebuilt ELFs.
+
+use tests_qemu::EndReason;
+use tests_qemu::guests::{GuestRun, Hypervisor, run_pvhtest, run_pvhtest_bochs};
+use tests_qemu::verdicts::{Outcome, compare};
+use tests_qemu::{bochs, xen_ref};
+
+/// Every suite, in the guest's order.
+const SUITES: [&str; 8] = [
+    "start",
+    "cpuid",
+    "hypercall",
+    "hvmparam",
+    "shinfo",
+    "evtchn",
+    "timer",
+    "memory",
+];
+
+/// Checks whose outcome may legitimately differ between SVM and VMX hosts. None today: the
+/// guest prints the hypercall stub's trap instruction only as "one of vmcall/vmmcall" and masks
+/// the hardware-assist bits of CPUID leaf base+4.
+const VENDOR_SPECIFIC: &[&str] = &[];
+
+fn run(hv: Hypervisor) -> GuestRun {
+    match run_pvhtest(hv, "all") {
+        Ok(r) => r,
+        Err(e) => panic!("running pvhtest on {hv}: {e}"),
+    }
+}
+
+#[test]
+fn pvhtest_on_xen() {
+    let r = run(Hypervisor::Xen);
+    assert_eq!(
+        r.run.end,
+        EndReason::Success(xen_ref::DOM0_HALTED.into()),
+        "{}",
+        r.report()
+    );
+    if let Err(e) = r.transcript.expect_all_pass(&SUITES) {
+        panic!("pvhtest on Xen 4.17:\n{e}\n{}", r.report());
+    }
+    // A few exact values, so the expectations cannot silently drift.
+    for (key, details) in [
+        ("start.version", "version=0"),
+        (
+            "start.memmap.image_in_ram",
+            "source=memory_op covers_image=true",
+        ),
+        ("cpuid.version", "eax=0x40011 ebx=0x0 ecx=0x0 edx=0x0"),
+        ("hypercall.xen_version.get_features", "rc=0 submap0=0x12b05"),
+        ("hypercall.pv_only.mmu_update", "rc=-38(ENOSYS)"),
+        (
+            "hvmparam.callback_irq.read_back",
+            "rc=0 value=0x2000000000000f3",
+        ),
+        (
+            "evtchn.interdomain.upcall",
+            "initial_mask=0 unmask=0 send=0 upcall=true pending=1 port_bit=true",
+        ),
+        (
+            "memory.removed.access",
+            "read=0xffffffffffffffff write=ok reread=0xffffffffffffffff",
+        ),
+    ] {
+        r.assert_verdict(key, details);
+    }
+    eprintln!(
+        "pvhtest on Xen {} in {:.1?}:\n{}",
+        xen_ref::package_version().unwrap_or_default(),
+        r.run.elapsed,
+        r.transcript
+    );
+}
+
+#[test]
+fn pvhtest_xenolith_matches_xen() {
+    let xen = run(Hypervisor::Xen);
+    if let Err(e) = xen.transcript.expect_all_pass(&SUITES) {
+        panic!("the reference run is not clean:\n{e}\n{}", xen.report());
+    }
+    let xenolith = run(Hypervisor::Xenolith);
+    let cmp = compare(&xen.transcript, &xenolith.transcript);
+    assert!(
+        cmp.identical(),
+        "Xenolith's PVH verdicts differ from Xen 4.17's:\n{cmp}\n{}",
+        xenolith.report()
+    );
+}
+
+#[test]
+fn pvhtest_xenolith_vmx_bochs() {
+    // CI installs Bochs (scripts/install-host-deps.sh --bochs): a missing Bochs is a failure.
+    if let Err(e) = bochs::available() {
+        panic!("{e}");
+    }
+    let r = run_pvhtest_bochs("all").unwrap_or_else(|e| panic!("Bochs run failed to start: {e}"));
+    assert!(r.run.success, "{}", r.report());
+    let problems = r.transcript.consistency_problems();
+    let failed: Vec<String> = r
+        .transcript
+        .verdicts
+        .iter()
+        .filter(|v| v.outcome != Outcome::Pass && !VENDOR_SPECIFIC.contains(&v.key().as_str()))
+        .map(|v| v.to_string())
+        .collect();
+    let missing: Vec<&str> = SUITES
+        .into_iter()
+        .filter(|s| r.transcript.suite(s).next().is_none())
+        .collect();
+    assert!(
+        problems.is_empty() && failed.is_empty() && missing.is_empty(),
+        "problems: {problems:?}\nnot PASS: {failed:#?}\nsuites without verdicts: {missing:?}\n{}",
+        r.report()
+    );
+}
