@@ -36,6 +36,11 @@ pub const GUEST_FATAL: &[&str] = &["PVTEST FATAL", "PVTEST PANIC"];
 pub const SMP_CMDLINE: &str =
     "console=com1 com1=115200,8n1 dom0_mem=512M dom0_max_vcpus=2 noreboot";
 
+/// The hypervisor command line for `pvhtest`'s `smp` suite: [`xen_ref::PVH_CMDLINE`] with a
+/// PVH dom0 of two vCPUs.
+pub const PVH_SMP_CMDLINE: &str = "console=com1 com1=115200,8n1 dom0_mem=512M dom0_max_vcpus=2 \
+     noreboot dom0=pvh dom0-iommu=none";
+
 /// Time limit of one guest run (a reference run takes a few seconds).
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -320,7 +325,18 @@ pub fn pvh_transcript(serial: &str) -> Transcript {
 /// The QEMU run of `pvhtest` as a PVH dom0 on `hv`: [`pvtest_qemu`]'s machine (`-cpu max`:
 /// SVM with NPT, which Xen's PVH dom0 needs for HAP) with [`xen_ref::PVH_CMDLINE`].
 pub fn pvhtest_qemu(hv: Hypervisor, hv_elf: &Path, guest: &Path, guest_args: &str) -> Qemu {
-    let mut q = pvtest_qemu_with(hv, hv_elf, guest, guest_args, xen_ref::PVH_CMDLINE);
+    pvhtest_qemu_with(hv, hv_elf, guest, guest_args, xen_ref::PVH_CMDLINE)
+}
+
+/// [`pvhtest_qemu`] with the hypervisor command line `hv_cmdline` (e.g. [`PVH_SMP_CMDLINE`]).
+pub fn pvhtest_qemu_with(
+    hv: Hypervisor,
+    hv_elf: &Path,
+    guest: &Path,
+    guest_args: &str,
+    hv_cmdline: &str,
+) -> Qemu {
+    let mut q = pvtest_qemu_with(hv, hv_elf, guest, guest_args, hv_cmdline);
     for m in PVH_FATAL {
         q = q.failure_marker(m);
     }
@@ -333,10 +349,23 @@ pub fn pvhtest_qemu(hv: Hypervisor, hv_elf: &Path, guest: &Path, guest_args: &st
 /// Builds `pvhtest` (unless `PVHTEST_ELF` is set) and runs it as a PVH dom0 on `hv` with
 /// `suites=<suites>`; the run is named `pvhtest-<suites>-<hv>`.
 pub fn run_pvhtest(hv: Hypervisor, suites: &str) -> Result<GuestRun> {
+    run_pvhtest_with(hv, suites, xen_ref::PVH_CMDLINE)
+}
+
+/// [`run_pvhtest`] with the hypervisor command line `hv_cmdline` (e.g. [`PVH_SMP_CMDLINE`]);
+/// the run is named `pvhtest-<suites>-<hv>`, plus `-<n>vcpus` when `hv_cmdline` asks for
+/// `dom0_max_vcpus=<n>` other than [`xen_ref::PVH_CMDLINE`]'s, or `-custom` for another
+/// difference.
+pub fn run_pvhtest_with(hv: Hypervisor, suites: &str, hv_cmdline: &str) -> Result<GuestRun> {
     let guest = pvhtest_elf()?;
     let hv_elf = hv.elf()?;
-    let name = format!("pvhtest-{}-{}", suites.replace(',', "+"), hv.name());
-    let run = pvhtest_qemu(hv, &hv_elf, &guest, &format!("suites={suites}"))
+    let tag = if hv_cmdline == xen_ref::PVH_CMDLINE {
+        String::new()
+    } else {
+        cmdline_tag(hv_cmdline)
+    };
+    let name = format!("pvhtest-{}-{}{tag}", suites.replace(',', "+"), hv.name());
+    let run = pvhtest_qemu_with(hv, &hv_elf, &guest, &format!("suites={suites}"), hv_cmdline)
         .name(&name)
         .run()?;
     let transcript = pvh_transcript(run.serial.text());
@@ -397,6 +426,42 @@ fn bochs_run_with_modules(
     args: &str,
     modules: &[Module],
 ) -> Result<bochs::BochsResult> {
+    let failures: Vec<&str> = DEFAULT_FAILURE_MARKERS
+        .iter()
+        .chain(PVH_FATAL)
+        .chain([&xen_ref::DOM0_CRASHED])
+        .copied()
+        .collect();
+    let until = BochsUntil {
+        success: PVH_DONE,
+        failures: &failures,
+        timeout: PVH_BOCHS_TIMEOUT,
+    };
+    run_bochs_with_modules(name, elf, args, modules, &until)
+}
+
+/// When a Bochs run ends (see [`run_bochs_with_modules`]).
+#[derive(Debug, Clone, Copy)]
+pub struct BochsUntil<'a> {
+    /// The serial log has this: success.
+    pub success: &'a str,
+    /// The serial log has one of these (checked first): failure.
+    pub failures: &'a [&'a str],
+    /// Time limit (failure).
+    pub timeout: Duration,
+}
+
+/// [`bochs::run`] with boot modules (which it does not take): boots `elf` with `args` and
+/// `modules` from a GRUB ISO on a [`PVH_BOCHS_MEM_MIB`] machine until COM1 shows `until`'s
+/// success or a failure marker, Bochs exits, or the time limit passes. The run files are
+/// `target/tests-qemu/runs/bochs-<name>.*`.
+pub fn run_bochs_with_modules(
+    name: &str,
+    elf: &Path,
+    args: &str,
+    modules: &[Module],
+    until: &BochsUntil<'_>,
+) -> Result<bochs::BochsResult> {
     bochs::available()?;
     let iso = grub::build_iso(&format!("bochs-{name}"), elf, args, modules)?;
     let dir = paths::scratch_dir("runs")?;
@@ -425,26 +490,20 @@ fn bochs_run_with_modules(
         .current_dir(&dir)
         .spawn()
         .ctx(|| "starting bochs")?;
-    let failures: Vec<&str> = DEFAULT_FAILURE_MARKERS
-        .iter()
-        .chain(PVH_FATAL)
-        .chain([&xen_ref::DOM0_CRASHED])
-        .copied()
-        .collect();
     let (success, end) = loop {
         std::thread::sleep(Duration::from_millis(100));
         let text = SerialLog::new(&fs::read(&serial_path).unwrap_or_default());
-        if let Some(m) = failures.iter().find(|m| text.contains(m)) {
+        if let Some(m) = until.failures.iter().find(|m| text.contains(m)) {
             break (false, format!("failure marker {m:?}"));
         }
-        if text.contains(PVH_DONE) {
-            break (true, format!("success marker {PVH_DONE:?}"));
+        if text.contains(until.success) {
+            break (true, format!("success marker {:?}", until.success));
         }
         if let Ok(Some(status)) = child.try_wait() {
             break (false, format!("bochs exited by itself ({status})"));
         }
-        if start.elapsed() > PVH_BOCHS_TIMEOUT {
-            break (false, format!("timeout ({PVH_BOCHS_TIMEOUT:?})"));
+        if start.elapsed() > until.timeout {
+            break (false, format!("timeout ({:?})", until.timeout));
         }
     };
     let elapsed = start.elapsed();
@@ -461,6 +520,107 @@ fn bochs_run_with_modules(
         serial_path,
         log_path,
     })
+}
+
+/// What `pvtest` dom0 runs beside a PVH domU: wait for one domU to stop (`watch`), then
+/// power the machine off.
+pub const PVH_DOMU_DOM0_ARGS: &str = "suites=watch domus=1";
+/// The name of the `pvhtest` domU (domain 1).
+pub const PVH_DOMU_NAME: &str = "pvhtest";
+/// The hypervisor command line beside a PVH domU on QEMU (`pvtest` dom0, PV).
+pub const PVH_DOMU_CMDLINE: &str =
+    "console=com1 com1=115200,8n1 dom0_mem=256M dom0_max_vcpus=1 noreboot";
+/// [`PVH_DOMU_CMDLINE`] for the smaller Bochs machine.
+pub const PVH_DOMU_BOCHS_CMDLINE: &str =
+    "console=com1 com1=115200,8n1 dom0_mem=64M dom0_max_vcpus=1 noreboot";
+/// Memory of the `pvhtest` domU, MiB.
+pub const PVH_DOMU_MEM_MIB: u32 = 32;
+/// Time limit of a Bochs run with the `pvhtest` domU (a clean run of five suites takes about
+/// 20 s).
+pub const PVH_DOMU_BOCHS_TIMEOUT: Duration = Duration::from_secs(150);
+
+/// The boot-module command line that makes `pvhtest` a PVH domU ([`PVH_DOMU_NAME`]) running
+/// `suites=<suites>`.
+pub fn pvh_domu_module_args(suites: &str) -> String {
+    format!("domU type=pvh name={PVH_DOMU_NAME} memory={PVH_DOMU_MEM_MIB} -- suites={suites}")
+}
+
+/// The verdicts `pvhtest` printed as domU `dom` (see [`pvh_transcript`]): its port-0xe9 lines,
+/// which the hypervisor prints as `(XEN) (d<dom>) <line>`, and any `(d<dom>) <line>` (its
+/// console ring).
+pub fn pvh_domu_transcript(serial: &str, dom: u16) -> Transcript {
+    let text: String = serial
+        .lines()
+        .map(|l| {
+            let l = l.strip_prefix("(XEN) ").unwrap_or(l);
+            format!("{}\n", l.replace("PVHTEST ", "PVTEST "))
+        })
+        .collect();
+    Transcript::of_domain(&text, dom)
+}
+
+/// Failure markers of a run with `pvtest` dom0 and a `pvhtest` domU: a hypervisor fault, dom0
+/// crashing, either guest reporting a fault. (The domU crashing is not one: the `triple`
+/// suite does it on purpose; the tests check the domU's end themselves.)
+pub fn pvh_domu_failures() -> Vec<&'static str> {
+    DEFAULT_FAILURE_MARKERS
+        .iter()
+        .chain(PVH_FATAL)
+        .chain(GUEST_FATAL)
+        .chain([&xen_ref::DOM0_CRASHED])
+        .copied()
+        .collect()
+}
+
+/// The QEMU run (`-cpu max`: SVM with NPT, 2 CPUs) of `pvtest` as a PV dom0 waiting for
+/// `pvhtest` as PVH domU 1 with `suites=<suites>`, on Xenolith (Xen 4.17 cannot start domUs
+/// at boot); it ends when dom0 powers the machine off (`Hardware Dom0 halted`).
+pub fn pvh_domu_qemu(hv_elf: &Path, pvtest: &Path, pvhtest: &Path, suites: &str) -> Qemu {
+    let mut q = Qemu::new()
+        .kernel(hv_elf)
+        .append(PVH_DOMU_CMDLINE)
+        .module(pvtest, PVH_DOMU_DOM0_ARGS)
+        .module(pvhtest, &pvh_domu_module_args(suites))
+        .machine("q35")
+        .cpu("max")
+        .mem_mib(2048)
+        .smp(2)
+        .timeout(RUN_TIMEOUT)
+        .success_marker(xen_ref::DOM0_HALTED);
+    for m in pvh_domu_failures() {
+        q = q.failure_marker(m);
+    }
+    q
+}
+
+/// Runs [`pvh_domu_qemu`] (building the guests unless `PVTEST_ELF`/`PVHTEST_ELF` are set);
+/// the run is named `pvh-domu-<suites>`.
+pub fn run_pvh_domu(suites: &str) -> Result<RunResult> {
+    let (pvtest, pvhtest) = (pvtest_elf()?, pvhtest_elf()?);
+    let hv_elf = paths::hypervisor_elf()?;
+    pvh_domu_qemu(&hv_elf, &pvtest, &pvhtest, suites)
+        .name(&format!("pvh-domu-{}", suites.replace(',', "+")))
+        .run()
+}
+
+/// The same machine as [`run_pvh_domu`] on Xenolith under Bochs (Intel VMX with EPT, one
+/// CPU, [`PVH_DOMU_BOCHS_CMDLINE`]); the run is named `pvh-domu-<suites>` and ends when dom0
+/// powers the machine off, on a failure marker, or after [`PVH_DOMU_BOCHS_TIMEOUT`].
+pub fn run_pvh_domu_bochs(suites: &str) -> Result<bochs::BochsResult> {
+    let (pvtest, pvhtest) = (pvtest_elf()?, pvhtest_elf()?);
+    let hv_elf = paths::hypervisor_elf()?;
+    let modules = [
+        Module::new(pvtest, PVH_DOMU_DOM0_ARGS),
+        Module::new(pvhtest, pvh_domu_module_args(suites)),
+    ];
+    let failures = pvh_domu_failures();
+    let until = BochsUntil {
+        success: xen_ref::DOM0_HALTED,
+        failures: &failures,
+        timeout: PVH_DOMU_BOCHS_TIMEOUT,
+    };
+    let name = format!("pvh-domu-{}", suites.replace(',', "+"));
+    run_bochs_with_modules(&name, &hv_elf, PVH_DOMU_BOCHS_CMDLINE, &modules, &until)
 }
 
 /// The run-name suffix for hypervisor command line `hv_cmdline` (see [`run_pvtest_with`]).
@@ -573,6 +733,23 @@ mod tests {
         assert!(t.expect_all_pass(&["a"]).is_ok(), "{t}");
         let t = pvh_transcript("PVHTEST FATAL exception vector=14\n");
         assert!(t.problems.iter().any(|p| p.contains("FATAL")), "{t}");
+    }
+
+    #[test]
+    fn pvh_domu_transcript_reads_the_domus_lines_only() {
+        let t = pvh_domu_transcript(
+            "(XEN) (d1) PVHTEST start xenolith-pvhtest\n(XEN) (d1) VERDICT a.b PASS x=1\n\
+             (d1) VERDICT a.c PASS y=2\nVERDICT watch.w FAIL dom0\n(XEN) (d2) VERDICT a.d FAIL\n\
+             (XEN) (d1) SUMMARY a passed=2 failed=0 skipped=0\n\
+             (XEN) (d1) PVHTEST DONE suites=1 passed=2 failed=0 skipped=0\n",
+            1,
+        );
+        assert!(t.expect_all_pass(&["a"]).is_ok(), "{t}");
+        assert_eq!(t.verdicts.len(), 2, "{t}");
+        assert_eq!(
+            pvh_domu_module_args("start,domu"),
+            "domU type=pvh name=pvhtest memory=32 -- suites=start,domu"
+        );
     }
 
     #[test]

@@ -2,12 +2,16 @@
 //! runs as a PVH dom0 (`dom0=pvh dom0-iommu=none`, QEMU `-cpu max`: SVM with NPT) on real Xen
 //! 4.17 to prove every expectation, and on Xenolith, whose verdicts must be identical; and on
 //! Xenolith under Bochs (Intel VMX with EPT), where every vendor-neutral check must pass.
+//! The `smp` suite (only when named) runs with a two-vCPU dom0 (`dom0_max_vcpus=2`): vCPU 1
+//! brought up with `VCPUOP_initialise` on a `vcpu_hvm_context` and `VCPUOP_up`.
 //!
 //! Run with `cargo test -p tests-qemu --test pvh -- --test-threads=1`. `PVHTEST_ELF`,
 //! `XEN_REF_ELF` and `XENOLITH_ELF` select prebuilt ELFs.
 
 use tests_qemu::EndReason;
-use tests_qemu::guests::{GuestRun, Hypervisor, run_pvhtest, run_pvhtest_bochs};
+use tests_qemu::guests::{
+    GuestRun, Hypervisor, PVH_SMP_CMDLINE, run_pvhtest, run_pvhtest_bochs, run_pvhtest_with,
+};
 use tests_qemu::verdicts::{Outcome, compare};
 use tests_qemu::{bochs, xen_ref};
 
@@ -119,5 +123,83 @@ fn pvhtest_xenolith_vmx_bochs() {
         problems.is_empty() && failed.is_empty() && missing.is_empty(),
         "problems: {problems:?}\nnot PASS: {failed:#?}\nsuites without verdicts: {missing:?}\n{}",
         r.report()
+    );
+}
+
+/// Runs the `smp` suite (only when named) on `hv` with a two-vCPU PVH dom0.
+fn run_smp(hv: Hypervisor) -> GuestRun {
+    match run_pvhtest_with(hv, "smp", PVH_SMP_CMDLINE) {
+        Ok(r) => r,
+        Err(e) => panic!("running pvhtest suites=smp on {hv}: {e}"),
+    }
+}
+
+#[test]
+fn pvhtest_smp_on_xen() {
+    let r = run_smp(Hypervisor::Xen);
+    assert_eq!(
+        r.run.end,
+        EndReason::Success(xen_ref::DOM0_HALTED.into()),
+        "{}",
+        r.report()
+    );
+    if let Err(e) = r.transcript.expect_all_pass(&["smp"]) {
+        panic!("pvhtest smp on Xen 4.17:\n{e}\n{}", r.report());
+    }
+    // What Xen 4.17 does, exactly, so the expectations cannot silently drift.
+    for (key, details) in [
+        ("smp.is_up_1_before", "rc=0"),
+        ("smp.up_uninitialised", "rc=-22(EINVAL)"),
+        ("smp.initialise_64b_no_paging", "rc=-22(EINVAL)"),
+        ("smp.initialise_64b_non_canonical_rip", "rc=-22(EINVAL)"),
+        ("smp.initialise_bad_mode", "rc=-22(EINVAL)"),
+        ("smp.initialise_bad_pad", "rc=-22(EINVAL)"),
+        ("smp.initialise_32b_null_cs", "rc=-22(EINVAL)"),
+        ("smp.initialise_64b", "rc=0"),
+        ("smp.initialise_again", "rc=-17(EEXIST)"),
+        ("smp.up", "rc=0"),
+        ("smp.ap.entry_regs", "rdi_ok=true rsp_ok=true rflags=0x2"),
+        ("smp.ap.cpuid_vcpu_id", "present=true vcpu_id=1"),
+        ("smp.ap.is_up", "self=1 vcpu0=1"),
+        ("smp.is_up_1_running", "rc=1"),
+        ("smp.self_down", "is_up_1=0 returned=false"),
+        ("smp.resumed", "resumed=true down_rc=0"),
+        ("smp.hlt_down", "is_up_1=0 ran_on=false"),
+    ] {
+        r.assert_verdict(key, details);
+    }
+    eprintln!(
+        "pvhtest smp on Xen {} in {:.1?}:\n{}",
+        xen_ref::package_version().unwrap_or_default(),
+        r.run.elapsed,
+        r.transcript
+    );
+}
+
+#[test]
+fn pvhtest_smp_skips_with_one_vcpu_on_xen() {
+    let r = run_pvhtest(Hypervisor::Xen, "smp")
+        .unwrap_or_else(|e| panic!("running pvhtest suites=smp on Xen: {e}"));
+    let lines: Vec<String> = r.transcript.suite("smp").map(|v| v.to_string()).collect();
+    assert_eq!(
+        lines,
+        ["smp.vcpus SKIP is_up_1=-2(ENOENT) one_vcpu"],
+        "{}",
+        r.report()
+    );
+}
+
+#[test]
+fn pvhtest_smp_xenolith_matches_xen() {
+    let xen = run_smp(Hypervisor::Xen);
+    if let Err(e) = xen.transcript.expect_all_pass(&["smp"]) {
+        panic!("the reference run is not clean:\n{e}\n{}", xen.report());
+    }
+    let xenolith = run_smp(Hypervisor::Xenolith);
+    let cmp = compare(&xen.transcript, &xenolith.transcript);
+    assert!(
+        cmp.identical(),
+        "Xenolith's PVH smp verdicts differ from Xen 4.17's:\n{cmp}\n{}",
+        xenolith.report()
     );
 }

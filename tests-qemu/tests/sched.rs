@@ -1,14 +1,16 @@
 //! The scheduler under contention: more runnable vCPUs than pCPUs, with weights (the `sched`
 //! pvtest suite in several domains over one shared window of system time).
 //!
-//! QEMU `-smp 2`, `dom0_max_vcpus=1`; vCPUs are placed round-robin and pinned, so:
-//! CPU 0 holds dom0 and domU 2 (`sleeper`), both blocked through the window (`SCHEDOP_block`
-//! with a timer at its end); CPU 1 holds domU 1 (`light`, weight 256) and domU 3 (`heavy`,
-//! weight 512), both spinning. Under `sched=credit` (the default) the spinners' running times
-//! must be about 1:2 and add up to the window (they share CPU 1 the whole time and never run
-//! on the idle CPU 0); the sleeper must have run ~0. Under `sched=rr` the weights are ignored:
-//! about 1:1. The run queues dump (`r`) shows where each vCPU sits. Xen 4.17 has no
-//! boot-time domUs, so this runs on Xenolith only.
+//! QEMU `-smp 2`, `dom0_max_vcpus=1`; vCPUs are placed round-robin, so: CPU 0 holds dom0 and
+//! domU 2 (`sleeper`), both blocked through the window (`SCHEDOP_block` with a timer at its
+//! end); CPU 1 holds domU 1 (`light`, weight 256) and domU 3 (`heavy`, weight 512), both
+//! spinning and pinned there with `cpus=1` (so the idle CPU 0 may not take either). Under
+//! `sched=credit` (the default) the spinners' running times must be about 1:2 and add up to
+//! the window (they share CPU 1 the whole time and never run on the idle CPU 0, which also
+//! shows that `cpus=` holds: no migration is logged for them); the sleeper must have run ~0.
+//! Under `sched=rr` the weights are ignored: about 1:1. The run queues dump (`r`) shows where
+//! each vCPU sits. Xen 4.17 has no boot-time domUs, so this runs on Xenolith only. Unpinned
+//! vCPUs moving between CPUs: tests/migration.rs.
 
 use std::path::PathBuf;
 
@@ -51,7 +53,7 @@ fn run(name: &str, extra: &str) -> RunResult {
         .module(
             &p,
             &format!(
-                "domU name=light memory=32 weight=256 -- {}",
+                "domU name=light memory=32 cpus=1 weight=256 -- {}",
                 suite_args("spin", TO_MS)
             ),
         )
@@ -65,7 +67,7 @@ fn run(name: &str, extra: &str) -> RunResult {
         .module(
             &p,
             &format!(
-                "domU name=heavy memory=32 weight=512 -- {}",
+                "domU name=heavy memory=32 cpus=1 weight=512 -- {}",
                 suite_args("spin", TO_MS)
             ),
         )
@@ -146,6 +148,15 @@ fn shares(r: &RunResult) -> Shares {
         assert!(
             running * 100 <= w,
             "d{dom} ran {running} ns while blocked for a {w} ns window: {b}"
+        );
+    }
+    // Pinned by `cpus=1`: neither spinner ever moved to the idle CPU 0.
+    for dom in [1, 3] {
+        let moved = format!("sched: d{dom}v0 moved");
+        assert!(
+            !r.lines().any(|l| l.contains(&moved)),
+            "d{dom} (cpus=1) migrated\n{}",
+            r.report()
         );
     }
     // Where the vCPUs sit (the `r` dump): the spinners on CPU 1, the sleepers on CPU 0.

@@ -6,7 +6,7 @@ use std::process::{ExitCode, ExitStatus};
 use tests_qemu::Qemu;
 use tests_qemu::cmdline::Module;
 use tests_qemu::paths::Profile;
-use tests_qemu::{grub, guests, initramfs, linux};
+use tests_qemu::{grub, guests, initramfs, linux, xen_ref};
 
 use crate::args::Args;
 use crate::util::{self, Result};
@@ -46,8 +46,8 @@ Options:
                                 `cat /sys/hypervisor/type`, `dmesg`); `poweroff -f` ends the
                                 run and QEMU exits (status 0)
                          PATH   a kernel image of your own (no command line)
-  --scenario pingpong|linux-domu
-                       Several domains at once (instead of --dom0):
+  --scenario pingpong|linux-domu|pvh
+                       A prepared set of guests (instead of --dom0):
                          pingpong    pvtest as dom0 and as a boot-time domU (d1) exchanging
                                      100 events over an interdomain channel and data
                                      through a granted page; d1 prints as (d1) lines
@@ -56,6 +56,12 @@ Options:
                                      shell: type CTRL-a three times to reach its shell
                                      (Ctrl-A is also QEMU's escape here: press Ctrl-A a to
                                      send one), then `poweroff -f`
+                         pvh         the PVH test guest `pvhtest` as a PVH dom0 (SVM with
+                                     nested paging: QEMU's -cpu max) running all its suites
+                                     (suites=all); the scenario adds
+                                     \"dom0=pvh dom0-iommu=none\" to the hypervisor command
+                                     line; it prints VERDICT and SUMMARY lines, then
+                                     `PVHTEST DONE`, and powers off (QEMU exits, status 0)
   --module \"PATH [ARGS]\"
                        Add a multiboot module with its command line (repeatable; in order,
                        after dom0's modules)
@@ -67,6 +73,9 @@ Options:
 
 /// The demo dom0's command line: every `pvtest` suite.
 pub const DEMO_ARGS: &str = "suites=all";
+
+/// The PVH scenario's dom0 command line: every `pvhtest` suite.
+pub const PVH_ARGS: &str = "suites=all";
 
 /// What boots as dom0 (the first module).
 #[derive(Debug, PartialEq)]
@@ -82,6 +91,8 @@ enum Dom0 {
     PingPong,
     /// `--scenario linux-domu`: pvtest as dom0, Debian's cloud kernel as a domU.
     LinuxDomu,
+    /// `--scenario pvh`: pvhtest as a PVH dom0 with [`PVH_ARGS`].
+    Pvh,
 }
 
 impl Dom0 {
@@ -100,6 +111,15 @@ impl Dom0 {
                 Dom0::Path(path)
             }
         })
+    }
+
+    /// What the choice adds to the hypervisor command line: a PVH dom0 needs
+    /// [`xen_ref::PVH_DOM0_ARGS`], as on Xen 4.17.
+    fn hypervisor_args(&self) -> Option<&'static str> {
+        match self {
+            Dom0::Pvh => Some(xen_ref::PVH_DOM0_ARGS),
+            _ => None,
+        }
     }
 
     /// Builds or fetches the kernel (and, for Linux, its initramfs); returns them as the
@@ -164,6 +184,15 @@ impl Dom0 {
                     Module::new(initrd, ""),
                 ]
             }
+            Dom0::Pvh => {
+                eprintln!(
+                    "xtask: dom0 is the PVH test guest: pvhtest {PVH_ARGS} (dom0=pvh); it \
+                     ends with {:?} and powers off",
+                    guests::PVH_DONE
+                );
+                let elf = guests::build_pvhtest().map_err(|e| e.to_string())?;
+                vec![Module::new(elf, PVH_ARGS)]
+            }
         })
     }
 }
@@ -202,13 +231,18 @@ fn parse(argv: &[String]) -> Result<Option<RunConfig>> {
         (Some(_), Some(_)) => return Err("--scenario and --dom0 exclude each other".into()),
         (Some("pingpong"), None) => Dom0::PingPong,
         (Some("linux-domu"), None) => Dom0::LinuxDomu,
+        (Some("pvh"), None) => Dom0::Pvh,
         (Some(other), None) => {
             return Err(format!(
-                "--scenario {other}: unknown (pingpong or linux-domu)"
+                "--scenario {other}: unknown (pingpong, linux-domu or pvh)"
             ));
         }
         (None, d) => Dom0::parse(d)?,
     };
+    let mut append = args.value("--append").unwrap_or(DEFAULT_APPEND).to_string();
+    if let Some(extra) = dom0.hypervisor_args() {
+        append = format!("{append} {extra}");
+    }
     let mut modules = Vec::new();
     for spec in args.values("--module") {
         let m = Module::parse(spec);
@@ -223,7 +257,7 @@ fn parse(argv: &[String]) -> Result<Option<RunConfig>> {
     Ok(Some(RunConfig {
         smp: args.number("--smp", 1, 256)?.unwrap_or(2),
         mem: args.number("--mem", 16, 1 << 20)?.unwrap_or(2048),
-        append: args.value("--append").unwrap_or(DEFAULT_APPEND).to_string(),
+        append,
         dom0,
         modules,
         grub: args.flag("--grub"),
@@ -354,6 +388,25 @@ mod tests {
         assert_eq!(cfg.profile, Profile::Debug);
         assert_eq!(cfg.qemu_args, ["-d", "int"]);
         assert!(parse(&argv(&["--smp", "x"])).is_err());
+    }
+
+    #[test]
+    fn scenarios() {
+        let cfg = |a: &[&str]| parse(&argv(a)).unwrap().unwrap();
+        assert_eq!(cfg(&["--scenario", "pingpong"]).dom0, Dom0::PingPong);
+        assert_eq!(cfg(&["--scenario", "linux-domu"]).dom0, Dom0::LinuxDomu);
+        let pvh = cfg(&["--scenario", "pvh"]);
+        assert_eq!(pvh.dom0, Dom0::Pvh);
+        assert_eq!(
+            pvh.append,
+            "console=com1 com1=115200,8n1 dom0_mem=512M dom0_max_vcpus=1 loglvl=all \
+             dom0=pvh dom0-iommu=none"
+        );
+        // The PVH options follow a command line of the user's too.
+        let pvh = cfg(&["--scenario=pvh", "--append", "noreboot"]);
+        assert_eq!(pvh.append, "noreboot dom0=pvh dom0-iommu=none");
+        assert!(parse(&argv(&["--scenario", "hvm"])).is_err());
+        assert!(parse(&argv(&["--scenario", "pvh", "--dom0", "demo"])).is_err());
     }
 
     #[test]

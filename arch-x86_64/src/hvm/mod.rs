@@ -29,6 +29,19 @@ pub enum Exit {
         /// OUT (true) or IN (false).
         write: bool,
     },
+    /// A string port I/O instruction (INS/OUTS, with or without REP); rip still points at it.
+    /// The operands are the guest's: count in rcx (REP), memory at rsi (OUTS) or rdi (INS),
+    /// direction from RFLAGS.DF.
+    IoString {
+        /// I/O port.
+        port: u16,
+        /// Element size in bytes (1, 2 or 4).
+        size: u8,
+        /// OUTS (true) or INS (false).
+        write: bool,
+        /// REP prefix.
+        rep: bool,
+    },
     /// A guest-physical access that the nested page tables do not allow.
     NestedPageFault {
         /// The faulting guest-physical address.
@@ -141,6 +154,29 @@ impl ControlState {
     }
 }
 
+/// A register state to start a vCPU in, from Xen's `vcpu_hvm_context` (`VCPUOP_initialise`
+/// for an HVM vCPU), already checked by the hypervisor for what Xen refuses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StartContext {
+    /// `VCPU_HVM_MODE_64B`: long mode with flat 64-bit CS and flat data segments (the
+    /// guest's GDT is not loaded); otherwise `VCPU_HVM_MODE_32B` with [`StartContext::segs`].
+    pub long: bool,
+    /// General-purpose registers, rip, rsp, rflags.
+    pub regs: GuestRegs,
+    /// CR0.
+    pub cr0: u64,
+    /// CR3.
+    pub cr3: u64,
+    /// CR4.
+    pub cr4: u64,
+    /// EFER.
+    pub efer: u64,
+    /// 32-bit mode: CS, DS, SS, ES, TR as (base, limit, attributes), the attributes in
+    /// Xen's `segment_register` format (type:4 s:1 dpl:2 p:1 avl:1 l:1 db:1 g:1, i.e. the
+    /// VMCB's packed format). Unused in 64-bit mode.
+    pub segs: [(u32, u32, u16); 5],
+}
+
 /// A virtual CPU of a hardware-virtualized guest.
 pub trait Vcpu {
     /// Runs the guest until the next exit.
@@ -205,6 +241,7 @@ pub fn insn_len(bytes: &[u8]) -> Option<u8> {
         [0x90, ..] if rep => 1,                    // pause (rep nop)
         [0xe4..=0xe7, ..] => 2,                    // in/out al/eax, imm8
         [0xec..=0xef, ..] => 1,                    // in/out al/eax, dx
+        [0x6c..=0x6f, ..] => 1,                    // ins / outs
         _ => return None,
     };
     let total = i + len;
@@ -221,6 +258,8 @@ mod tests {
     #[test]
     fn lengths_of_exiting_instructions() {
         assert_eq!(insn_len(&[0x0f, 0xa2]), Some(2));
+        assert_eq!(insn_len(&[0xf3, 0x6e]), Some(2)); // rep outsb
+        assert_eq!(insn_len(&[0x66, 0x6d]), Some(2)); // insw
         assert_eq!(insn_len(&[0xf4, 0x90]), Some(1));
         assert_eq!(insn_len(&[0x0f, 0x01, 0xd9]), Some(3));
         assert_eq!(insn_len(&[0x0f, 0x01, 0xc1]), Some(3));

@@ -7,7 +7,7 @@
 //! no VMCB clean bits (all cleared on every VMRUN), no decode assists.
 
 use super::nested::{FrameSource, NestedTables};
-use super::{ControlState, Exit, GuestRegs, Vcpu, insn_len, walk};
+use super::{ControlState, Exit, GuestRegs, StartContext, Vcpu, insn_len, walk};
 use crate::cpu::{rdmsr, read_cr4, wrmsr};
 use crate::layout::phys_to_virt;
 use crate::paging::{PAGE_SIZE, Pte};
@@ -37,6 +37,9 @@ const EFER_NXE: u64 = 1 << 11;
 const EFER_SVME: u64 = 1 << 12;
 /// CR0.PG, CR4.OSXSAVE.
 const X86_CR0_PG: u64 = 1 << 31;
+/// RFLAGS bits that may be 1 (the rest are reserved; bit 1 is always 1).
+const RFLAGS_VALID: u64 = 0x003f_7fd5;
+const X86_EFLAGS_MBS: u64 = 1 << 1;
 const X86_CR4_OSXSAVE: u64 = 1 << 18;
 
 /// The MSRs VMLOAD/VMSAVE switch: the guest uses them directly (no MSR intercept), and
@@ -148,6 +151,8 @@ const SEG_BASE: usize = 8;
 /// CS attribute bits (VMCB packed format): L (64-bit code) and D/B (32-bit default size).
 const ATTR_L: u16 = 1 << 9;
 const ATTR_DB: u16 = 1 << 10;
+/// Attribute bit P (present).
+const ATTR_P: u16 = 1 << 7;
 
 // Exit codes.
 const VMEXIT_INTR: u64 = 0x60;
@@ -243,6 +248,149 @@ pub fn npt(frames: &mut impl FrameSource) -> Option<NestedTables> {
     NestedTables::new(frames, NPT_FLAGS)
 }
 
+/// A segment register image: selector, attributes (VMCB packed format), limit, base.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Seg {
+    sel: u16,
+    attr: u16,
+    limit: u32,
+    base: u64,
+}
+
+impl Seg {
+    const fn flat(sel: u16, attr: u16) -> Self {
+        Self {
+            sel,
+            attr,
+            limit: 0xffff_ffff,
+            base: 0,
+        }
+    }
+}
+
+/// A vCPU's initial state apart from its GPRs: segments (LDTR always unusable), GDTR/IDTR
+/// (base 0), CPL, and control registers and EFER as the guest sees them (EFER without SVME).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct BootState {
+    cs: Seg,
+    ds: Seg,
+    es: Seg,
+    ss: Seg,
+    fs: Seg,
+    gs: Seg,
+    tr: Seg,
+    dt_limit: u32,
+    cpl: u8,
+    cr0: u64,
+    cr3: u64,
+    cr4: u64,
+    efer: u64,
+}
+
+/// Attributes: G, D/B, P, S, type 0xb (code, read, accessed); G, B, P, S, type 3 (data,
+/// write, accessed); G, L, P, S, type 0xb (64-bit code); P, type 0xb (busy 32/64-bit TSS).
+const CODE32: u16 = 0xc9b;
+const DATA: u16 = 0xc93;
+const CODE64: u16 = 0xa9b;
+const TSS_BUSY: u16 = 0x8b;
+
+impl BootState {
+    /// PVH's boot state (docs/misc/pvh.pandoc): 32-bit protected mode, paging off, flat
+    /// segments, a busy 32-bit TSS, CR0 = PE | ET.
+    const PVH: Self = Self {
+        cs: Seg::flat(0x08, CODE32),
+        ds: Seg::flat(0x10, DATA),
+        es: Seg::flat(0x10, DATA),
+        ss: Seg::flat(0x10, DATA),
+        fs: Seg::flat(0x10, DATA),
+        gs: Seg::flat(0x10, DATA),
+        tr: Seg {
+            sel: 0,
+            attr: TSS_BUSY,
+            limit: 0x67,
+            base: 0,
+        },
+        dt_limit: 0xffff,
+        cpl: 0,
+        cr0: 0x11,
+        cr3: 0,
+        cr4: 0,
+        efer: 0,
+    };
+
+    /// The state `VCPUOP_initialise` asks for, as Xen's `arch_set_info_hvm_guest` builds
+    /// it: 64-bit mode with flat segments and no descriptor tables, or 32-bit mode with the
+    /// given CS, DS, SS, ES, TR (FS and GS as DS). EFER.LMA follows LME and CR0.PG.
+    fn from_context(ctx: &StartContext) -> Self {
+        let efer = efer_lma(ctx.efer, ctx.cr0);
+        if ctx.long {
+            let data = Seg::flat(0, DATA);
+            return Self {
+                cs: Seg::flat(0, CODE64),
+                ds: data,
+                es: data,
+                ss: data,
+                fs: data,
+                gs: data,
+                tr: Seg {
+                    limit: 0x67,
+                    ..Seg::flat(0, TSS_BUSY)
+                },
+                dt_limit: 0,
+                cpl: 0,
+                cr0: ctx.cr0,
+                cr3: ctx.cr3,
+                cr4: ctx.cr4,
+                efer,
+            };
+        }
+        let seg = |i: usize| {
+            let (base, limit, attr) = ctx.segs[i];
+            Seg {
+                sel: 0,
+                attr: start_attr(attr, i == 4),
+                limit,
+                base: u64::from(base),
+            }
+        };
+        let (cs, ds, ss, es, tr) = (seg(0), seg(1), seg(2), seg(3), seg(4));
+        Self {
+            cs,
+            ds,
+            es,
+            ss,
+            fs: ds,
+            gs: ds,
+            tr,
+            dt_limit: 0,
+            cpl: ((ss.attr >> 5) & 3) as u8,
+            cr0: ctx.cr0,
+            cr3: ctx.cr3,
+            cr4: ctx.cr4,
+            efer,
+        }
+    }
+}
+
+/// EFER with LMA set exactly when LME and CR0.PG are (the hardware's rule; Xen's
+/// `arch_set_info_hvm_guest` sets LMA with LME, and 64-bit contexts always have PG). Shared
+/// with the VMX back-end.
+pub(super) fn efer_lma(efer: u64, cr0: u64) -> u64 {
+    let lma = efer & EFER_LME != 0 && cr0 & X86_CR0_PG != 0;
+    (efer & !EFER_LMA) | if lma { EFER_LMA } else { 0 }
+}
+
+/// A start context's segment attributes (packed format) as loaded: a present segment
+/// accessed, a present TSS (`tr`) busy, as Xen's `arch_set_info_hvm_guest` marks them.
+/// Shared with the VMX back-end.
+pub(super) fn start_attr(attr: u16, tr: bool) -> u16 {
+    match (attr & ATTR_P != 0, tr) {
+        (false, _) => attr,
+        (true, true) => attr | 2,
+        (true, false) => attr | 1,
+    }
+}
+
 /// One SVM vCPU: its VMCB, I/O and MSR permission maps, the host-state area VMSAVE/VMLOAD use
 /// around VMRUN, the guest GPRs the VMCB does not hold and the guest's XCR0.
 pub struct SvmVcpu<'n> {
@@ -283,8 +431,38 @@ impl<'n> SvmVcpu<'n> {
         Some(v)
     }
 
-    /// The shared boot state: intercepts, permission maps and the PVH register state.
+    /// A vCPU started with `VCPUOP_initialise` in the state `ctx` (as Xen's
+    /// `arch_set_info_hvm_guest` sets it up), otherwise as [`SvmVcpu::new_pvh`].
+    pub fn new_context(
+        frames: &mut impl FrameSource,
+        npt: &'n NestedTables,
+        ctx: &StartContext,
+    ) -> Option<Self> {
+        let regs = GuestRegs {
+            rflags: (ctx.regs.rflags & RFLAGS_VALID) | X86_EFLAGS_MBS,
+            ..ctx.regs
+        };
+        Self::new_state(frames, npt, regs, &BootState::from_context(ctx))
+    }
+
+    /// The PVH boot state at `entry`.
     fn new_flat(frames: &mut impl FrameSource, npt: &'n NestedTables, entry: u32) -> Option<Self> {
+        let regs = GuestRegs {
+            rip: u64::from(entry),
+            rflags: X86_EFLAGS_MBS,
+            ..GuestRegs::default()
+        };
+        Self::new_state(frames, npt, regs, &BootState::PVH)
+    }
+
+    /// The shared constructor: intercepts, permission maps, and the initial state `boot`
+    /// with `regs`.
+    fn new_state(
+        frames: &mut impl FrameSource,
+        npt: &'n NestedTables,
+        regs: GuestRegs,
+        boot: &BootState,
+    ) -> Option<Self> {
         let vmcb_pa = frames.alloc_zeroed(0)?;
         let host_pa = frames.alloc_zeroed(0)?;
         // IOPM: 12 KiB; allocated as 16 KiB (order 2), every port intercepted.
@@ -303,11 +481,7 @@ impl<'n> SvmVcpu<'n> {
             vmcb_pa,
             iopm_pa,
             host_pa,
-            regs: GuestRegs {
-                rip: u64::from(entry),
-                rflags: 0x2,
-                ..GuestRegs::default()
-            },
+            regs,
             npt,
             xcr0: XCR0_X87,
         };
@@ -340,23 +514,27 @@ impl<'n> SvmVcpu<'n> {
         v.w64(C_NP_ENABLE, 1);
         v.w64(C_NCR3, npt.root());
 
-        const CODE: u16 = 0xc9b; // G, D, P, S, type 0xb (code, read, accessed)
-        const DATA: u16 = 0xc93; // G, B, P, S, type 0x3 (data, write, accessed)
-        v.seg(S_CS, 0x08, CODE, 0xffff_ffff, 0);
-        for s in [S_DS, S_ES, S_SS, S_FS, S_GS] {
-            v.seg(s, 0x10, DATA, 0xffff_ffff, 0);
+        for (off, s) in [
+            (S_CS, boot.cs),
+            (S_DS, boot.ds),
+            (S_ES, boot.es),
+            (S_SS, boot.ss),
+            (S_FS, boot.fs),
+            (S_GS, boot.gs),
+            (S_TR, boot.tr),
+        ] {
+            v.seg(off, s.sel, s.attr, s.limit, s.base);
         }
-        v.seg(S_GDTR, 0, 0, 0xffff, 0);
-        v.seg(S_IDTR, 0, 0, 0xffff, 0);
+        v.seg(S_GDTR, 0, 0, boot.dt_limit, 0);
+        v.seg(S_IDTR, 0, 0, boot.dt_limit, 0);
         v.seg(S_LDTR, 0, 0, 0, 0); // unusable (SVM does not check LDTR)
-        v.seg(S_TR, 0, 0x8b, 0x67, 0); // present busy 32-bit TSS
-        v.w8(S_CPL, 0);
+        v.w8(S_CPL, boot.cpl);
         // VMRUN requires EFER.SVME in the guest image too (APM "canonicalization and
         // consistency checks"); EFER accesses are intercepted and never show it.
-        v.w64(S_EFER, EFER_SVME);
-        v.w64(S_CR0, 0x11); // PE, ET
-        v.w64(S_CR3, 0);
-        v.w64(S_CR4, 0);
+        v.w64(S_EFER, boot.efer | EFER_SVME);
+        v.w64(S_CR0, boot.cr0);
+        v.w64(S_CR3, boot.cr3);
+        v.w64(S_CR4, boot.cr4);
         v.w64(S_DR6, 0xffff_0ff0);
         v.w64(S_DR7, 0x400);
         v.w64(S_G_PAT, 0x0007_0406_0007_0406);
@@ -460,16 +638,24 @@ impl<'n> SvmVcpu<'n> {
                 gpa: info2,
                 error: info1,
             },
-            // String and REP forms are reported raw until they are emulated.
-            VMEXIT_IOIO if info1 & 0b1100 == 0 => Exit::Io {
-                port: (info1 >> 16) as u16,
-                size: match (info1 >> 4) & 7 {
+            VMEXIT_IOIO => {
+                let (port, write) = ((info1 >> 16) as u16, info1 & 1 == 0);
+                let size = match (info1 >> 4) & 7 {
                     1 => 1,
                     2 => 2,
                     _ => 4,
-                },
-                write: info1 & 1 == 0,
-            },
+                };
+                if info1 & 0b100 == 0 {
+                    Exit::Io { port, size, write }
+                } else {
+                    Exit::IoString {
+                        port,
+                        size,
+                        write,
+                        rep: info1 & 0b1000 != 0,
+                    }
+                }
+            }
             VMEXIT_INVALID => Exit::EntryFailed(code),
             other => Exit::Other(other),
         }
@@ -986,6 +1172,80 @@ mod tests {
         assert_eq!(efer_write(EFER_SVME, EFER_SVME, 0x11, true), None);
         assert_eq!(efer_write(EFER_SVME, 1 << 1, 0x11, true), None);
         assert_eq!(efer_write(EFER_SVME, 1 << 63, 0x11, true), None);
+    }
+
+    #[test]
+    fn start_context_64bit_is_flat_long_mode() {
+        let ctx = StartContext {
+            long: true,
+            cr0: 0x8000_0011,
+            cr3: 0x1000,
+            cr4: 0x20,
+            efer: EFER_LME | EFER_NXE,
+            // Ignored in 64-bit mode.
+            segs: [(0x1000, 0xfff, 0x9b); 5],
+            ..StartContext::default()
+        };
+        let b = BootState::from_context(&ctx);
+        assert_eq!(b.cs, Seg::flat(0, 0xa9b));
+        for s in [b.ds, b.es, b.ss, b.fs, b.gs] {
+            assert_eq!(s, Seg::flat(0, 0xc93));
+        }
+        assert_eq!((b.tr.attr, b.tr.limit, b.tr.base), (0x8b, 0x67, 0));
+        assert_eq!((b.dt_limit, b.cpl), (0, 0));
+        assert_eq!((b.cr0, b.cr3, b.cr4), (0x8000_0011, 0x1000, 0x20));
+        assert_eq!(b.efer, EFER_LME | EFER_LMA | EFER_NXE);
+    }
+
+    #[test]
+    fn start_context_32bit_takes_the_given_segments() {
+        let ctx = StartContext {
+            long: false,
+            cr0: 0x11,
+            efer: EFER_NXE,
+            // CS, DS, SS, ES, TR; accessed/busy bits still clear.
+            segs: [
+                (0x100, 0xffff_ffff, 0xcba),
+                (0x200, 0xf_ffff, 0x4b2),
+                (0x300, 0xffff_ffff, 0xcb2),
+                (0, 0, 0),
+                (0x400, 0x67, 0x89),
+            ],
+            ..StartContext::default()
+        };
+        let b = BootState::from_context(&ctx);
+        let seg = |base, limit, attr| Seg {
+            sel: 0,
+            attr,
+            limit,
+            base,
+        };
+        assert_eq!(b.cs, seg(0x100, 0xffff_ffff, 0xcbb));
+        assert_eq!(b.ds, seg(0x200, 0xf_ffff, 0x4b3));
+        assert_eq!(b.ss, seg(0x300, 0xffff_ffff, 0xcb3));
+        assert_eq!(b.es, seg(0, 0, 0)); // null: left unusable
+        assert_eq!(b.tr, seg(0x400, 0x67, 0x8b));
+        assert_eq!((b.fs, b.gs), (b.ds, b.ds));
+        assert_eq!((b.cpl, b.dt_limit), (1, 0));
+        assert_eq!((b.cr0, b.efer), (0x11, EFER_NXE));
+    }
+
+    #[test]
+    fn start_efer_lma_follows_lme_and_paging() {
+        let pg = X86_CR0_PG | 1;
+        assert_eq!(efer_lma(EFER_LME, pg), EFER_LME | EFER_LMA);
+        assert_eq!(efer_lma(EFER_LME | EFER_LMA, 1), EFER_LME);
+        assert_eq!(efer_lma(EFER_LMA | EFER_NXE, pg), EFER_NXE);
+        assert_eq!(efer_lma(0, pg), 0);
+    }
+
+    #[test]
+    fn pvh_boot_state_is_unchanged() {
+        let b = BootState::PVH;
+        assert_eq!(b.cs, Seg::flat(0x08, 0xc9b));
+        assert_eq!(b.ss, Seg::flat(0x10, 0xc93));
+        assert_eq!((b.tr.attr, b.tr.limit, b.dt_limit), (0x8b, 0x67, 0xffff));
+        assert_eq!((b.cr0, b.cr3, b.cr4, b.efer), (0x11, 0, 0, 0));
     }
 
     #[test]

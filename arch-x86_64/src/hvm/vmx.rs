@@ -18,7 +18,8 @@
 //! needs nothing from the hypervisor.
 
 use super::nested::{FrameSource, NestedTables};
-use super::{ControlState, Exit, GuestRegs, Vcpu};
+use super::svm::{efer_lma, start_attr};
+use super::{ControlState, Exit, GuestRegs, StartContext, Vcpu};
 use crate::cpu::{rdmsr, read_cr0, read_cr3, read_cr4, write_cr4, wrmsr};
 use crate::layout::phys_to_virt;
 use crate::paging::{PAGE_SIZE, Pte};
@@ -63,6 +64,7 @@ const CR0_NE: u64 = 1 << 5;
 const CR0_NW: u64 = 1 << 29;
 const CR0_CD: u64 = 1 << 30;
 const CR0_PG: u64 = 1 << 31;
+const CR4_PAE: u64 = 1 << 5;
 const CR4_VMXE: u64 = 1 << 13;
 const CR4_OSXSAVE: u64 = 1 << 18;
 const EFER_SCE: u64 = 1 << 0;
@@ -72,6 +74,7 @@ const EFER_NXE: u64 = 1 << 11;
 const RFLAGS_IF: u64 = 1 << 9;
 /// RFLAGS bits that may be 1 (the rest are reserved; bit 1 is always 1).
 const RFLAGS_VALID: u64 = 0x003f_7fd5;
+const RFLAGS_MBS: u64 = 1 << 1;
 /// The reset value of IA32_PAT.
 const PAT_RESET: u64 = 0x0007_0406_0007_0406;
 
@@ -141,6 +144,7 @@ const VMCS_LINK_POINTER: u64 = 0x2800;
 const GUEST_IA32_DEBUGCTL: u64 = 0x2802;
 const GUEST_IA32_PAT: u64 = 0x2804;
 const GUEST_IA32_EFER: u64 = 0x2806;
+const GUEST_PDPTE0: u64 = 0x280a;
 const HOST_IA32_PAT: u64 = 0x2c00;
 const HOST_IA32_EFER: u64 = 0x2c02;
 const PIN_BASED_CONTROLS: u64 = 0x4000;
@@ -654,6 +658,139 @@ struct Event {
     len: u32,
 }
 
+/// A segment as the VMCS holds it: selector, access rights, limit, base.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Seg {
+    sel: u16,
+    ar: u32,
+    limit: u32,
+    base: u64,
+}
+
+impl Seg {
+    const fn flat(sel: u16, ar: u32) -> Self {
+        Self {
+            sel,
+            ar,
+            limit: 0xffff_ffff,
+            base: 0,
+        }
+    }
+}
+
+/// Access rights bits: G (limit in 4 KiB units) and unusable.
+const AR_G: u32 = 1 << 15;
+const AR_UNUSABLE: u32 = 1 << 16;
+/// Access rights: G, D/B, P, S, type 0xb (code, read, accessed); G, B, P, S, type 3 (data,
+/// write, accessed); G, L, P, S, type 0xb (64-bit code); P, type 0xb (busy 32/64-bit TSS).
+const CODE32: u32 = 0xc09b;
+const DATA: u32 = 0xc093;
+const CODE64: u32 = 0xa09b;
+const TSS_BUSY: u32 = 0x8b;
+const TSS: Seg = Seg {
+    sel: 0,
+    ar: TSS_BUSY,
+    limit: 0x67,
+    base: 0,
+};
+const LDTR_UNUSABLE: Seg = Seg {
+    sel: 0,
+    ar: AR_UNUSABLE,
+    limit: 0,
+    base: 0,
+};
+
+/// A vCPU's initial state apart from its GPRs: segments in VMCS encoding order (ES, CS, SS,
+/// DS, FS, GS, LDTR, TR), GDTR/IDTR limits (bases 0), and CR0, CR3, CR4 and EFER as the
+/// guest sees them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct BootState {
+    segs: [Seg; 8],
+    dt_limit: u32,
+    cr0: u64,
+    cr3: u64,
+    cr4: u64,
+    efer: u64,
+}
+
+impl BootState {
+    /// PVH's boot state (docs/misc/pvh.pandoc): 32-bit protected mode, paging off, flat
+    /// segments, a busy 32-bit TSS, CR0 = PE | ET, CR4 = 0, EFER = 0.
+    const PVH: Self = Self {
+        segs: [
+            Seg::flat(0x10, DATA),
+            Seg::flat(0x08, CODE32),
+            Seg::flat(0x10, DATA),
+            Seg::flat(0x10, DATA),
+            Seg::flat(0x10, DATA),
+            Seg::flat(0x10, DATA),
+            LDTR_UNUSABLE,
+            TSS,
+        ],
+        dt_limit: 0xffff,
+        cr0: CR0_PE | CR0_ET,
+        cr3: 0,
+        cr4: 0,
+        efer: 0,
+    };
+
+    /// The state `VCPUOP_initialise` asks for, as Xen's `arch_set_info_hvm_guest` builds
+    /// it: 64-bit mode with flat segments and no descriptor tables, or 32-bit mode with the
+    /// given CS, DS, SS, ES, TR (FS and GS as DS). EFER.LMA follows LME and CR0.PG.
+    fn from_context(ctx: &StartContext) -> Self {
+        let segs = if ctx.long {
+            let data = Seg::flat(0, DATA);
+            [
+                data,
+                Seg::flat(0, CODE64),
+                data,
+                data,
+                data,
+                data,
+                LDTR_UNUSABLE,
+                TSS,
+            ]
+        } else {
+            let seg = |i: usize| {
+                let (base, limit, attr) = ctx.segs[i];
+                let (ar, limit) = vmx_segment(start_attr(attr, i == 4), limit);
+                Seg {
+                    sel: 0,
+                    ar,
+                    limit,
+                    base: u64::from(base),
+                }
+            };
+            let (cs, ds, ss, es, tr) = (seg(0), seg(1), seg(2), seg(3), seg(4));
+            [es, cs, ss, ds, ds, ds, LDTR_UNUSABLE, tr]
+        };
+        Self {
+            segs,
+            dt_limit: 0,
+            cr0: ctx.cr0,
+            cr3: ctx.cr3,
+            cr4: ctx.cr4,
+            efer: efer_lma(ctx.efer, ctx.cr0),
+        }
+    }
+}
+
+/// VMX access rights and limit for a segment with attributes `attr` in the packed
+/// (VMCB/Xen `segment_register`) format and byte-granular `limit`: a segment that is not
+/// present is unusable; for a present one G follows the limit as in Xen's
+/// `hvm_get_segment_register` (set when a limit bit 31:20 is), and with G the limit's low
+/// 12 bits are ones, as VM entry requires (the limit a 4 KiB-granular descriptor gives).
+fn vmx_segment(attr: u16, limit: u32) -> (u32, u32) {
+    let ar = u32::from(attr & 0xff) | (u32::from(attr & 0xf00) << 4);
+    if attr & 0x80 == 0 {
+        (ar | AR_UNUSABLE, limit)
+    } else if limit >> 20 != 0 {
+        (ar | AR_G, limit | 0xfff)
+    } else {
+        (ar & !AR_G, limit)
+    }
+}
+
 /// One VMX vCPU: its VMCS and MSR bitmap, the guest GPRs the VMCS does not hold, and the
 /// guest state kept in software (SYSCALL MSRs, XCR0, CR8, the interrupt being delivered).
 ///
@@ -703,10 +840,10 @@ impl<'e> VmxVcpu<'e> {
         let regs = GuestRegs {
             rip: u64::from(entry),
             rsp: u64::from(stack),
-            rflags: 0x2,
+            rflags: RFLAGS_MBS,
             ..GuestRegs::default()
         };
-        Self::new(vmx, frames, ept, regs)
+        Self::new(vmx, frames, ept, regs, &BootState::PVH)
     }
 
     /// A vCPU at the PVH boot state (Xen's docs/misc/pvh.pandoc): 32-bit protected mode with
@@ -728,18 +865,37 @@ impl<'e> VmxVcpu<'e> {
         let regs = GuestRegs {
             rip: u64::from(entry),
             rbx: u64::from(start_info),
-            rflags: 0x2,
+            rflags: RFLAGS_MBS,
             ..GuestRegs::default()
         };
-        Self::new(vmx, frames, ept, regs)
+        Self::new(vmx, frames, ept, regs, &BootState::PVH)
     }
 
-    /// The common constructor: PVH's boot state with `regs`.
+    /// A vCPU started with `VCPUOP_initialise` in the state `ctx` (as Xen's
+    /// `arch_set_info_hvm_guest` sets it up), otherwise as [`VmxVcpu::new_pvh`]. The guest
+    /// reads back `ctx.cr0` and `ctx.cr4` (the bits VMX fixes stay hidden behind the read
+    /// shadows; CR4.VMXE is expected clear). With PAE paging outside long mode, the PDPTEs
+    /// are loaded from guest memory at CR3, as a MOV to CR3 would.
+    pub fn new_context(
+        vmx: &Vmx,
+        frames: &mut impl FrameSource,
+        ept: &'e NestedTables,
+        ctx: &StartContext,
+    ) -> Result<Self, &'static str> {
+        let regs = GuestRegs {
+            rflags: (ctx.regs.rflags & RFLAGS_VALID) | RFLAGS_MBS,
+            ..ctx.regs
+        };
+        Self::new(vmx, frames, ept, regs, &BootState::from_context(ctx))
+    }
+
+    /// The common constructor: the initial state `boot` with `regs`.
     fn new(
         vmx: &Vmx,
         frames: &mut impl FrameSource,
         ept: &'e NestedTables,
         regs: GuestRegs,
+        boot: &BootState,
     ) -> Result<Self, &'static str> {
         let info = vmx.info;
         let vmcs_pa = frames.alloc_zeroed(0).ok_or("no memory for the VMCS")?;
@@ -793,7 +949,7 @@ impl<'e> VmxVcpu<'e> {
         };
         v.setup_controls(info, eptp(ept.root()), bitmap_pa)?;
         v.setup_host_state()?;
-        v.setup_guest_state();
+        v.setup_guest_state(boot, ept);
         Ok(v)
     }
 
@@ -991,54 +1147,58 @@ impl<'e> VmxVcpu<'e> {
         Ok(())
     }
 
-    /// Guest state: PVH's boot state (registers apart).
-    fn setup_guest_state(&mut self) {
-        // Access rights: type, S, DPL, P, AVL, L, D/B, G, unusable (bit 16).
-        const CODE: u64 = 0xc09b; // G, D, P, S, type 0xb (code, read, accessed)
-        const DATA: u64 = 0xc093; // G, B, P, S, type 0x3 (data, write, accessed)
-        // ES, CS, SS, DS, FS, GS, LDTR, TR in encoding order.
-        let segs: [(u64, u64, u64); 8] = [
-            (0x10, DATA, 0xffff_ffff),
-            (0x08, CODE, 0xffff_ffff),
-            (0x10, DATA, 0xffff_ffff),
-            (0x10, DATA, 0xffff_ffff),
-            (0x10, DATA, 0xffff_ffff),
-            (0x10, DATA, 0xffff_ffff),
-            (0, 1 << 16, 0), // LDTR unusable
-            (0, 0x8b, 0x67), // busy 32-bit TSS
-        ];
-        for (i, (sel, ar, limit)) in segs.into_iter().enumerate() {
+    /// Guest state: `boot` (registers apart), PDPTEs from `ept` where the entry needs them.
+    fn setup_guest_state(&mut self, boot: &BootState, ept: &NestedTables) {
+        for (i, seg) in boot.segs.into_iter().enumerate() {
             let i = 2 * i as u64;
-            vmwrite(GUEST_ES_SELECTOR + i, sel);
-            vmwrite(GUEST_ES_AR + i, ar);
-            vmwrite(GUEST_ES_LIMIT + i, limit);
-            vmwrite(GUEST_ES_BASE + i, 0);
+            vmwrite(GUEST_ES_SELECTOR + i, u64::from(seg.sel));
+            vmwrite(GUEST_ES_AR + i, u64::from(seg.ar));
+            vmwrite(GUEST_ES_LIMIT + i, u64::from(seg.limit));
+            vmwrite(GUEST_ES_BASE + i, seg.base);
         }
         vmwrite(GUEST_GDTR_BASE, 0);
-        vmwrite(GUEST_GDTR_LIMIT, 0xffff);
+        vmwrite(GUEST_GDTR_LIMIT, u64::from(boot.dt_limit));
         vmwrite(GUEST_IDTR_BASE, 0);
-        vmwrite(GUEST_IDTR_LIMIT, 0xffff);
-        // CR0: PE, ET, plus the bits VMX operation fixes to 1 (NE; PE/PG are free for an
-        // unrestricted guest), which the mask hides: the guest reads PE | ET. CD and NW are
-        // masked too: VM entries and exits never change them, so they stay the host's (a
-        // guest must not turn the host's caches off) and the guest reads its own from the
-        // shadow. CR4: the fixed bits (VMXE), hidden the same way: the guest reads 0.
+        vmwrite(GUEST_IDTR_LIMIT, u64::from(boot.dt_limit));
+        // CR0: the guest's, plus the bits VMX operation fixes to 1 (NE; PE/PG are free for
+        // an unrestricted guest), which the mask hides: the guest reads its own from the
+        // shadow. CD and NW are masked too: VM entries and exits never change them, so they
+        // stay the host's (a guest must not turn the host's caches off) and the guest reads
+        // its own from the shadow. CR4: the fixed bits (VMXE), hidden the same way.
         // SAFETY: the fixed-bit MSRs exist with VMX.
         let (cr0_fixed0, cr4_fixed0) =
             unsafe { (rdmsr(MSR_VMX_CR0_FIXED0), rdmsr(MSR_VMX_CR4_FIXED0)) };
         let cr0_fixed = (cr0_fixed0 | CR0_NE) & !(CR0_PE | CR0_PG);
         self.cr0_mask = cr0_fixed | CR0_NW | CR0_CD;
         self.cr4_mask = cr4_fixed0 | CR4_VMXE;
-        vmwrite(GUEST_CR0, CR0_PE | CR0_ET | cr0_fixed);
+        vmwrite(GUEST_CR0, (boot.cr0 & !self.cr0_mask) | cr0_fixed);
         vmwrite(CR0_GUEST_HOST_MASK, self.cr0_mask);
-        vmwrite(CR0_READ_SHADOW, 0);
-        vmwrite(GUEST_CR3, 0);
-        vmwrite(GUEST_CR4, self.cr4_mask);
+        vmwrite(CR0_READ_SHADOW, boot.cr0 & self.cr0_mask);
+        vmwrite(GUEST_CR3, boot.cr3);
+        vmwrite(GUEST_CR4, boot.cr4 | self.cr4_mask);
         vmwrite(CR4_GUEST_HOST_MASK, self.cr4_mask);
-        vmwrite(CR4_READ_SHADOW, 0);
+        vmwrite(CR4_READ_SHADOW, boot.cr4 & self.cr4_mask);
+        vmwrite(GUEST_IA32_EFER, boot.efer);
+        if boot.efer & EFER_LMA != 0 {
+            let entry = vmread(ENTRY_CONTROLS) as u32 | ENTRY_IA32E_GUEST;
+            vmwrite(ENTRY_CONTROLS, u64::from(entry));
+        }
+        // With EPT, an entry into PAE paging outside long mode takes the PDPTEs from the
+        // VMCS (a MOV to CR3 in the guest reads them from memory instead).
+        if boot.cr0 & CR0_PG != 0 && boot.cr4 & CR4_PAE != 0 && boot.efer & EFER_LMA == 0 {
+            let mut pdptes = [0u8; 32];
+            // Unbacked: not-present PDPTEs, the guest faults on its first access.
+            if !ept.read(boot.cr3 & 0xffff_ffe0, &mut pdptes) {
+                pdptes = [0; 32];
+            }
+            for (i, e) in pdptes.chunks_exact(8).enumerate() {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(e);
+                vmwrite(GUEST_PDPTE0 + 2 * i as u64, u64::from_le_bytes(b));
+            }
+        }
         vmwrite(GUEST_DR7, 0x400);
         vmwrite(GUEST_IA32_DEBUGCTL, 0);
-        vmwrite(GUEST_IA32_EFER, 0);
         if self.pat_in_vmcs {
             vmwrite(GUEST_IA32_PAT, PAT_RESET);
         }
@@ -1274,11 +1434,16 @@ impl<'e> VmxVcpu<'e> {
                 gpa: vmread(GUEST_PHYSICAL_ADDRESS),
                 error: q,
             },
-            // String and REP forms are reported raw until they are emulated.
-            EXIT_IO if q & 0b11_0000 == 0 => Exit::Io {
+            EXIT_IO if q & 0b1_0000 == 0 => Exit::Io {
                 port: (q >> 16) as u16,
                 size: (q & 7) as u8 + 1,
                 write: q & 8 == 0,
+            },
+            EXIT_IO => Exit::IoString {
+                port: (q >> 16) as u16,
+                size: (q & 7) as u8 + 1,
+                write: q & 8 == 0,
+                rep: q & 0b10_0000 != 0,
             },
             EXIT_RDMSR => Exit::Msr { write: false },
             EXIT_WRMSR => Exit::Msr { write: true },
@@ -1636,6 +1801,85 @@ mod tests {
         assert_eq!(control_value(cap, 1 | (1 << 31)), 0x8000_0017);
         // Bit 5 is not allowed: dropped, which `control` reports as an error.
         assert_eq!(control_value(cap, 1 << 5), 0x16);
+    }
+
+    #[test]
+    fn segment_attributes_and_granularity_for_vmx() {
+        // Packed type:4 s:1 dpl:2 p:1 avl:1 l:1 db:1 g:1 to access rights bits 7:0, 15:12.
+        assert_eq!(vmx_segment(0xc9b, 0xffff_ffff), (0xc09b, 0xffff_ffff));
+        assert_eq!(vmx_segment(0xa9b, 0xffff_ffff), (0xa09b, 0xffff_ffff));
+        assert_eq!(vmx_segment(0x8b, 0x67), (0x8b, 0x67));
+        assert_eq!(vmx_segment(0x1f3, 0xffff), (0x10f3, 0xffff));
+        // G from the limit: cleared for limits below 1 MiB, set (low bits ones) above.
+        assert_eq!(vmx_segment(0xc93, 0xf_ffff), (0x4093, 0xf_ffff));
+        assert_eq!(vmx_segment(0x493, 0x10_0000), (0xc093, 0x10_0fff));
+        assert_eq!(vmx_segment(0x493, 0x1234_5678), (0xc093, 0x1234_5fff));
+        // Not present: unusable.
+        assert_eq!(vmx_segment(0, 0), (AR_UNUSABLE, 0));
+        assert_eq!(
+            vmx_segment(0x13, 0xffff_ffff),
+            (0x13 | AR_UNUSABLE, 0xffff_ffff)
+        );
+    }
+
+    #[test]
+    fn start_context_boot_states() {
+        let long = StartContext {
+            long: true,
+            cr0: 0x8000_0011,
+            cr3: 0x2000,
+            cr4: 0x20,
+            efer: EFER_LME,
+            ..StartContext::default()
+        };
+        let b = BootState::from_context(&long);
+        let data = Seg::flat(0, DATA);
+        assert_eq!(
+            b.segs,
+            [
+                data,
+                Seg::flat(0, 0xa09b),
+                data,
+                data,
+                data,
+                data,
+                LDTR_UNUSABLE,
+                TSS
+            ]
+        );
+        assert_eq!(
+            (b.dt_limit, b.cr0, b.cr3, b.cr4),
+            (0, 0x8000_0011, 0x2000, 0x20)
+        );
+        assert_eq!(b.efer, EFER_LME | EFER_LMA);
+
+        let flat = StartContext {
+            long: false,
+            cr0: 0x11,
+            segs: [
+                (0, 0xffff_ffff, 0xc9a),
+                (0, 0xffff_ffff, 0xc92),
+                (0, 0xffff_ffff, 0xc92),
+                (0x10, 0xfff, 0x92),
+                (0x500, 0x67, 0x89),
+            ],
+            ..StartContext::default()
+        };
+        let b = BootState::from_context(&flat);
+        let es = Seg {
+            sel: 0,
+            ar: 0x93,
+            limit: 0xfff,
+            base: 0x10,
+        };
+        let tr = Seg { base: 0x500, ..TSS };
+        let cs = Seg::flat(0, CODE32);
+        assert_eq!(b.segs, [es, cs, data, data, data, data, LDTR_UNUSABLE, tr]);
+        assert_eq!((b.cr0, b.efer), (0x11, 0));
+        // The PVH state is what it was.
+        assert_eq!(BootState::PVH.segs[1], Seg::flat(0x08, CODE32));
+        assert_eq!(BootState::PVH.segs[7], TSS);
+        assert_eq!(BootState::PVH.cr0, 0x11);
     }
 
     #[test]

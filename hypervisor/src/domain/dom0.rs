@@ -6,6 +6,7 @@ use super::domu_spec::{self, DomuSpec};
 use crate::loader::{LoadedKernel, xen_notes};
 use crate::options::{self, Options};
 use crate::printk;
+use crate::sched::CpuMask;
 use alloc::string::String;
 use alloc::vec::Vec;
 use xenolith_arch::layout::phys_to_virt;
@@ -91,7 +92,7 @@ pub fn start(boot: &BootInfo, opts: &Options, available_bytes: u64) {
         Err(e) => return fail(&e),
     };
     drop(loaded);
-    run_boot_domains(boot, &cooked, d, dom0_initrd.is_some())
+    run_boot_domains(boot, &cooked, d, dom0_initrd.is_some(), opts.dom0_vcpus_pin)
 }
 
 /// Dom0's command line: its module's, plus what follows ` -- ` on Xen's.
@@ -126,23 +127,33 @@ fn dom0_config(opts: &Options, available_bytes: u64) -> build::DomainConfig<'sta
     }
 }
 
-/// Registers the built dom0 `d`, places its vCPUs, starts the domUs and runs this CPU's
-/// share of them; does not return.
+/// Registers the built dom0 `d`, places its vCPUs (each pinned to its CPU with
+/// `dom0_vcpus_pin`, `pin`), starts the domUs and runs this CPU's share of them; does not
+/// return.
 fn run_boot_domains(
     boot: &BootInfo,
     cooked: &[String],
     d: &'static mut super::Domain,
     dom0_has_initrd: bool,
+    pin: bool,
 ) -> ! {
     printk!("Dom0 has maximum {} VCPUs\n", d.vcpus.len());
     printk!("Initial low memory virq threshold set at 0x4000 pages.\n");
     printk!("*** Serial input to DOM0 (type 'CTRL-a' three times to switch input)\n");
-    // vCPUs go round-robin over the online CPUs (dom0's vCPU n on the n-th CPU), pinned.
+    // vCPUs go round-robin over the online CPUs (dom0's vCPU n on the n-th CPU), each on the
+    // next CPU its affinity allows.
     let mut free_cpus = crate::smpboot::online_cpus().into_iter().cycle();
     super::registry::insert(register(d));
-    place(d, &mut free_cpus);
+    let affinity = if pin {
+        Affinity::PinToPlacement
+    } else {
+        Affinity::Cpus(CpuMask::all())
+    };
+    place(d, &mut free_cpus, affinity);
     let first_domu = if dom0_has_initrd { 2 } else { 1 };
     start_domus(boot, cooked, first_domu, &mut free_cpus);
+    // Every boot-time domain exists: from now on idle CPUs may take waiting vCPUs.
+    crate::sched::allow_migration();
     crate::sched::idle_loop()
 }
 
@@ -169,7 +180,7 @@ fn start_pvh(boot: &BootInfo, opts: &Options, available_bytes: u64, cooked: &[St
         Err(e) => return fail(&e),
     };
     drop(loaded);
-    run_boot_domains(boot, cooked, d, !modules.is_empty())
+    run_boot_domains(boot, cooked, d, !modules.is_empty(), opts.dom0_vcpus_pin)
 }
 
 /// A shared view of a domain being set up, for the registry.
@@ -179,18 +190,35 @@ fn register(d: &super::Domain) -> &'static super::Domain {
     unsafe { &*(d as *const super::Domain) }
 }
 
-/// Places `d`'s vCPUs on the next CPUs of `cpus`, pinned (there is no migration yet), and
-/// wakes those CPUs.
-fn place(d: &mut super::Domain, cpus: &mut impl Iterator<Item = u32>) {
+/// Where a domain's vCPUs may run (their hard affinity).
+#[derive(Clone, Copy)]
+enum Affinity {
+    /// Each on the CPU it is placed on (`dom0_vcpus_pin`, Xen: vCPU n on pCPU n).
+    PinToPlacement,
+    /// Any of these CPUs (a domU's `cpus=`; dom0 unpinned: all).
+    Cpus(CpuMask),
+}
+
+/// Places `d`'s vCPUs round-robin on the next CPUs of `cpus` (an endless cycle over the online
+/// CPUs) that their `affinity` allows, and wakes those CPUs. The affinity must name an online
+/// CPU.
+fn place(d: &mut super::Domain, cpus: &mut impl Iterator<Item = u32>, affinity: Affinity) {
     for v in d.vcpus.iter_mut() {
-        let Some(cpu) = cpus.next() else {
+        let Some(cpu) = (match affinity {
+            Affinity::PinToPlacement => cpus.next(),
+            Affinity::Cpus(mask) => cpus.find(|&c| mask.contains(c)),
+        }) else {
             break;
         };
         v.processor = cpu;
+        let mask = match affinity {
+            Affinity::PinToPlacement => CpuMask::of(cpu),
+            Affinity::Cpus(mask) => mask,
+        };
         let p: *mut super::Vcpu = &mut **v;
         // SAFETY: domains are leaked ('static) and never freed; each vCPU is handed to
-        // exactly one CPU, which alone takes it mutably from then on.
-        crate::sched::place(unsafe { &mut *p });
+        // exactly one run queue, from which a CPU takes it to run it.
+        crate::sched::place(unsafe { &mut *p }, mask);
         // SAFETY: as above; only the atomics and `processor` are read.
         crate::sched::kick(unsafe { &*p });
     }
@@ -248,6 +276,10 @@ fn start_domu(
 ) -> Result<(), String> {
     use alloc::string::ToString;
     let pvh = spec.kind == domu_spec::DomainKind::Pvh;
+    let online = crate::smpboot::online_cpus();
+    if !online.iter().any(|&c| spec.cpus.contains(c)) {
+        return Err(alloc::format!("cpus={} names no online CPU", spec.cpus));
+    }
     let bytes = module_bytes(module);
     let loaded = if pvh {
         crate::loader::inspect_pvh(bytes, false)
@@ -271,7 +303,10 @@ fn start_domu(
         build::build_pv(&kernel_image(&loaded), initrd, &spec.cmdline, &cfg)
     }
     .map_err(|e| e.to_string())?;
-    let taken: Vec<u32> = cpus.take(spec.vcpus as usize).collect();
+    // Round-robin within the affinity (the cycle is endless, and the affinity names a CPU).
+    let taken: Vec<u32> = (0..spec.vcpus)
+        .filter_map(|_| cpus.find(|&c| spec.cpus.contains(c)))
+        .collect();
     if let Some(ring) = d.store {
         // The hypervisor answers its xenstore requests (there is no xenstored).
         let store =
@@ -279,12 +314,13 @@ fn start_domu(
         crate::xenstore::ring::attach(id, store, ring.mfn, ring.port);
     }
     printk!(
-        "d{id}: {} domU '{}' built: {} MiB, {} vCPU(s) on CPU(s) {:?}, kernel {:?}, command line \"{}\"\n",
+        "d{id}: {} domU '{}' built: {} MiB, {} vCPU(s) on CPU(s) {:?} (cpus={}), kernel {:?}, command line \"{}\"\n",
         if pvh { "PVH" } else { "PV" },
         spec.name,
         spec.memory_mib,
         spec.vcpus,
         taken,
+        spec.cpus,
         loaded.format,
         spec.cmdline
     );
@@ -297,7 +333,7 @@ fn start_domu(
             cap: spec.cap,
         },
     );
-    place(d, &mut taken.into_iter());
+    place(d, &mut taken.into_iter(), Affinity::Cpus(spec.cpus));
     Ok(())
 }
 

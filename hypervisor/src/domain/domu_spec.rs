@@ -2,17 +2,20 @@
 //! is a PV kernel to start as an unprivileged domain beside dom0.
 //!
 //! ```text
-//! domU [name=<name>] [type=pv|pvh] [memory=<MiB>] [vcpus=<n>] [weight=<w>] [cap=<pct>]
-//!      [initrd=<module index>] [-- <kernel command line>]
+//! domU [name=<name>] [type=pv|pvh] [memory=<MiB>] [vcpus=<n>] [cpus=<list>] [weight=<w>]
+//!      [cap=<pct>] [initrd=<module index>] [-- <kernel command line>]
 //! ```
 //!
-//! Defaults are xl's: `type=pv`, `memory=128`, `vcpus=1`, `weight=256`, `cap=0` (none); the
-//! name defaults to `domU<k>` (k-th domU). `weight=` and `cap=` are the credit scheduler's
-//! (xl's `sched-credit` ranges: weight 1 to 65535, cap 0 to 100 × vcpus percent of one pCPU).
+//! Defaults are xl's: `type=pv`, `memory=128`, `vcpus=1`, `cpus=all`, `weight=256`, `cap=0`
+//! (none); the name defaults to `domU<k>` (k-th domU). `cpus=` is the vCPUs' hard affinity in
+//! xl's CPU-list syntax (`1`, `0-1`, `0-3,^2`, `all`): they are placed and may migrate only
+//! within it. `weight=` and `cap=` are the credit scheduler's (xl's `sched-credit` ranges:
+//! weight 1 to 65535, cap 0 to 100 × vcpus percent of one pCPU).
 //! `initrd=` names a later boot module (indices count from 0, dom0's kernel being module 0);
 //! that module is then that domU's initrd and nothing else. Everything after ` -- ` is the
 //! kernel's command line. A description with an error is reported and its domain skipped.
 
+use crate::sched::CpuMask;
 use alloc::string::{String, ToString};
 use core::fmt;
 
@@ -35,6 +38,8 @@ pub struct DomuSpec {
     pub memory_mib: u64,
     /// Number of vCPUs.
     pub vcpus: u32,
+    /// The CPUs its vCPUs may run on (xl's `cpus=`; default all).
+    pub cpus: CpuMask,
     /// PV or PVH.
     pub kind: DomainKind,
     /// Credit-scheduler weight (1..=65535).
@@ -94,6 +99,7 @@ pub fn parse(
         name: alloc::format!("domU{ordinal}"),
         memory_mib: 128,
         vcpus: 1,
+        cpus: CpuMask::all(),
         kind: DomainKind::Pv,
         weight: 256,
         cap: 0,
@@ -130,6 +136,9 @@ pub fn parse(
                     .ok()
                     .filter(|n| (1..=MAX_VCPUS).contains(n))
                     .ok_or_else(|| bad("vcpus"))?;
+            }
+            "cpus" => {
+                spec.cpus = CpuMask::parse_list(value).ok_or_else(|| bad("cpus"))?;
             }
             "type" => {
                 spec.kind = match value {
@@ -179,6 +188,7 @@ mod tests {
         );
         assert_eq!(s.cmdline, "");
         assert_eq!((s.kind, s.weight, s.cap), (DomainKind::Pv, 256, 0));
+        assert_eq!(s.cpus, CpuMask::all());
         let s = parse(
             "domU name=web-1 memory=256 vcpus=2 initrd=3 -- console=hvc0 root=/dev/ram -- x",
             2,
@@ -226,6 +236,29 @@ mod tests {
             parse("domU vcpus=2 cap=201", 1, 2, 1),
             Err(SpecError::BadValue("cap", "201".into()))
         );
+    }
+
+    #[test]
+    fn cpus_is_xls_affinity_list() {
+        let cpus = |item: &str| parse(&alloc::format!("domU {item}"), 1, 2, 1).map(|s| s.cpus);
+        assert_eq!(cpus("cpus=1"), Ok(CpuMask::of(1)));
+        assert_eq!(cpus("cpus=all"), Ok(CpuMask::all()));
+        let m = cpus("cpus=0-3,^2 vcpus=2").unwrap();
+        assert_eq!(m.iter().collect::<alloc::vec::Vec<_>>(), [0, 1, 3]);
+        for bad in [
+            "cpus=",
+            "cpus=x",
+            "cpus=2-1",
+            "cpus=^1",
+            "cpus=256",
+            "cpus=nodes:0",
+        ] {
+            assert_eq!(
+                cpus(bad),
+                Err(SpecError::BadValue("cpus", bad[5..].into())),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::Vcpu;
 use crate::{printk, shutdown};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 use xenolith_arch::cpu::{msr, wrmsr};
 use xenolith_arch::percpu;
 use xenolith_arch::trap::TrapFrame;
@@ -61,30 +61,10 @@ pub fn toggle_guest_mode(v: &mut Vcpu) {
     }
 }
 
-/// The vCPU whose FPU state each CPU's registers hold (as an address; 0: none). vCPUs are
-/// pinned, so a vCPU's FPU state is either there or in its save area.
-static FPU_OWNER: [AtomicU64; crate::smpboot::NR_CPUS] =
-    [const { AtomicU64::new(0) }; crate::smpboot::NR_CPUS];
-
-/// Gives this CPU's FPU to `v`: saves the previous owner's state, loads `v`'s.
+/// Gives this CPU's FPU to `v` (lazy FPU switching, `sched::fpu`: the previous owner's
+/// state is saved only now, unless it left for a CPU of its own).
 fn switch_fpu(v: &mut Vcpu) {
-    let slot = &FPU_OWNER[percpu::current().cpu as usize];
-    let me = v as *mut Vcpu as u64;
-    let owner = slot.load(Ordering::Relaxed);
-    if owner == me {
-        return;
-    }
-    // SAFETY: clearing TS only lets the hypervisor's XSAVE/XRSTOR run; the vCPU's own TS is
-    // put back by `sync_cr0_ts` before it runs.
-    unsafe { core::arch::asm!("clts", options(nostack, nomem)) };
-    if owner != 0 {
-        // SAFETY: the previous owner was queued on this CPU and is not running (this CPU is
-        // switching away from it); vCPUs are never freed.
-        let prev = unsafe { &mut *(owner as *mut Vcpu) };
-        xenolith_arch::fpu::save(&mut prev.fpu);
-    }
-    xenolith_arch::fpu::restore(&v.fpu);
-    slot.store(me, Ordering::Relaxed);
+    crate::sched::fpu::switch_to(v);
 }
 
 /// Records the segment bases `v` runs with (on its way off the CPU): the guest may have

@@ -39,7 +39,6 @@ pub fn build_pvh(
         kernel.paddr_end,
         cmdline.len() as u64,
         &lens,
-        cfg.privileged,
     )
     .map_err(|e| match e {
         super::layout::LayoutError::TooSmall => BuildError::TooSmall,
@@ -74,16 +73,18 @@ pub fn build_pvh(
     for (m, &at) in modules.iter().zip(&layout.modules) {
         write(&p2m, at, m)?;
     }
-    // Xen 4.17 gives its PVH dom0 a version-0 start_info (memory map by hypercall) and its
-    // ACPI tables; libxl gives a domU version 1 with the memory map.
+    // Xen 4.17 gives its PVH dom0 a version-0 start_info (memory map by hypercall); libxl
+    // gives a domU version 1 with the memory map. Both get ACPI tables.
     let version = if cfg.privileged { 0 } else { 1 };
     let mut si = layout.start_info_bytes(modules.len() as u32, version);
     if cfg.privileged {
         si[8..12].copy_from_slice(&(SIF_PRIVILEGED | SIF_INITDOMAIN).to_le_bytes());
     }
-    if let Some(at) = layout.acpi {
-        write(&p2m, at, &PvhLayout::acpi_bytes(at))?;
-    }
+    write(
+        &p2m,
+        layout.acpi,
+        &super::acpi::tables(layout.acpi, cfg.nr_vcpus),
+    )?;
     write(&p2m, layout.start_info, &si)?;
     write(&p2m, layout.modlist, &layout.modlist_bytes(&lens))?;
     write(&p2m, layout.memmap, &layout.memmap_bytes())?;
@@ -178,7 +179,7 @@ pub fn build_pvh(
         } else {
             (0, 0)
         };
-        v.hvm = Some(Box::new(HvmVcpu::new(boot.0, boot.1)));
+        v.hvm = Some(Box::new(HvmVcpu::new(vid, boot.0, boot.1)));
         if vid == 0 {
             v.initialised.store(true, Ordering::Relaxed);
             v.up.store(true, Ordering::Release);

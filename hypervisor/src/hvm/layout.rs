@@ -47,8 +47,8 @@ pub struct PvhLayout {
     pub memmap: u64,
     /// The kernel's command line (NUL-terminated).
     pub cmdline: u64,
-    /// The page with the ACPI RSDP and XSDT (dom0 only), marked ACPI in the memory map.
-    pub acpi: Option<u64>,
+    /// The page with the ACPI tables (RSDP first), marked ACPI in the memory map.
+    pub acpi: u64,
     /// Where each module's bytes go.
     pub modules: Vec<u64>,
     /// The memory map.
@@ -70,14 +70,13 @@ fn align_up(x: u64) -> u64 {
 
 impl PvhLayout {
     /// Places boot data for `ram` bytes of RAM, a kernel image ending at physical `image_end`,
-    /// a command line of `cmdline_len` bytes (without NUL), modules of `module_lens` and, if
-    /// `with_acpi`, a page of ACPI tables.
+    /// a command line of `cmdline_len` bytes (without NUL), modules of `module_lens`, and
+    /// the page of ACPI tables.
     pub fn compute(
         ram: u64,
         image_end: u64,
         cmdline_len: u64,
         module_lens: &[u64],
-        with_acpi: bool,
     ) -> Result<PvhLayout, LayoutError> {
         if ram > RAM_LIMIT {
             return Err(LayoutError::TooLarge);
@@ -86,47 +85,37 @@ impl PvhLayout {
         // hvm_start_info (56 bytes), modlist entries (32 bytes), memmap entries (24 bytes).
         let modlist = start_info + 64;
         let memmap = modlist + 32 * module_lens.len() as u64;
-        // RAM, split around the ACPI page if there is one, then the special pages.
-        let entries = if with_acpi { 4 } else { 2 };
-        let cmdline = memmap + 24 * entries;
-        let mut next = align_up(cmdline + cmdline_len + 1);
-        if next > start_info + PAGE * 4 {
+        // RAM split around the ACPI page, then the special pages.
+        let cmdline = memmap + 24 * 4;
+        let acpi = align_up(cmdline + cmdline_len + 1);
+        if acpi > start_info + PAGE * 4 {
             // Keep the table page and command line within a few pages (1 KiB lines at most
             // reach the second page).
             return Err(LayoutError::TooSmall);
         }
-        let acpi = with_acpi.then_some(next);
-        let mut e820 = Vec::new();
-        match acpi {
-            Some(at) => {
-                e820.push(E820Entry {
-                    addr: 0,
-                    size: at,
-                    kind: 1,
-                });
-                e820.push(E820Entry {
-                    addr: at,
-                    size: PAGE,
-                    kind: 3,
-                });
-                e820.push(E820Entry {
-                    addr: at + PAGE,
-                    size: ram.saturating_sub(at + PAGE),
-                    kind: 1,
-                });
-                next += PAGE;
-            }
-            None => e820.push(E820Entry {
+        let mut next = acpi + PAGE;
+        let e820 = alloc::vec![
+            E820Entry {
                 addr: 0,
-                size: ram,
+                size: acpi,
                 kind: 1,
-            }),
-        }
-        e820.push(E820Entry {
-            addr: SPECIAL_PFN_BASE * PAGE,
-            size: SPECIAL_PAGES * PAGE,
-            kind: 2,
-        });
+            },
+            E820Entry {
+                addr: acpi,
+                size: PAGE,
+                kind: 3,
+            },
+            E820Entry {
+                addr: acpi + PAGE,
+                size: ram.saturating_sub(acpi + PAGE),
+                kind: 1,
+            },
+            E820Entry {
+                addr: SPECIAL_PFN_BASE * PAGE,
+                size: SPECIAL_PAGES * PAGE,
+                kind: 2,
+            },
+        ];
         let mut modules = Vec::new();
         for &len in module_lens {
             modules.push(next);
@@ -147,32 +136,6 @@ impl PvhLayout {
         })
     }
 
-    /// The ACPI page's contents: an RSDP (revision 2) at its start and an XSDT with no
-    /// tables after it. A PVH dom0 finds the RSDP through `hvm_start_info.rsdp_paddr`; no
-    /// host table is passed through (Xen gives dom0 a tailored copy of the host's).
-    pub fn acpi_bytes(at: u64) -> [u8; 72] {
-        let mut b = [0u8; 72];
-        let xsdt = at + 36;
-        b[0..8].copy_from_slice(b"RSD PTR ");
-        b[9..15].copy_from_slice(b"XENLTH");
-        b[15] = 2;
-        b[20..24].copy_from_slice(&36u32.to_le_bytes());
-        b[24..32].copy_from_slice(&xsdt.to_le_bytes());
-        b[8] = checksum(&b[..20]);
-        b[32] = checksum(&b[..36]);
-        let t = &mut b[36..72];
-        t[0..4].copy_from_slice(b"XSDT");
-        t[4..8].copy_from_slice(&36u32.to_le_bytes());
-        t[8] = 1;
-        t[10..16].copy_from_slice(b"XENLTH");
-        t[16..24].copy_from_slice(b"XENOLITH");
-        t[24..28].copy_from_slice(&1u32.to_le_bytes());
-        t[28..32].copy_from_slice(b"XNLT");
-        t[32..36].copy_from_slice(&1u32.to_le_bytes());
-        t[9] = checksum(t);
-        b
-    }
-
     /// `hvm_start_info` as bytes. Version 1 carries the memory map (libxl's domUs);
     /// version 0 does not (Xen 4.17's PVH dom0, which asks `XENMEM_memory_map`). The RSDP is
     /// the ACPI page's, if any.
@@ -186,7 +149,7 @@ impl PvhLayout {
             b[16..24].copy_from_slice(&self.modlist.to_le_bytes());
         }
         b[24..32].copy_from_slice(&self.cmdline.to_le_bytes());
-        b[32..40].copy_from_slice(&self.acpi.unwrap_or(0).to_le_bytes());
+        b[32..40].copy_from_slice(&self.acpi.to_le_bytes());
         if version >= 1 {
             b[40..48].copy_from_slice(&self.memmap.to_le_bytes());
             b[48..52].copy_from_slice(&(self.e820.len() as u32).to_le_bytes());
@@ -219,63 +182,59 @@ impl PvhLayout {
     }
 }
 
-/// The byte that makes `bytes` sum to zero (ACPI checksums), given its slot holds 0.
-fn checksum(bytes: &[u8]) -> u8 {
-    0u8.wrapping_sub(bytes.iter().fold(0u8, |a, &b| a.wrapping_add(b)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn boot_data_follows_the_image() {
-        let l = PvhLayout::compute(128 << 20, 0x12_3456, 20, &[5000], false).unwrap();
+        let l = PvhLayout::compute(128 << 20, 0x12_3456, 20, &[5000]).unwrap();
         assert_eq!(l.start_info, 0x12_4000);
         assert_eq!(l.modlist, 0x12_4040);
         assert_eq!(l.memmap, 0x12_4060);
-        assert_eq!(l.cmdline, 0x12_4060 + 48);
-        assert_eq!(l.modules, [0x12_5000]);
-        assert_eq!(l.e820[0].size, 128 << 20);
-        assert_eq!(l.e820[1].addr, 0xfeff_8000);
+        assert_eq!(l.cmdline, 0x12_4060 + 96);
+        assert_eq!(l.acpi, 0x12_5000);
+        assert_eq!(l.modules, [0x12_6000]);
+        assert_eq!(l.e820[0].size, 0x12_5000);
+        assert_eq!(l.e820[3].addr, 0xfeff_8000);
         let si = l.start_info_bytes(1, 1);
         assert_eq!(&si[0..4], &0x336e_c578u32.to_le_bytes());
         assert_eq!(
             u64::from_le_bytes(si[24..32].try_into().unwrap()),
             l.cmdline
         );
-        assert_eq!(l.memmap_bytes().len(), 48);
+        assert_eq!(l.memmap_bytes().len(), 96);
         assert_eq!(l.modlist_bytes(&[5000]).len(), 32);
     }
 
     #[test]
     fn refuses_what_does_not_fit() {
         assert_eq!(
-            PvhLayout::compute(1 << 20, 0xf_f000, 0, &[8192], false),
+            PvhLayout::compute(1 << 20, 0xf_f000, 0, &[8192]),
             Err(LayoutError::TooSmall)
         );
         assert_eq!(
-            PvhLayout::compute(RAM_LIMIT + PAGE, 0x10_0000, 0, &[], false),
+            PvhLayout::compute(RAM_LIMIT + PAGE, 0x10_0000, 0, &[]),
             Err(LayoutError::TooLarge)
         );
         assert_eq!(
-            PvhLayout::compute(64 << 20, 0x10_0000, 20_000, &[], false),
+            PvhLayout::compute(64 << 20, 0x10_0000, 20_000, &[]),
             Err(LayoutError::TooSmall)
         );
     }
 
     #[test]
     fn special_pages_are_outside_ram_and_reserved() {
-        let l = PvhLayout::compute(RAM_LIMIT, 0x20_0000, 10, &[], false).unwrap();
+        let l = PvhLayout::compute(RAM_LIMIT, 0x20_0000, 10, &[]).unwrap();
         assert!(CONSOLE_PFN.min(STORE_PFN) * PAGE >= l.ram);
-        let r = l.e820[1];
+        let r = l.e820[3];
         assert!(r.kind == 2 && (r.addr..r.addr + r.size).contains(&(STORE_PFN * PAGE)));
     }
 
     #[test]
-    fn dom0_gets_an_acpi_page_and_a_version_0_start_info() {
-        let l = PvhLayout::compute(64 << 20, 0x20_0000, 10, &[], true).unwrap();
-        let at = l.acpi.unwrap();
+    fn the_acpi_page_is_carved_out_of_ram() {
+        let l = PvhLayout::compute(64 << 20, 0x20_0000, 10, &[]).unwrap();
+        let at = l.acpi;
         let kinds: Vec<(u64, u64, u32)> = l.e820.iter().map(|e| (e.addr, e.size, e.kind)).collect();
         assert_eq!(kinds[0], (0, at, 1));
         assert_eq!(kinds[1], (at, PAGE, 3));
@@ -284,15 +243,7 @@ mod tests {
         assert_eq!(u32::from_le_bytes(si[4..8].try_into().unwrap()), 0);
         assert_eq!(u64::from_le_bytes(si[32..40].try_into().unwrap()), at);
         assert_eq!(u64::from_le_bytes(si[40..48].try_into().unwrap()), 0);
-        let acpi = PvhLayout::acpi_bytes(at);
-        assert_eq!(&acpi[0..8], b"RSD PTR ");
-        let sum = |b: &[u8]| b.iter().fold(0u8, |a, &x| a.wrapping_add(x));
-        assert_eq!(sum(&acpi[..20]), 0);
-        assert_eq!(sum(&acpi[..36]), 0);
-        assert_eq!(sum(&acpi[36..]), 0);
-        assert_eq!(
-            u64::from_le_bytes(acpi[24..32].try_into().unwrap()),
-            at + 36
-        );
+        let si = l.start_info_bytes(0, 1);
+        assert_eq!(u64::from_le_bytes(si[40..48].try_into().unwrap()), l.memmap);
     }
 }

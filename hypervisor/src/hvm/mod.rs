@@ -3,7 +3,10 @@
 //! the Xen HVM ABI: hypercalls by VMMCALL/VMCALL through the hypercall page, HVM parameters,
 //! event-channel upcalls by vector, `shared_info` mapped with `XENMEM_add_to_physmap`.
 //!
-//! - [`build`]: the PVH domain builder (`hvm_start_info`, memory map, special pages).
+//! - [`build`]: the PVH domain builder (`hvm_start_info`, memory map, special pages);
+//!   [`layout`], [`acpi`]: where its boot data go and the ACPI tables.
+//! - [`context`]: `VCPUOP_initialise`'s `vcpu_hvm_context` for secondary vCPUs.
+//! - [`vlapic`]: the minimal x2APIC.
 //! - [`run`]: the vCPU loop (enter, exit, handle, deliver events, let the scheduler switch).
 //! - [`exits`]: CPUID, MSR, port I/O, XSETBV.
 //! - [`hypercall`]: the HVM hypercall table and `HYPERVISOR_hvm_op`.
@@ -11,8 +14,10 @@
 //!
 //! The vendor back-ends live in `xenolith_arch::hvm`; one binary picks SVM or VMX from CPUID.
 
+pub mod acpi;
 #[cfg(target_os = "none")]
 pub mod build;
+pub mod context;
 #[cfg(target_os = "none")]
 pub mod exits;
 #[cfg(target_os = "none")]
@@ -20,6 +25,7 @@ pub mod hypercall;
 pub mod layout;
 #[cfg(target_os = "none")]
 pub mod run;
+pub mod vlapic;
 #[cfg(target_os = "none")]
 pub mod xlat;
 
@@ -87,16 +93,22 @@ mod imp {
         pub e9_line: alloc::vec::Vec<u8>,
         /// This vCPU's event upcall vector (`HVMOP_set_evtchn_upcall_vector`; 0: none).
         pub upcall_vector: u8,
+        /// Its local APIC (x2APIC mode).
+        pub lapic: super::vlapic::Vlapic,
+        /// The state `VCPUOP_initialise` gave a secondary vCPU (else it starts at `boot`).
+        pub start: Option<xenolith_arch::hvm::StartContext>,
     }
 
     impl HvmVcpu {
-        /// A vCPU that starts at `entry` with `ebx = start_info`.
-        pub fn new(entry: u32, start_info: u32) -> Self {
+        /// vCPU `id`, starting at `entry` with `ebx = start_info`.
+        pub fn new(id: u32, entry: u32, start_info: u32) -> Self {
             Self {
+                lapic: super::vlapic::Vlapic::new(id),
                 arch: None,
                 boot: (entry, start_info),
                 e9_line: alloc::vec::Vec::new(),
                 upcall_vector: 0,
+                start: None,
             }
         }
     }
@@ -114,6 +126,19 @@ mod imp {
         }
     }
 
+    /// The machine frame behind a frame number a guest passes in a hypercall: a PV guest
+    /// passes machine frames; an HVM guest passes guest frames, translated through its
+    /// nested tables. `None` if nothing is mapped there.
+    pub fn machine_frame(d: &crate::domain::Domain, frame: u64) -> Option<u64> {
+        match d.hvm.as_ref() {
+            None => Some(frame),
+            Some(h) => {
+                let gpa = frame.checked_mul(4096).filter(|&a| a < 1 << 48)?;
+                h.p2m.translate(gpa).map(|pa| pa >> 12)
+            }
+        }
+    }
+
     /// SVM is enabled on this CPU.
     static SVM_ON: [AtomicBool; NR_CPUS] = [const { AtomicBool::new(false) }; NR_CPUS];
     /// This CPU's VMX root operation (leaked: it lasts as long as the machine).
@@ -125,6 +150,7 @@ mod imp {
     pub fn create_arch_vcpu(
         d: &'static HvmDomain,
         boot: (u32, u32),
+        start: Option<&xenolith_arch::hvm::StartContext>,
     ) -> Result<Box<dyn xenolith_arch::hvm::Vcpu>, &'static str> {
         let cpu = xenolith_arch::percpu::current().cpu as usize;
         match d.vendor {
@@ -134,12 +160,17 @@ mod imp {
                     Svm::enable(&mut HostFrames)?;
                     SVM_ON[cpu].store(true, Ordering::Relaxed);
                 }
-                let v = xenolith_arch::hvm::svm::SvmVcpu::new_pvh(
-                    &mut HostFrames,
-                    &d.p2m,
-                    boot.0,
-                    boot.1,
-                )
+                let v = match start {
+                    Some(ctx) => {
+                        xenolith_arch::hvm::svm::SvmVcpu::new_context(&mut HostFrames, &d.p2m, ctx)
+                    }
+                    None => xenolith_arch::hvm::svm::SvmVcpu::new_pvh(
+                        &mut HostFrames,
+                        &d.p2m,
+                        boot.0,
+                        boot.1,
+                    ),
+                }
                 .ok_or("no memory for the VMCB")?;
                 Ok(Box::new(v))
             }
@@ -152,13 +183,21 @@ mod imp {
                 }
                 // SAFETY: leaked above, never freed; only this CPU uses its own entry.
                 let vmx = unsafe { &*vmx };
-                let v = xenolith_arch::hvm::vmx::VmxVcpu::new_pvh(
-                    vmx,
-                    &mut HostFrames,
-                    &d.p2m,
-                    boot.0,
-                    boot.1,
-                )?;
+                let v = match start {
+                    Some(ctx) => xenolith_arch::hvm::vmx::VmxVcpu::new_context(
+                        vmx,
+                        &mut HostFrames,
+                        &d.p2m,
+                        ctx,
+                    )?,
+                    None => xenolith_arch::hvm::vmx::VmxVcpu::new_pvh(
+                        vmx,
+                        &mut HostFrames,
+                        &d.p2m,
+                        boot.0,
+                        boot.1,
+                    )?,
+                };
                 Ok(Box::new(v))
             }
         }

@@ -55,8 +55,13 @@ extern "C" fn vcpu_main(v: *mut Vcpu) -> ! {
         x86_64::instructions::interrupts::disable();
         deliver_events(v, hd, arch);
         let exit = arch.run();
-        // The physical interrupt that ended the guest's run (if any) is taken here.
-        x86_64::instructions::interrupts::enable();
+        // The physical interrupt that ended the guest's run (if any) is taken here, in the
+        // STI shadow's one-instruction window; the exit is then handled with interrupts off,
+        // as a PV guest's traps and hypercalls are: the handlers take locks (run queues,
+        // ports) that interrupt handlers take too.
+        // SAFETY: enabling interrupts for one instruction in hypervisor context, whose
+        // handlers are all installed; no lock is held here.
+        unsafe { core::arch::asm!("sti", "nop", "cli", options(nomem, nostack)) };
         handle(v, hd, arch, exit);
         // Blocked, preempted, woken another vCPU here, or the domain stopped.
         let frame = to_frame(arch.regs());
@@ -71,7 +76,7 @@ fn arch_vcpu(v: &mut Vcpu, hd: &'static HvmDomain) -> Result<*mut dyn ArchVcpu, 
     let hv = v.hvm.as_mut().ok_or("no HVM state")?;
     let fresh = hv.arch.is_none();
     if fresh {
-        hv.arch = Some(create_arch_vcpu(hd, hv.boot)?);
+        hv.arch = Some(create_arch_vcpu(hd, hv.boot, hv.start.as_ref())?);
     }
     let arch = hv.arch.as_mut().ok_or("no back-end vCPU")?;
     if !fresh {
@@ -80,14 +85,22 @@ fn arch_vcpu(v: &mut Vcpu, hd: &'static HvmDomain) -> Result<*mut dyn ArchVcpu, 
     Ok(&mut **arch as *mut dyn ArchVcpu)
 }
 
-/// Queues the event upcall if one is due: the per-vCPU upcall vector, else the domain's
-/// callback vector (`HVM_PARAM_CALLBACK_IRQ` of type vector). Level-like, as Xen: while
-/// `evtchn_upcall_pending` is set the vector is offered again on each entry.
-fn deliver_events(v: &Vcpu, hd: &HvmDomain, arch: &mut dyn ArchVcpu) {
-    let Some(vector) = callback_vector(v, hd) else {
+/// Queues an interrupt if the guest has none waiting: the event upcall if one is due (the
+/// per-vCPU upcall vector, else the domain's callback vector, `HVM_PARAM_CALLBACK_IRQ` of
+/// type vector; level-like, as Xen: while `evtchn_upcall_pending` is set the vector is
+/// offered again on each entry), else the local APIC's highest pending vector.
+fn deliver_events(v: &mut Vcpu, hd: &HvmDomain, arch: &mut dyn ArchVcpu) {
+    if arch.interrupt_pending() {
         return;
-    };
-    if crate::pv::events::upcall_due(v) && !arch.interrupt_pending() {
+    }
+    if let Some(vector) = callback_vector(v, hd)
+        && crate::pv::events::upcall_due(v)
+    {
+        arch.inject_interrupt(vector);
+        return;
+    }
+    // Then what the local APIC has pending (self-IPIs).
+    if let Some(vector) = v.hvm.as_mut().and_then(|hv| hv.lapic.take_highest()) {
         arch.inject_interrupt(vector);
     }
 }
@@ -137,10 +150,37 @@ fn handle(v: &mut Vcpu, hd: &'static HvmDomain, arch: &mut dyn ArchVcpu, exit: E
             }
             skip(v, arch, exit);
         }
-        Exit::Msr { write } => {
-            if exits::handle_msr(v, arch, write) {
+        Exit::IoString {
+            port,
+            size,
+            write,
+            rep,
+        } => {
+            if io_string(v, hd, arch, port, size, write, rep) {
                 skip(v, arch, exit);
             } else {
+                arch.inject_exception(GP, Some(0));
+            }
+        }
+        Exit::Msr { write } => {
+            let d = v.domain_static();
+            let handled = match v.hvm.as_mut() {
+                Some(hv) => exits::handle_msr(d, hv, arch, write),
+                None => false,
+            };
+            if handled {
+                skip(v, arch, exit);
+            } else {
+                let r = arch.regs();
+                printk!(
+                    "{}v{}: {} of MSR {:#x} ({:#x}) refused: #GP at rip {:#x}\n",
+                    v.domain().label(),
+                    v.id,
+                    if write { "WRMSR" } else { "RDMSR" },
+                    r.rcx as u32,
+                    (r.rdx << 32) | (r.rax & 0xffff_ffff),
+                    r.rip
+                );
                 arch.inject_exception(GP, Some(0));
             }
         }
@@ -195,6 +235,61 @@ fn handle(v: &mut Vcpu, hd: &'static HvmDomain, arch: &mut dyn ArchVcpu, exit: E
         }
         Exit::ExternalInterrupt | Exit::Nmi | Exit::InterruptWindow | Exit::Pause => {}
     }
+}
+
+/// INS/OUTS (with REP: all `rcx` elements at once): OUTS to the debug port prints, to any
+/// other port is dropped; INS stores all ones. Segment bases are taken as 0 (a PVH guest's
+/// flat segments) and the address size as the mode's default. False (#GP) if the guest's
+/// buffer is not mapped.
+fn io_string(
+    v: &mut Vcpu,
+    hd: &HvmDomain,
+    arch: &mut dyn ArchVcpu,
+    port: u16,
+    size: u8,
+    write: bool,
+    rep: bool,
+) -> bool {
+    let ctl = arch.control();
+    let long = ctl.long_mode() && ctl.cs_long;
+    let mask = if long { u64::MAX } else { 0xffff_ffff };
+    let mut regs = *arch.regs();
+    let count = if rep { regs.rcx & mask } else { 1 };
+    let step = if regs.rflags & (1 << 10) != 0 {
+        (u64::from(size)).wrapping_neg()
+    } else {
+        u64::from(size)
+    };
+    let d = v.domain_static();
+    for _ in 0..count {
+        let mut buf = [0xffu8; 4];
+        let buf = &mut buf[..usize::from(size)];
+        if write {
+            if !xenolith_arch::hvm::walk::read_linear(&hd.p2m, &ctl, regs.rsi & mask, buf) {
+                return false;
+            }
+            if let Some(hv) = v.hvm.as_mut() {
+                for &b in buf.iter() {
+                    let mut r = GuestRegs {
+                        rax: u64::from(b),
+                        ..GuestRegs::default()
+                    };
+                    exits::handle_io(d, hv, &mut r, port, 1, true);
+                }
+            }
+            regs.rsi = regs.rsi.wrapping_add(step) & mask;
+        } else {
+            if !xenolith_arch::hvm::walk::write_linear(&hd.p2m, &ctl, regs.rdi & mask, buf) {
+                return false;
+            }
+            regs.rdi = regs.rdi.wrapping_add(step) & mask;
+        }
+        if rep {
+            regs.rcx = regs.rcx.wrapping_sub(1) & mask;
+        }
+    }
+    *arch.regs_mut() = regs;
+    true
 }
 
 /// Completes a `mov` to or from guest-physical memory with nothing behind it: loads give
@@ -257,6 +352,12 @@ fn gpr_mut(r: &mut GuestRegs, n: u8) -> &mut u64 {
 fn halt(v: &mut Vcpu, arch: &mut dyn ArchVcpu) {
     let frame = to_frame(arch.regs());
     if frame.rflags & (1 << 9) == 0 {
+        printk!(
+            "{}v{}: HLT with interrupts disabled at rip {:#x}: vCPU down\n",
+            v.domain().label(),
+            v.id,
+            frame.rip
+        );
         v.up.store(false, Ordering::Release);
         let d = v.domain();
         if !d.vcpus.iter().any(|w| w.is_up()) {

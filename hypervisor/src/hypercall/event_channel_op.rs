@@ -45,6 +45,10 @@ fn target(caller: &'static Domain, dom: u16) -> Result<&'static Domain, Errno> {
 /// Takes a writable type reference on the caller's frame `gfn` (a PV guest's frame numbers
 /// are machine frames) and returns its page, as Xen's `map_guest_page` for FIFO pages.
 fn map_writable(dom: u16, gfn: u64) -> Result<GuestMem, Errno> {
+    // A PV guest's gfn is a machine frame; an HVM guest's goes through its nested tables.
+    let gfn = crate::domain::registry::get(dom)
+        .and_then(|d| crate::hvm::machine_frame(d, gfn))
+        .ok_or(Errno::EINVAL)?;
     let mut env = frametable::lock();
     pvmm::get_page_and_type(&mut env, gfn, dom, PageType::Writable).map_err(|_| Errno::EINVAL)?;
     let va = xenolith_arch::layout::phys_to_virt(gfn << 12);

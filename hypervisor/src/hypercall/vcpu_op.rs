@@ -176,6 +176,24 @@ fn other(ctx: &mut Ctx<'_>, tp: *mut Vcpu, cmd: u32, arg: u64) -> Result<i64, Er
         f(unsafe { &mut *tp })
     };
     match cmd {
+        VCPUOP_initialise if t.hvm.is_some() => {
+            // An HVM vCPU: a `vcpu_hvm_context`; it stays down until VCPUOP_up.
+            let mut b = [0u8; crate::hvm::context::CONTEXT_SIZE];
+            copy_from_guest(&mut b, arg)?;
+            let _lock = t.domain().inner.lock();
+            if t.initialised.load(Ordering::Acquire) {
+                return Err(Errno::EEXIST);
+            }
+            let start = crate::hvm::context::parse(&b)?;
+            // SAFETY: an uninitialised vCPU is down and cannot be brought up while the domain
+            // lock is held.
+            let t = unsafe { &mut *tp };
+            if let Some(hv) = t.hvm.as_mut() {
+                hv.start = Some(start);
+            }
+            t.initialised.store(true, Ordering::Release);
+            Ok(0)
+        }
         VCPUOP_initialise => {
             let c: VcpuGuestContext = read_guest(arg)?;
             if t.pv.vcpu_info == 0 {
@@ -379,6 +397,8 @@ fn register_vcpu_info(v: &mut Vcpu, arg: u64) -> Result<i64, Errno> {
     if v.pv.vcpu_info_mfn != 0 {
         return Err(Errno::EINVAL);
     }
+    // An HVM guest names the page by guest frame.
+    let mfn = crate::hvm::machine_frame(v.domain(), mfn).ok_or(Errno::EINVAL)?;
     let dom = v.domain().id;
     {
         let mut env = frametable::lock();

@@ -239,47 +239,32 @@ pub fn inspect_domu(module: &[u8]) -> Result<LoadedKernel<'_>, LoadError> {
 /// segments go at their physical addresses (`dest` = `p_paddr`), so none of the PV virtual
 /// layout rules apply.
 pub fn inspect_pvh(module: &[u8], dom0: bool) -> Result<LoadedKernel<'_>, LoadError> {
-    let KernelImage {
-        elf: bytes,
-        format,
-        payload_len,
-    } = bzimage::unwrap_kernel_with_limit(module, decompress::DEFAULT_LIMIT)?;
-    let (segments, info, (paddr_start, paddr_end)) = {
-        let elf = Elf64::parse(&bytes)?;
-        let info = xen_notes::parse(&elf)?;
+    inspect_with(module, decompress::DEFAULT_LIMIT, |info| {
         if dom0 && info.has_supported_features_note && !info.supports(XENFEAT_DOM0) {
             return Err(LoadError::NotDom0Capable);
         }
         if info.phys32_entry.is_none() {
             return Err(LoadError::NoPhys32Entry);
         }
-        let segments = elf
-            .loadable_segments()
-            .map(|ph| LoadSegment {
-                index: ph.index,
-                offset: ph.p_offset,
-                filesz: ph.p_filesz,
-                memsz: ph.p_memsz,
-                paddr: ph.p_paddr,
-                vaddr: ph.p_vaddr,
-                dest: ph.p_paddr,
-                flags: ph.p_flags,
-            })
-            .collect();
-        (segments, info, elf.paddr_range())
-    };
-    Ok(LoadedKernel {
-        format,
-        payload_len,
-        elf: bytes,
-        segments,
-        info,
-        paddr_start,
-        paddr_end,
+        Ok(0)
     })
 }
 
 fn inspect_as(module: &[u8], limit: usize, dom0: bool) -> Result<LoadedKernel<'_>, LoadError> {
+    inspect_with(module, limit, |info| {
+        check_layout(info, dom0)?;
+        Ok(info.virt_offset)
+    })
+}
+
+/// Unwraps and parses the kernel, applies `check` to its Xen description, and lists its
+/// segments at `p_paddr` plus the offset `check` returns (PV: to the virtual address; PVH:
+/// 0, the physical address itself).
+fn inspect_with(
+    module: &[u8],
+    limit: usize,
+    check: impl FnOnce(&XenGuestInfo) -> Result<u64, LoadError>,
+) -> Result<LoadedKernel<'_>, LoadError> {
     let KernelImage {
         elf: bytes,
         format,
@@ -288,7 +273,7 @@ fn inspect_as(module: &[u8], limit: usize, dom0: bool) -> Result<LoadedKernel<'_
     let (segments, info, (paddr_start, paddr_end)) = {
         let elf = Elf64::parse(&bytes)?;
         let info = xen_notes::parse(&elf)?;
-        check_layout(&info, dom0)?;
+        let offset = check(&info)?;
         let segments = elf
             .loadable_segments()
             .map(|ph| LoadSegment {
@@ -298,7 +283,7 @@ fn inspect_as(module: &[u8], limit: usize, dom0: bool) -> Result<LoadedKernel<'_
                 memsz: ph.p_memsz,
                 paddr: ph.p_paddr,
                 vaddr: ph.p_vaddr,
-                dest: ph.p_paddr.wrapping_add(info.virt_offset),
+                dest: ph.p_paddr.wrapping_add(offset),
                 flags: ph.p_flags,
             })
             .collect();

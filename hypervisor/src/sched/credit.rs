@@ -8,17 +8,19 @@
 //! least recently picked goes first (Xen's run-queue order). OVER vCPUs still run when no UNDER
 //! one is ready: the CPU never idles while a vCPU could run, unless that vCPU is *parked*.
 //!
-//! Caps: a domain with `cap=c` may use `c` % of one pCPU; its vCPUs share that evenly (they are
-//! pinned, each has `c / nr_vcpus` %). A capped vCPU that used its share of the current
+//! Caps: a domain with `cap=c` may use `c` % of one pCPU; its vCPUs share that evenly (each has
+//! `c / nr_vcpus` %, wherever it runs). A capped vCPU that used its share of the current
 //! period is parked until the next period, even if the CPU would otherwise idle.
 //!
-//! Differences from Xen, all from pinning: accounting is per CPU (Xen's is global, then
-//! balanced by migrating vCPUs, which Xenolith does not do), so a vCPU's share is of its own
-//! CPU; a cap is enforced per period as a budget rather than by parking on negative credit at
-//! the next accounting (tighter: a capped vCPU never runs more than its cap in any period);
-//! and a vCPU turns OVER as soon as its credit is spent rather than at the next accounting.
+//! Differences from Xen: accounting is per CPU (Xen's is global over the CPUs of a pool), so a
+//! vCPU's share is of the CPU it is queued on; a vCPU that migrates (`sched/mod.rs` steals
+//! work for idle CPUs) takes its credit, boost and cap use along ([`Policy::remove`],
+//! [`Policy::join`]), as Xen's credit travels with its vCPU; a cap is enforced per period as a
+//! budget rather than by parking on negative credit at the next accounting (tighter: a capped
+//! vCPU never runs more than its cap in any period), and a parked vCPU is not migrated; and a
+//! vCPU turns OVER as soon as its credit is spent rather than at the next accounting.
 
-use super::policy::{Policy, TIME_SLICE_NS, VcpuParams};
+use super::policy::{Carry, Policy, TIME_SLICE_NS, VcpuParams, shifted};
 use alloc::vec::Vec;
 
 /// Xen's accounting period (`CSCHED_DEFAULT_TSLICE_MS`): credit is handed out this often.
@@ -204,21 +206,16 @@ impl Credit {
     }
 }
 
+/// Entry `params`'s per-period budget from its domain's cap (0: uncapped).
+fn cap_budget(params: &VcpuParams) -> u64 {
+    let cap = u64::from(params.sched.cap);
+    let vcpus = u64::from(params.domain_vcpus.max(1));
+    (cap * ACCT_PERIOD_NS / 100 / vcpus).max(u64::from(cap != 0))
+}
+
 impl Policy for Credit {
     fn add(&mut self, params: VcpuParams) {
-        let cap = u64::from(params.sched.cap);
-        let vcpus = u64::from(params.domain_vcpus.max(1));
-        self.entries.push(Entry {
-            params,
-            credit: 0,
-            pri: Pri::Under,
-            active: false,
-            boost_ran: 0,
-            cap_budget: (cap * ACCT_PERIOD_NS / 100 / vcpus).max(u64::from(cap != 0)),
-            period_ran: 0,
-            parked: false,
-            last_pick: 0,
-        });
+        self.join(Carry::fresh(params));
     }
 
     fn wake(&mut self, i: usize) {
@@ -296,5 +293,42 @@ impl Policy for Credit {
         let parked = self.entries.iter().any(|e| e.parked);
         let release = if parked { self.next_acct } else { u64::MAX };
         release.min(self.cap_end)
+    }
+
+    fn movable(&self, i: usize) -> bool {
+        self.entries.get(i).is_some_and(|e| !e.parked)
+    }
+
+    fn remove(&mut self, i: usize) -> Carry {
+        let e = self.entries.remove(i);
+        self.yielding = self.yielding.and_then(|y| shifted(y, i));
+        Carry {
+            params: e.params,
+            credit: e.credit,
+            period_ran: e.period_ran,
+            boosted: e.pri == Pri::Boost,
+        }
+    }
+
+    fn join(&mut self, carry: Carry) {
+        let pri = match carry.credit {
+            c if c < 0 => Pri::Over,
+            _ if carry.boosted => Pri::Boost,
+            _ => Pri::Under,
+        };
+        let cap_budget = cap_budget(&carry.params);
+        self.entries.push(Entry {
+            params: carry.params,
+            credit: carry.credit,
+            pri,
+            // Earns from when it runs or is ready here (`pick`, `account`).
+            active: false,
+            boost_ran: 0,
+            cap_budget,
+            period_ran: carry.period_ran,
+            parked: cap_budget != 0 && carry.period_ran >= cap_budget,
+            // Least recently picked of all: it waited on its old CPU.
+            last_pick: 0,
+        });
     }
 }

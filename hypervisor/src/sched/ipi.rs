@@ -5,7 +5,8 @@
 //! the PV-MMU lock, see `mm::frametable::lock`) it answers flush requests aimed at itself, so
 //! two CPUs flushing each other cannot deadlock with interrupts off.
 
-use super::this_cpu;
+use super::cpumask::CpuMask;
+use super::{processor, this_cpu};
 use crate::domain::Vcpu;
 use crate::smpboot::NR_CPUS;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -31,43 +32,6 @@ static FLUSH_LOCK: AtomicBool = AtomicBool::new(false);
 static APIC_ID: [AtomicU32; NR_CPUS] = [const { AtomicU32::new(u32::MAX) }; NR_CPUS];
 /// A register dump was requested of each CPU (debug key `d`).
 static DUMP_PENDING: [AtomicBool; NR_CPUS] = [const { AtomicBool::new(false) }; NR_CPUS];
-
-/// A set of physical CPUs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CpuMask([u64; NR_CPUS / 64]);
-
-impl CpuMask {
-    /// Adds `cpu`.
-    pub fn set(&mut self, cpu: u32) {
-        if let Some(w) = self.0.get_mut(cpu as usize / 64) {
-            *w |= 1 << (cpu % 64);
-        }
-    }
-
-    /// Removes `cpu`.
-    pub fn clear(&mut self, cpu: u32) {
-        if let Some(w) = self.0.get_mut(cpu as usize / 64) {
-            *w &= !(1 << (cpu % 64));
-        }
-    }
-
-    /// Whether `cpu` is in the set.
-    pub fn contains(&self, cpu: u32) -> bool {
-        self.0
-            .get(cpu as usize / 64)
-            .is_some_and(|w| w & (1 << (cpu % 64)) != 0)
-    }
-
-    /// Whether the set is empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.iter().all(|&w| w == 0)
-    }
-
-    /// The CPUs in the set, in order.
-    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
-        (0..NR_CPUS as u32).filter(|&c| self.contains(c))
-    }
-}
 
 /// Records that logical CPU `cpu` has local APIC id `apic_id` (for IPIs).
 pub fn register_cpu(cpu: u32, apic_id: u32) {
@@ -105,13 +69,15 @@ pub fn other_cpus_of(dom: u16) -> CpuMask {
 }
 
 /// The CPUs of the vCPUs of `v`'s domain whose ids are set in `vcpu_mask` (bit *n* = vCPU
-/// *n*), other than this CPU.
+/// *n*), other than this CPU. A vCPU that moves meanwhile is no loss: it left its old CPU
+/// through the idle loop, which flushed that CPU's TLB, and starts afresh on the new one.
 pub fn cpus_of_vcpus(v: &Vcpu, vcpu_mask: u64) -> CpuMask {
     let me = this_cpu();
     let mut m = CpuMask::default();
     for w in v.domain().vcpus.iter() {
-        if w.id < 64 && vcpu_mask & (1 << w.id) != 0 && w.processor != me {
-            m.set(w.processor);
+        let cpu = processor(w);
+        if w.id < 64 && vcpu_mask & (1 << w.id) != 0 && cpu != me {
+            m.set(cpu);
         }
     }
     m

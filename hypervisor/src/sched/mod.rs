@@ -1,14 +1,15 @@
-//! Where vCPUs run: per-CPU run queues, blocking and waking, time slices, and the
-//! inter-processor signals between the CPUs that run them ([`ipi`]).
+//! Where vCPUs run: per-CPU run queues, blocking and waking, time slices, migration between
+//! CPUs ([`migrate`]), and the inter-processor signals between the CPUs that run them ([`ipi`]).
 //!
-//! Placement is static: each vCPU is pinned to one CPU when its domain is built (dom0's vCPU
-//! *n* on the *n*-th online CPU, further vCPUs round-robin), so a CPU's run queue only ever
-//! holds its own vCPUs and no vCPU state moves between CPUs. Several vCPUs may share a CPU:
-//! the CPU runs one at a time, switching when the running one blocks (`SCHEDOP_block` or
-//! `poll`), yields, goes down, and asking the policy again when its time slice ends or a vCPU
-//! of this CPU is woken. Which ready vCPU runs, and for how long, is the policy's choice
-//! ([`Policy`], selected with `sched=`: [`credit`] by default, [`policy::RoundRobin`] with
-//! `sched=rr`); docs/scheduler.md describes both.
+//! Each vCPU is queued on one CPU at a time (`Vcpu::processor`), placed there when its domain
+//! is built (dom0's vCPU *n* on the *n*-th online CPU, further vCPUs round-robin, within each
+//! vCPU's hard affinity). Several vCPUs may share a CPU: the CPU runs one at a time, switching
+//! when the running one blocks (`SCHEDOP_block` or `poll`), yields, goes down, and asking the
+//! policy again when its time slice ends or a vCPU of this CPU is woken. Which ready vCPU
+//! runs, and for how long, is the policy's choice ([`Policy`], selected with `sched=`:
+//! [`credit`] by default, [`policy::RoundRobin`] with `sched=rr`). A CPU that finds nothing to
+//! run takes a waiting vCPU from a busy CPU if the vCPU's affinity allows ([`migrate`]); HVM
+//! vCPUs never move. docs/scheduler.md describes all of it.
 //!
 //! Blocking never waits inside a hypercall: the vCPU's registers are saved with the hypercall's
 //! result already in `rax`, and the CPU goes to [`idle_loop`], which picks the next runnable
@@ -16,9 +17,16 @@
 //! when its wake condition holds, which the idle loop evaluates: an upcall is due (block), one
 //! of its ports is pending or the timeout passed (poll). Whoever makes it so kicks its CPU.
 
+pub mod cpumask;
 pub mod credit;
 #[cfg(target_os = "none")]
+pub mod fpu;
+#[cfg(target_os = "none")]
 pub mod ipi;
+#[cfg(target_os = "none")]
+mod migrate;
+#[cfg(target_os = "none")]
+pub use migrate::activate as allow_migration;
 pub mod policy;
 #[cfg(test)]
 mod sim_tests;
@@ -30,12 +38,13 @@ use crate::smpboot::NR_CPUS;
 #[cfg(target_os = "none")]
 use alloc::vec::Vec;
 #[cfg(target_os = "none")]
-use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Ordering};
+pub use cpumask::CpuMask;
 #[cfg(target_os = "none")]
 pub use ipi::{
-    CpuMask, EVENT_CHECK_VECTOR, INVALIDATE_TLB_VECTOR, cpus_of_vcpus, flush_cpus,
-    invalidate_interrupt, note_domain_loaded, other_cpus_of, register_cpu, request_register_dump,
-    service_dump, service_flush,
+    EVENT_CHECK_VECTOR, INVALIDATE_TLB_VECTOR, cpus_of_vcpus, flush_cpus, invalidate_interrupt,
+    note_domain_loaded, other_cpus_of, register_cpu, request_register_dump, service_dump,
+    service_flush,
 };
 #[cfg(target_os = "none")]
 use policy::{CpuPolicy, RoundRobin, VcpuParams};
@@ -93,10 +102,31 @@ pub fn params_of(domid: u16) -> SchedParams {
         .map_or_else(SchedParams::default, |&(_, p)| p)
 }
 
+// A CPU mask must be able to name every CPU.
+#[cfg(target_os = "none")]
+const _: () = assert!(NR_CPUS <= CpuMask::BITS);
+
+/// One vCPU in a run queue.
+#[cfg(target_os = "none")]
+struct Queued {
+    v: *mut Vcpu,
+    /// The online CPUs it may run on (hard affinity); just its CPU when it is pinned (and
+    /// always for an HVM vCPU).
+    affinity: CpuMask,
+}
+
+#[cfg(target_os = "none")]
+impl Queued {
+    /// Whether it may move to another CPU.
+    fn migratable(&self) -> bool {
+        self.affinity.count() > 1
+    }
+}
+
 /// A CPU's vCPUs, its policy, and what runs.
 #[cfg(target_os = "none")]
 struct RunQueue {
-    vcpus: Vec<*mut Vcpu>,
+    vcpus: Vec<Queued>,
     /// The policy's state for `vcpus` (same indices).
     policy: CpuPolicy,
     /// The index of the vCPU this CPU runs (or last ran, until it is charged).
@@ -109,8 +139,8 @@ struct RunQueue {
     handoff: Option<usize>,
 }
 
-// SAFETY: the raw pointers name vCPUs that live forever; a queue is used by its own CPU (and
-// by the boot CPU while placing, under the lock).
+// SAFETY: the raw pointers name vCPUs that live forever; a queue is used under its lock, by its
+// own CPU, by the boot CPU while placing, and by a CPU taking one of its vCPUs (`migrate`).
 #[cfg(target_os = "none")]
 unsafe impl Send for RunQueue {}
 
@@ -128,6 +158,14 @@ static RUNQ: [Mutex<RunQueue>; NR_CPUS] = [const {
 /// A vCPU of this CPU was woken while another ran: reconsider on the way back to the guest.
 #[cfg(target_os = "none")]
 static NEED_RESCHED: [AtomicBool; NR_CPUS] = [const { AtomicBool::new(false) }; NR_CPUS];
+/// The CPU is in its idle loop with nothing to run (set before it looks for work to take,
+/// cleared when it runs a vCPU): where a waiting vCPU is offered.
+#[cfg(target_os = "none")]
+static IDLE: [AtomicBool; NR_CPUS] = [const { AtomicBool::new(false) }; NR_CPUS];
+/// The vCPU whose timers the CPU is firing outside its queue's lock (`timer_tick`), as an
+/// address (0: none): it is not taken by another CPU meanwhile.
+#[cfg(target_os = "none")]
+static FIRING: [AtomicUsize; NR_CPUS] = [const { AtomicUsize::new(0) }; NR_CPUS];
 
 /// The executing CPU's number.
 #[cfg(target_os = "none")]
@@ -135,9 +173,37 @@ pub fn this_cpu() -> u32 {
     percpu::current().cpu
 }
 
-/// Queues `v` on its `processor` (pinned); it runs there once it is up.
+/// The CPU `v` is queued on. It changes only when another CPU takes `v` (`migrate`), with
+/// both queues locked, so it is read and written as an atomic.
 #[cfg(target_os = "none")]
-pub fn place(v: &'static mut Vcpu) {
+pub fn processor(v: &Vcpu) -> u32 {
+    // SAFETY: `processor` is an aligned u32 of a vCPU that lives forever; once the vCPU is
+    // placed it is only accessed atomically (here and in `set_processor`), except by dumps.
+    unsafe { AtomicU32::from_ptr((&raw const v.processor).cast_mut()) }.load(Ordering::Acquire)
+}
+
+/// Moves `v`'s `processor` to `cpu` (with both run queues locked).
+#[cfg(target_os = "none")]
+fn set_processor(v: *mut Vcpu, cpu: u32) {
+    // SAFETY: as in `processor`; `v` is a queued vCPU, which lives forever.
+    unsafe { AtomicU32::from_ptr(&raw mut (*v).processor) }.store(cpu, Ordering::Release);
+}
+
+/// The online CPUs.
+#[cfg(target_os = "none")]
+fn online_mask() -> CpuMask {
+    let mut m = CpuMask::default();
+    for cpu in crate::smpboot::online_cpus() {
+        m.set(cpu);
+    }
+    m
+}
+
+/// Queues `v` on its `processor`; it runs there once it is up, and may later move to the
+/// other online CPUs of `affinity` (a PV vCPU's hard affinity; an HVM vCPU stays where it is,
+/// since its VMCS/VMCB belongs to the CPU that created it).
+#[cfg(target_os = "none")]
+pub fn place(v: &'static mut Vcpu, affinity: CpuMask) {
     let d = v.domain();
     let params = VcpuParams {
         domain: d.id,
@@ -145,13 +211,23 @@ pub fn place(v: &'static mut Vcpu) {
         sched: params_of(d.id),
         domain_vcpus: d.vcpus.len() as u32,
     };
-    if let Some(q) = RUNQ.get(v.processor as usize) {
+    let cpu = v.processor;
+    let mut affinity = affinity.and(&online_mask());
+    if v.hvm.is_some() || !migrate::ENABLED {
+        affinity = CpuMask::default();
+    }
+    affinity.set(cpu);
+    if let Some(q) = RUNQ.get(cpu as usize) {
         let mut q = q.lock();
         if q.vcpus.is_empty() {
             q.policy = new_policy();
         }
-        q.vcpus.push(v as *mut Vcpu);
+        q.vcpus.push(Queued {
+            v: v as *mut Vcpu,
+            affinity,
+        });
         q.policy.add(params);
+        migrate::publish(cpu, &q);
     }
 }
 
@@ -163,21 +239,26 @@ pub fn queued_on(cpu: u32) -> Vec<&'static Vcpu> {
             .vcpus
             .iter()
             // SAFETY: queued vCPUs live forever; only shared access for a dump.
-            .map(|&p| unsafe { &*p })
+            .map(|s| unsafe { &*s.v })
             .collect()
     })
 }
 
 /// Makes the CPU of `v` look at it (Xen's `vcpu_kick`): an event is pending for it, its
-/// up/down state changed, or its domain stopped.
+/// up/down state changed, or its domain stopped. If that CPU is busy with another vCPU, an
+/// idle CPU that `v` may move to is asked to take it.
 #[cfg(target_os = "none")]
 pub fn kick(v: &Vcpu) {
     let me = this_cpu();
-    if v.processor != me {
-        ipi::send_ipi(v.processor, EVENT_CHECK_VECTOR);
+    let cpu = processor(v);
+    if cpu != me {
+        ipi::send_ipi(cpu, EVENT_CHECK_VECTOR);
     } else if !v.running.load(Ordering::Acquire) {
         // Another vCPU runs here: look again on its way back to the guest.
         NEED_RESCHED[me as usize].store(true, Ordering::Release);
+    }
+    if !v.running.load(Ordering::Acquire) {
+        migrate::kicked(cpu);
     }
 }
 
@@ -259,9 +340,9 @@ pub fn yield_now(v: &mut Vcpu, regs: &TrapFrame) {
 #[cfg(target_os = "none")]
 fn other_ready(v: &Vcpu) -> bool {
     let me = this_cpu() as usize;
-    RUNQ[me].lock().vcpus.iter().any(|&p| {
+    RUNQ[me].lock().vcpus.iter().any(|s| {
         // SAFETY: queued vCPUs live forever; they are not running (only `v` is).
-        !core::ptr::eq(p, v) && ready(unsafe { &*p })
+        !core::ptr::eq(s.v, v) && ready(unsafe { &*s.v })
     })
 }
 
@@ -295,7 +376,7 @@ fn repick(me: usize, v: &Vcpu) -> bool {
     q.policy.charge(cur, now.saturating_sub(q.run_start), now);
     q.run_start = now;
     let next = choose(q, now);
-    if next == Some(cur) && core::ptr::eq(q.vcpus[cur].cast_const(), v) {
+    if next == Some(cur) && core::ptr::eq(q.vcpus[cur].v.cast_const(), v) {
         q.slice_end = now.saturating_add(q.policy.slice(cur, now));
         return true;
     }
@@ -306,38 +387,46 @@ fn repick(me: usize, v: &Vcpu) -> bool {
 /// The policy's choice among the ready vCPUs of `q`, telling it first which blocked ones wake.
 #[cfg(target_os = "none")]
 fn choose(q: &mut RunQueue, now: u64) -> Option<usize> {
-    for (i, &p) in q.vcpus.iter().enumerate() {
-        // SAFETY: queued vCPUs live forever; only their atomics and wake state are read.
-        let v = unsafe { &*p };
-        if runnable(v) && v.blocked.load(Ordering::Acquire) && wake_condition(v) {
-            q.policy.wake(i);
-        }
+    for i in 0..q.vcpus.len() {
+        wake_if_due(q, i);
     }
     let vcpus = &q.vcpus;
     q.policy.pick(now, &|i| {
-        // SAFETY: as above.
-        ready(unsafe { &*vcpus[i] })
+        // SAFETY: queued vCPUs live forever; only their atomics and wake state are read.
+        ready(unsafe { &*vcpus[i].v })
     })
+}
+
+/// Tells the policy that entry `i` of `q` wakes, if it is blocked and its wake condition holds.
+#[cfg(target_os = "none")]
+fn wake_if_due(q: &mut RunQueue, i: usize) {
+    // SAFETY: queued vCPUs live forever; only their atomics and wake state are read.
+    let v = unsafe { &*q.vcpus[i].v };
+    if runnable(v) && v.blocked.load(Ordering::Acquire) && wake_condition(v) {
+        q.policy.wake(i);
+    }
 }
 
 /// The accounting hook of [`idle_loop`]: charges the vCPU this CPU just left for the time it
 /// ran, and closes its runstate's running interval unless it blocked (`block` did that).
+/// Returns whether that vCPU may move to another CPU.
 #[cfg(target_os = "none")]
-fn charge_previous(me: usize) {
+fn charge_previous(me: usize) -> bool {
     let now = crate::pv::time::now();
     let mut guard = RUNQ[me].lock();
     let q = &mut *guard;
     let Some(i) = q.running.take() else {
-        return;
+        return true;
     };
     q.policy.charge(i, now.saturating_sub(q.run_start), now);
     // SAFETY: the vCPU this CPU just left (its `running` flag is still set, so no other CPU
     // touches its state); vCPUs live forever.
-    let v = unsafe { &mut *q.vcpus[i] };
+    let v = unsafe { &mut *q.vcpus[i].v };
     if !v.blocked.load(Ordering::Acquire) {
         v.pv.time_running += now.saturating_sub(v.pv.runstate_entry);
         v.pv.runstate_entry = now;
     }
+    q.vcpus[i].migratable()
 }
 
 /// Saves the current vCPU `v`'s state (registers `regs`, segment bases) and lets this CPU
@@ -350,7 +439,8 @@ pub fn deschedule(v: &mut Vcpu, regs: &TrapFrame) -> ! {
 }
 
 /// The CPU's scheduling loop: leaves the previous vCPU's address space, then runs the next
-/// ready vCPU of its queue, or halts until an interrupt and looks again. Never returns.
+/// ready vCPU of its queue, or one it takes from a busy CPU, or halts until an interrupt and
+/// looks again. Never returns.
 #[cfg(target_os = "none")]
 pub fn idle_loop() -> ! {
     let me = this_cpu();
@@ -362,10 +452,16 @@ pub fn idle_loop() -> ! {
     cpu::flush_tlb_global();
     ipi::LOADED_DOMAIN[me as usize].store(ipi::NO_DOMAIN, Ordering::Release);
     if previous != 0 {
-        charge_previous(me as usize);
-        // SAFETY: the vCPU this CPU ran; vCPUs are never freed in this version.
-        let v = unsafe { &*(previous as *const Vcpu) };
-        v.running.store(false, Ordering::Release);
+        let migratable = charge_previous(me as usize);
+        // SAFETY: the vCPU this CPU ran; its `running` flag is still set, so no other CPU uses
+        // its state; vCPUs are never freed in this version.
+        let v = unsafe { &mut *(previous as *mut Vcpu) };
+        if migratable {
+            // Its FPU state must not stay behind in this CPU's registers: another CPU may
+            // take it as soon as `running` drops.
+            fpu::release(v);
+        }
+        v.running.store(false, Ordering::SeqCst);
         // The last vCPU of a stopped domU to leave gives its memory back.
         crate::domain::teardown::relinquish_if_done(v.domain());
     }
@@ -374,16 +470,28 @@ pub fn idle_loop() -> ! {
         service_flush();
         NEED_RESCHED[me as usize].store(false, Ordering::Release);
         if let Some(v) = pick(me) {
-            unblock(v);
-            crate::domain::run_vcpu(v);
+            enter(v);
+        }
+        // Published before looking for work elsewhere: a CPU that makes work wait after this
+        // look sees it and sends an IPI (which ends the halt below).
+        IDLE[me as usize].store(true, Ordering::SeqCst);
+        if let Some(v) = migrate::steal(me) {
+            enter(v);
         }
         rearm_timer();
         cpu::idle_halt();
     }
 }
 
+/// Runs `v`, just picked on this CPU.
+#[cfg(target_os = "none")]
+fn enter(v: &'static mut Vcpu) -> ! {
+    unblock(v);
+    crate::domain::run_vcpu(v)
+}
+
 /// The next vCPU for `cpu` (a preemption's choice if still ready, else the policy's), its
-/// slice started.
+/// slice started. Offers any other vCPU left waiting here to an idle CPU.
 #[cfg(target_os = "none")]
 fn pick(cpu: u32) -> Option<&'static mut Vcpu> {
     let now = crate::pv::time::now();
@@ -391,22 +499,34 @@ fn pick(cpu: u32) -> Option<&'static mut Vcpu> {
     let q = &mut *guard;
     let handoff = q.handoff.take().filter(|&i| {
         // SAFETY: queued vCPUs live forever; only their state flags are read.
-        ready(unsafe { &*q.vcpus[i] })
+        ready(unsafe { &*q.vcpus[i].v })
     });
     let i = match handoff {
         Some(i) => i,
         None => choose(q, now)?,
     };
+    let v = start(cpu, q, i, now);
+    if migrate::others_wait(q, i) {
+        migrate::offer(cpu);
+    }
+    Some(v)
+}
+
+/// Makes entry `i` of `q` (CPU `cpu`'s queue, locked) the running vCPU from `now`.
+#[cfg(target_os = "none")]
+fn start(cpu: u32, q: &mut RunQueue, i: usize, now: u64) -> &'static mut Vcpu {
+    IDLE[cpu as usize].store(false, Ordering::SeqCst);
     q.running = Some(i);
     q.run_start = now;
     q.slice_end = now.saturating_add(q.policy.slice(i, now));
-    // SAFETY: queued vCPUs live forever, and only this CPU (their CPU) takes them mutably.
-    let v = unsafe { &mut *q.vcpus[i] };
+    // SAFETY: queued vCPUs live forever; this CPU takes entry `i` to run it (no other CPU
+    // runs it, nor takes it while it is `running` here).
+    let v = unsafe { &mut *q.vcpus[i].v };
     if !v.blocked.load(Ordering::Acquire) {
         // Waiting to run is not running (a woken vCPU's blocked time ends in `unblock`).
         v.pv.runstate_entry = now;
     }
-    Some(v)
+    v
 }
 
 /// The timer interrupt on this CPU: fires the due guest timers of every vCPU queued here
@@ -414,14 +534,24 @@ fn pick(cpu: u32) -> Option<&'static mut Vcpu> {
 #[cfg(target_os = "none")]
 pub fn timer_tick() {
     let me = this_cpu() as usize;
-    let vcpus: Vec<*mut Vcpu> = RUNQ[me].lock().vcpus.clone();
+    let vcpus: Vec<*mut Vcpu> = RUNQ[me].lock().vcpus.iter().map(|s| s.v).collect();
     for p in vcpus {
-        // SAFETY: this CPU's vCPUs; the running one (if any) is interrupted, the others are
-        // not running anywhere.
+        {
+            let q = RUNQ[me].lock();
+            if !q.vcpus.iter().any(|s| s.v == p) {
+                // Taken by another CPU meanwhile: its timers are that CPU's now.
+                continue;
+            }
+            // Not to be taken while its timers fire (sending events needs no run queue lock).
+            FIRING[me].store(p as usize, Ordering::SeqCst);
+        }
+        // SAFETY: a vCPU of this CPU's queue that stays here while `FIRING` names it; the
+        // running one (if any) is interrupted, the others are not running anywhere.
         let v = unsafe { &mut *p };
         if runnable(v) {
             crate::pv::time::fire_due(v);
         }
+        FIRING[me].store(0, Ordering::Release);
     }
     rearm_timer();
 }
@@ -434,9 +564,9 @@ pub fn rearm_timer() {
     let q = RUNQ[me].lock();
     let mut next = u64::MAX;
     let mut live = 0;
-    for &p in q.vcpus.iter() {
+    for s in q.vcpus.iter() {
         // SAFETY: this CPU's vCPUs, read only.
-        let v = unsafe { &*p };
+        let v = unsafe { &*s.v };
         if !runnable(v) {
             continue;
         }

@@ -3,7 +3,7 @@
 //! simulated time in 1 ms steps.
 
 use super::credit::{ACCT_PERIOD_NS, Credit, Pri};
-use super::policy::{Policy, RoundRobin, SchedParams, TIME_SLICE_NS, VcpuParams};
+use super::policy::{Carry, Policy, RoundRobin, SchedParams, TIME_SLICE_NS, VcpuParams};
 use std::vec::Vec;
 
 const MS: u64 = 1_000_000;
@@ -372,4 +372,86 @@ fn round_robin_skips_what_is_not_ready_and_honours_yield() {
     p.yielded(0);
     assert_eq!(p.pick(0, &|i| i == 0), Some(0));
     assert_eq!(p.pick(0, &|_| false), None);
+}
+
+fn params(domain: u16, weight: u16, cap: u16) -> VcpuParams {
+    VcpuParams {
+        domain,
+        vcpu: 0,
+        sched: SchedParams { weight, cap },
+        domain_vcpus: 1,
+    }
+}
+
+#[test]
+fn a_migrating_vcpu_takes_its_credit_and_leaves_the_indices_straight() {
+    let mut a = Credit::new();
+    for d in 0..3 {
+        a.add(params(d, 256, 0));
+    }
+    // 1 runs into debt; 2 yields.
+    assert_eq!(a.pick(0, &|i| i == 1), Some(1));
+    a.charge(1, 5 * MS, 5 * MS);
+    assert_eq!(a.pri(1), Some(Pri::Over));
+    a.yielded(2);
+    assert!(a.movable(1));
+    let carry = a.remove(1);
+    assert_eq!(carry.params, params(1, 256, 0));
+    assert_eq!(carry.credit, -5 * MS as i64);
+    // 2 is now entry 1, still the yielder: 0 goes first.
+    assert_eq!(a.credit(1), Some(0));
+    assert_eq!(a.pick(5 * MS, &|_| true), Some(0));
+    // On its new CPU it is still OVER: an UNDER vCPU there goes first.
+    let mut b = Credit::new();
+    b.add(params(7, 256, 0));
+    b.join(carry);
+    assert_eq!(
+        (b.pri(1), b.credit(1)),
+        (Some(Pri::Over), Some(-5 * MS as i64))
+    );
+    assert_eq!(b.pick(5 * MS, &|_| true), Some(0));
+    assert_eq!(b.pick(6 * MS, &|i| i == 1), Some(1));
+}
+
+#[test]
+fn a_boosted_vcpu_stays_boosted_and_a_parked_one_stays_put() {
+    let mut a = Credit::new();
+    a.add(params(0, 256, 0));
+    a.add(params(1, 256, 10));
+    a.wake(0);
+    assert_eq!(a.pri(0), Some(Pri::Boost));
+    // The capped one uses its budget (10 % of a period) and is parked: not movable.
+    assert_eq!(a.pick(0, &|i| i == 1), Some(1));
+    a.charge(1, ACCT_PERIOD_NS / 10, ACCT_PERIOD_NS / 10);
+    assert!(a.parked(1) && !a.movable(1));
+    let carry = a.remove(0);
+    assert!(carry.boosted);
+    let mut b = Credit::new();
+    b.add(params(2, 256, 0));
+    b.join(carry);
+    assert_eq!(b.pri(1), Some(Pri::Boost));
+    assert_eq!(b.pick(0, &|_| true), Some(1));
+    // What is left behind is the parked one, now entry 0.
+    assert!(a.parked(0));
+}
+
+#[test]
+fn round_robin_goes_on_in_order_when_a_vcpu_leaves() {
+    let mut p = RoundRobin::new();
+    for d in 0..4 {
+        p.add(params(d, 256, 0));
+    }
+    assert_eq!(p.pick(0, &|_| true), Some(1));
+    assert_eq!(p.pick(0, &|_| true), Some(2));
+    // 2 (the last picked) leaves: next is its successor, 3 (now entry 2).
+    assert_eq!(p.remove(2).params, params(2, 256, 0));
+    assert_eq!(p.pick(0, &|_| true), Some(2));
+    assert_eq!(p.pick(0, &|_| true), Some(0));
+    // 0 (the last picked, first) leaves: next is 1 (now entry 0).
+    p.remove(0);
+    assert_eq!(p.pick(0, &|_| true), Some(0));
+    p.join(Carry::fresh(params(9, 256, 0)));
+    assert_eq!(p.pick(0, &|_| true), Some(1));
+    assert_eq!(p.pick(0, &|_| true), Some(2));
+    assert!(p.movable(2) && !p.movable(3));
 }

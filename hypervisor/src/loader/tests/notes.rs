@@ -597,3 +597,20 @@ fn inspect_summary_and_segments() {
         assert!(s.contains(line), "missing {line:?} in\n{s}");
     }
 }
+
+#[test]
+fn a_pvh_kernel_loads_at_its_physical_addresses() {
+    let img = ElfBuilder::linux().build();
+    let k = crate::loader::inspect_pvh(&img, true).unwrap();
+    assert_eq!(k.info.phys32_entry, Some(0x100_0300));
+    assert!(k.segments.iter().all(|s| s.dest == s.paddr));
+    // The PV view of the same kernel places it at VIRT_BASE.
+    let pv = inspect(&img).unwrap();
+    assert!(pv.segments.iter().all(|s| s.dest == s.paddr + VIRT_BASE));
+    let mut b = ElfBuilder::linux();
+    b.remove_note(XEN_ELFNOTE_PHYS32_ENTRY);
+    assert_eq!(
+        crate::loader::inspect_pvh(&b.build(), false).unwrap_err(),
+        LoadError::NoPhys32Entry
+    );
+}

@@ -14,7 +14,7 @@ const STACK_SIZE: usize = 64 * 1024;
 
 /// GDT selectors (see `pvhtest_gdt`).
 pub const CODE64_SEL: u16 = 0x08;
-const DATA_SEL: u16 = 0x10;
+pub const DATA_SEL: u16 = 0x10;
 
 global_asm!(
     ".pushsection .text.pvhtest_entry, \"ax\"",

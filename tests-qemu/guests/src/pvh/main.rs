@@ -1,7 +1,7 @@
 //! `pvhtest`: a tiny PVH kernel that checks the Xen guest ABI as a PVH dom0 sees it and prints
 //! one verdict line per check, so the same binary can run on real Xen 4.17 (`dom0=pvh`, the
-//! reference) and on Xenolith and the host can compare the two transcripts. See `README.md`
-//! next to `Cargo.toml`.
+//! reference) and on Xenolith and the host can compare the two transcripts. It also runs as a
+//! PVH domU ([`role`]). See `README.md` next to `Cargo.toml`.
 //!
 //! Boot: the hypervisor loads this ELF at its physical addresses and enters
 //! `XEN_ELFNOTE_PHYS32_ENTRY` ([`notes`]) in 32-bit protected mode with paging off and `ebx`
@@ -29,11 +29,15 @@ mod notes;
 #[cfg(target_os = "none")]
 mod pvclock;
 #[cfg(target_os = "none")]
+mod role;
+#[cfg(target_os = "none")]
 mod run;
 #[cfg(target_os = "none")]
 mod start_info;
 #[cfg(target_os = "none")]
 mod suites;
+#[cfg(target_os = "none")]
+mod vcpu_hvm;
 #[cfg(target_os = "none")]
 #[path = "../verdict.rs"]
 mod verdict;
