@@ -35,7 +35,8 @@ fn debian_cloud_linux_runs_as_a_domu_with_a_shell() {
         .module(&initrd, "")
         .timeout(Duration::from_secs(240))
         .type_after(initramfs::SHELL_MARKER, CTRL_A3)
-        .type_after("*** Serial input to DOM1", b"")
+        // A fresh prompt once the input is the domU's: the first one may have come before.
+        .type_after("*** Serial input to DOM1", b"\r")
         .type_after(prompt, b"cat /sys/hypervisor/type\r")
         .type_after("(d1) xen", b"")
         .type_after(prompt, b"poweroff -f\r")

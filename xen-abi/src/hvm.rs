@@ -1,5 +1,6 @@
-//! HVM interfaces: parameters (`hvm/params.h`) and the basics of
-//! `HYPERVISOR_hvm_op` (`hvm/hvm_op.h`).
+//! HVM interfaces: parameters (`hvm/params.h`), the basics of
+//! `HYPERVISOR_hvm_op` (`hvm/hvm_op.h`) and the HVM vCPU start state
+//! (`hvm/hvm_vcpu.h`).
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -246,6 +247,178 @@ pub const XEN_HVM_MCA_CAP_LMCE: u64 = 1 << 0;
 /// `XEN_HVM_MCA_CAP_MASK`.
 pub const XEN_HVM_MCA_CAP_MASK: u64 = XEN_HVM_MCA_CAP_LMCE;
 
+// ---------------------------------------------------------------------------
+// hvm_vcpu.h
+
+/// `VCPU_HVM_MODE_32B`: `cpu_regs.x86_32` is used.
+pub const VCPU_HVM_MODE_32B: u32 = 0;
+/// `VCPU_HVM_MODE_64B`: `cpu_regs.x86_64` is used (the vCPU starts in long mode).
+pub const VCPU_HVM_MODE_64B: u32 = 1;
+
+/// `struct vcpu_hvm_x86_32`: a vCPU started in 32-bit mode with the segments given.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct VcpuHvmX86_32 {
+    /// `eax`.
+    pub eax: u32,
+    /// `ecx`.
+    pub ecx: u32,
+    /// `edx`.
+    pub edx: u32,
+    /// `ebx`.
+    pub ebx: u32,
+    /// `esp`.
+    pub esp: u32,
+    /// `ebp`.
+    pub ebp: u32,
+    /// `esi`.
+    pub esi: u32,
+    /// `edi`.
+    pub edi: u32,
+    /// `eip`.
+    pub eip: u32,
+    /// `eflags`.
+    pub eflags: u32,
+    /// `cr0`.
+    pub cr0: u32,
+    /// `cr3`.
+    pub cr3: u32,
+    /// `cr4`.
+    pub cr4: u32,
+    /// Must be zero.
+    pub pad1: u32,
+    /// `efer`.
+    pub efer: u64,
+    /// `cs_base`.
+    pub cs_base: u32,
+    /// `ds_base`.
+    pub ds_base: u32,
+    /// `ss_base`.
+    pub ss_base: u32,
+    /// `es_base`.
+    pub es_base: u32,
+    /// `tr_base`.
+    pub tr_base: u32,
+    /// `cs_limit`.
+    pub cs_limit: u32,
+    /// `ds_limit`.
+    pub ds_limit: u32,
+    /// `ss_limit`.
+    pub ss_limit: u32,
+    /// `es_limit`.
+    pub es_limit: u32,
+    /// `tr_limit`.
+    pub tr_limit: u32,
+    /// `cs_ar`: descriptor bits 40..=47 and 52..=55 packed into 12 bits.
+    pub cs_ar: u16,
+    /// `ds_ar`: descriptor bits 40..=47 and 52..=55 packed into 12 bits.
+    pub ds_ar: u16,
+    /// `ss_ar`: descriptor bits 40..=47 and 52..=55 packed into 12 bits.
+    pub ss_ar: u16,
+    /// `es_ar`: descriptor bits 40..=47 and 52..=55 packed into 12 bits.
+    pub es_ar: u16,
+    /// `tr_ar`: descriptor bits 40..=47 and 52..=55 packed into 12 bits.
+    pub tr_ar: u16,
+    /// Must be zero.
+    pub pad2: [u16; 3],
+}
+assert_layout!(VcpuHvmX86_32, 120, eax @ 0, eip @ 32, eflags @ 36, cr0 @ 40, cr3 @ 44, cr4 @ 48,
+    pad1 @ 52, efer @ 56, cs_base @ 64, tr_base @ 80, cs_limit @ 84, tr_limit @ 100, cs_ar @ 104,
+    tr_ar @ 112, pad2 @ 114);
+
+/// `struct vcpu_hvm_x86_64`: a vCPU started in long mode; the hypervisor sets the segments
+/// itself (flat 64-bit code, flat data, a busy 64-bit TSS).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct VcpuHvmX86_64 {
+    /// `rax`.
+    pub rax: u64,
+    /// `rcx`.
+    pub rcx: u64,
+    /// `rdx`.
+    pub rdx: u64,
+    /// `rbx`.
+    pub rbx: u64,
+    /// `rsp`.
+    pub rsp: u64,
+    /// `rbp`.
+    pub rbp: u64,
+    /// `rsi`.
+    pub rsi: u64,
+    /// `rdi`.
+    pub rdi: u64,
+    /// `rip`.
+    pub rip: u64,
+    /// `rflags`.
+    pub rflags: u64,
+    /// `cr0`.
+    pub cr0: u64,
+    /// `cr3`.
+    pub cr3: u64,
+    /// `cr4`.
+    pub cr4: u64,
+    /// `efer`.
+    pub efer: u64,
+}
+assert_layout!(VcpuHvmX86_64, 112, rax @ 0, rip @ 64, rflags @ 72, cr0 @ 80, cr3 @ 88,
+    cr4 @ 96, efer @ 104);
+
+/// `struct vcpu_hvm_context` / `vcpu_hvm_context_t`, the `VCPUOP_initialise` argument of an
+/// HVM vCPU. The union `cpu_regs` is 120 raw bytes (its larger member, `x86_32`; 8-aligned);
+/// [`Self::x86_32`] and [`Self::x86_64`] read it as either member.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct VcpuHvmContext {
+    /// `VCPU_HVM_MODE_*`.
+    pub mode: u32,
+    /// Must be zero.
+    pub pad: u32,
+    /// `union { struct vcpu_hvm_x86_32 x86_32; struct vcpu_hvm_x86_64 x86_64; }`, raw.
+    pub cpu_regs: [u64; 15],
+}
+assert_layout!(VcpuHvmContext, 128, mode @ 0, pad @ 4, cpu_regs @ 8);
+
+impl VcpuHvmContext {
+    /// A [`VCPU_HVM_MODE_32B`] context with `regs`.
+    pub fn from_x86_32(regs: &VcpuHvmX86_32) -> Self {
+        let mut ctx = Self {
+            mode: VCPU_HVM_MODE_32B,
+            ..Self::default()
+        };
+        ctx.cpu_regs.as_mut_bytes().copy_from_slice(regs.as_bytes());
+        ctx
+    }
+
+    /// A [`VCPU_HVM_MODE_64B`] context with `regs` (the rest of the union zero).
+    pub fn from_x86_64(regs: &VcpuHvmX86_64) -> Self {
+        let mut ctx = Self {
+            mode: VCPU_HVM_MODE_64B,
+            ..Self::default()
+        };
+        let b = regs.as_bytes();
+        ctx.cpu_regs.as_mut_bytes()[..b.len()].copy_from_slice(b);
+        ctx
+    }
+
+    /// `cpu_regs.x86_32` (a copy).
+    pub fn x86_32(&self) -> VcpuHvmX86_32 {
+        VcpuHvmX86_32::read_from_bytes(self.cpu_regs.as_bytes()).unwrap_or_default()
+    }
+
+    /// `cpu_regs.x86_64` (a copy).
+    pub fn x86_64(&self) -> VcpuHvmX86_64 {
+        VcpuHvmX86_64::read_from_prefix(self.cpu_regs.as_bytes())
+            .map(|(r, _)| r)
+            .unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,5 +428,27 @@ mod tests {
         let v = (HVM_PARAM_CALLBACK_TYPE_VECTOR << 56) | 0xf3;
         assert_eq!(hvm_callback_type(v), HVM_PARAM_CALLBACK_TYPE_VECTOR);
         assert_eq!(v & 0xff, 0xf3);
+    }
+
+    #[test]
+    fn vcpu_hvm_context_union() {
+        let r64 = VcpuHvmX86_64 {
+            rip: 0x1000,
+            efer: 0x500,
+            ..VcpuHvmX86_64::default()
+        };
+        let c = VcpuHvmContext::from_x86_64(&r64);
+        assert_eq!(c.mode, VCPU_HVM_MODE_64B);
+        assert_eq!(c.x86_64(), r64);
+        assert_eq!(&c.as_bytes()[8 + 64..8 + 72], &0x1000u64.to_ne_bytes());
+        let r32 = VcpuHvmX86_32 {
+            eip: 0x2000,
+            tr_ar: 0x89,
+            ..VcpuHvmX86_32::default()
+        };
+        let c = VcpuHvmContext::from_x86_32(&r32);
+        assert_eq!(c.mode, VCPU_HVM_MODE_32B);
+        assert_eq!(c.x86_32(), r32);
+        assert_eq!(&c.as_bytes()[8 + 112..8 + 114], &0x89u16.to_ne_bytes());
     }
 }

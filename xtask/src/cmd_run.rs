@@ -46,7 +46,7 @@ Options:
                                 `cat /sys/hypervisor/type`, `dmesg`); `poweroff -f` ends the
                                 run and QEMU exits (status 0)
                          PATH   a kernel image of your own (no command line)
-  --scenario pingpong|linux-domu|pvh
+  --scenario pingpong|linux-domu|linux-pvh|pvh
                        A prepared set of guests (instead of --dom0):
                          pingpong    pvtest as dom0 and as a boot-time domU (d1) exchanging
                                      100 events over an interdomain channel and data
@@ -56,6 +56,8 @@ Options:
                                      shell: type CTRL-a three times to reach its shell
                                      (Ctrl-A is also QEMU's escape here: press Ctrl-A a to
                                      send one), then `poweroff -f`
+                         linux-pvh   the same with the cloud kernel as a PVH domU
+                                     (type=pvh: SVM with nested paging, its PHYS32 entry)
                          pvh         the PVH test guest `pvhtest` as a PVH dom0 (SVM with
                                      nested paging: QEMU's -cpu max) running all its suites
                                      (suites=all); the scenario adds
@@ -91,6 +93,8 @@ enum Dom0 {
     PingPong,
     /// `--scenario linux-domu`: pvtest as dom0, Debian's cloud kernel as a domU.
     LinuxDomu,
+    /// `--scenario linux-pvh`: the same with the cloud kernel as a PVH domU.
+    LinuxPvhDomu,
     /// `--scenario pvh`: pvhtest as a PVH dom0 with [`PVH_ARGS`].
     Pvh,
 }
@@ -161,15 +165,17 @@ impl Dom0 {
                     ),
                 ]
             }
-            Dom0::LinuxDomu => {
+            Dom0::LinuxDomu | Dom0::LinuxPvhDomu => {
+                let pvh = *self == Dom0::LinuxPvhDomu;
                 let elf = guests::build_pvtest().map_err(|e| e.to_string())?;
                 let kernel = linux::cloud_kernel().map_err(|e| e.to_string())?;
                 let initrd = initramfs::busybox_shell_initramfs().map_err(|e| e.to_string())?;
                 eprintln!(
-                    "xtask: dom0 is pvtest waiting for d1; d1 is Debian's {} with a busybox \
-                     shell once it prints {:?}: press Ctrl-A a three times to move the input \
-                     to it",
+                    "xtask: dom0 is pvtest waiting for d1; d1 is Debian's {} ({}) with a \
+                     busybox shell once it prints {:?}: press Ctrl-A a three times to move \
+                     the input to it",
                     linux::CLOUD_METAPACKAGE,
+                    if pvh { "PVH" } else { "PV" },
                     initramfs::SHELL_MARKER
                 );
                 vec![
@@ -177,7 +183,8 @@ impl Dom0 {
                     Module::new(
                         kernel,
                         format!(
-                            "domU name=linux memory=256 initrd=2 -- {}",
+                            "domU {}name=linux memory=256 initrd=2 -- {}",
+                            if pvh { "type=pvh " } else { "" },
                             linux::DOMU_CMDLINE
                         ),
                     ),
@@ -231,10 +238,11 @@ fn parse(argv: &[String]) -> Result<Option<RunConfig>> {
         (Some(_), Some(_)) => return Err("--scenario and --dom0 exclude each other".into()),
         (Some("pingpong"), None) => Dom0::PingPong,
         (Some("linux-domu"), None) => Dom0::LinuxDomu,
+        (Some("linux-pvh"), None) => Dom0::LinuxPvhDomu,
         (Some("pvh"), None) => Dom0::Pvh,
         (Some(other), None) => {
             return Err(format!(
-                "--scenario {other}: unknown (pingpong, linux-domu or pvh)"
+                "--scenario {other}: unknown (pingpong, linux-domu, linux-pvh or pvh)"
             ));
         }
         (None, d) => Dom0::parse(d)?,
@@ -395,6 +403,7 @@ mod tests {
         let cfg = |a: &[&str]| parse(&argv(a)).unwrap().unwrap();
         assert_eq!(cfg(&["--scenario", "pingpong"]).dom0, Dom0::PingPong);
         assert_eq!(cfg(&["--scenario", "linux-domu"]).dom0, Dom0::LinuxDomu);
+        assert_eq!(cfg(&["--scenario", "linux-pvh"]).dom0, Dom0::LinuxPvhDomu);
         let pvh = cfg(&["--scenario", "pvh"]);
         assert_eq!(pvh.dom0, Dom0::Pvh);
         assert_eq!(

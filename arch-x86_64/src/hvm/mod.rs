@@ -121,6 +121,56 @@ pub struct GuestRegs {
     pub rflags: u64,
 }
 
+impl GuestRegs {
+    /// General-purpose register `n` in the instruction encoding's numbering (rax, rcx, rdx,
+    /// rbx, rsp, rbp, rsi, rdi, r8-r15).
+    pub fn gpr_mut(&mut self, n: usize) -> &mut u64 {
+        match n & 15 {
+            0 => &mut self.rax,
+            1 => &mut self.rcx,
+            2 => &mut self.rdx,
+            3 => &mut self.rbx,
+            4 => &mut self.rsp,
+            5 => &mut self.rbp,
+            6 => &mut self.rsi,
+            7 => &mut self.rdi,
+            8 => &mut self.r8,
+            9 => &mut self.r9,
+            10 => &mut self.r10,
+            11 => &mut self.r11,
+            12 => &mut self.r12,
+            13 => &mut self.r13,
+            14 => &mut self.r14,
+            _ => &mut self.r15,
+        }
+    }
+
+    /// General-purpose register `n` (numbered as in [`GuestRegs::gpr_mut`]).
+    pub fn gpr(&self, n: usize) -> u64 {
+        let mut copy = *self;
+        *copy.gpr_mut(n)
+    }
+}
+
+/// EFER with LMA set exactly when LME and CR0.PG are (the hardware's rule; Xen's
+/// `arch_set_info_hvm_guest` sets LMA with LME, and 64-bit contexts always have PG).
+pub fn efer_lma(efer: u64, cr0: u64) -> u64 {
+    const EFER_LME: u64 = 1 << 8;
+    const EFER_LMA: u64 = 1 << 10;
+    let lma = efer & EFER_LME != 0 && cr0 & (1 << 31) != 0;
+    (efer & !EFER_LMA) | if lma { EFER_LMA } else { 0 }
+}
+
+/// A start context's segment attributes (packed format) as loaded: a present segment
+/// accessed, a present TSS (`tr`) busy, as Xen's `arch_set_info_hvm_guest` marks them.
+pub fn start_attr(attr: u16, tr: bool) -> u16 {
+    match (attr & (1 << 7) != 0, tr) {
+        (false, _) => attr,
+        (true, true) => attr | 2,
+        (true, false) => attr | 1,
+    }
+}
+
 /// The guest's control state, as needed to walk its page tables and decode its instructions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ControlState {

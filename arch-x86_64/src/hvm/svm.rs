@@ -7,7 +7,9 @@
 //! no VMCB clean bits (all cleared on every VMRUN), no decode assists.
 
 use super::nested::{FrameSource, NestedTables};
-use super::{ControlState, Exit, GuestRegs, StartContext, Vcpu, insn_len, walk};
+use super::{
+    ControlState, Exit, GuestRegs, StartContext, Vcpu, efer_lma, insn_len, start_attr, walk,
+};
 use crate::cpu::{rdmsr, read_cr4, wrmsr};
 use crate::layout::phys_to_virt;
 use crate::paging::{PAGE_SIZE, Pte};
@@ -151,8 +153,6 @@ const SEG_BASE: usize = 8;
 /// CS attribute bits (VMCB packed format): L (64-bit code) and D/B (32-bit default size).
 const ATTR_L: u16 = 1 << 9;
 const ATTR_DB: u16 = 1 << 10;
-/// Attribute bit P (present).
-const ATTR_P: u16 = 1 << 7;
 
 // Exit codes.
 const VMEXIT_INTR: u64 = 0x60;
@@ -369,25 +369,6 @@ impl BootState {
             cr4: ctx.cr4,
             efer,
         }
-    }
-}
-
-/// EFER with LMA set exactly when LME and CR0.PG are (the hardware's rule; Xen's
-/// `arch_set_info_hvm_guest` sets LMA with LME, and 64-bit contexts always have PG). Shared
-/// with the VMX back-end.
-pub(super) fn efer_lma(efer: u64, cr0: u64) -> u64 {
-    let lma = efer & EFER_LME != 0 && cr0 & X86_CR0_PG != 0;
-    (efer & !EFER_LMA) | if lma { EFER_LMA } else { 0 }
-}
-
-/// A start context's segment attributes (packed format) as loaded: a present segment
-/// accessed, a present TSS (`tr`) busy, as Xen's `arch_set_info_hvm_guest` marks them.
-/// Shared with the VMX back-end.
-pub(super) fn start_attr(attr: u16, tr: bool) -> u16 {
-    match (attr & ATTR_P != 0, tr) {
-        (false, _) => attr,
-        (true, true) => attr | 2,
-        (true, false) => attr | 1,
     }
 }
 

@@ -18,8 +18,8 @@
 //! needs nothing from the hypervisor.
 
 use super::nested::{FrameSource, NestedTables};
-use super::svm::{efer_lma, start_attr};
 use super::{ControlState, Exit, GuestRegs, StartContext, Vcpu};
+use super::{efer_lma, start_attr};
 use crate::cpu::{rdmsr, read_cr0, read_cr3, read_cr4, write_cr4, wrmsr};
 use crate::layout::phys_to_virt;
 use crate::paging::{PAGE_SIZE, Pte};
@@ -1460,7 +1460,7 @@ impl<'e> VmxVcpu<'e> {
         const MOV_FROM_CR: u64 = 1;
         let (cr, access, reg) = (q & 0xf, (q >> 4) & 3, ((q >> 8) & 0xf) as usize);
         let wide = self.long_mode_code();
-        let value = gpr(&self.regs, reg);
+        let value = self.regs.gpr(reg);
         let value = if wide { value } else { value & 0xffff_ffff };
         match (cr, access) {
             // A write changing a bit the host owns (NE, CD, NW): the shadow takes the guest's
@@ -1476,45 +1476,13 @@ impl<'e> VmxVcpu<'e> {
                 self.advance(vmread(EXIT_INSTRUCTION_LEN));
             }
             (8, MOV_FROM_CR) => {
-                set_gpr(&mut self.regs, reg, self.cr8);
+                *self.regs.gpr_mut(reg) = self.cr8;
                 self.advance(vmread(EXIT_INSTRUCTION_LEN));
             }
             _ => return true,
         }
         false
     }
-}
-
-/// General-purpose register `n` in the exit qualifications' numbering (rax, rcx, rdx, rbx,
-/// rsp, rbp, rsi, rdi, r8-r15).
-fn gpr(r: &GuestRegs, n: usize) -> u64 {
-    [
-        r.rax, r.rcx, r.rdx, r.rbx, r.rsp, r.rbp, r.rsi, r.rdi, r.r8, r.r9, r.r10, r.r11, r.r12,
-        r.r13, r.r14, r.r15,
-    ][n & 15]
-}
-
-/// Sets register `n` (numbered as in [`gpr`]).
-fn set_gpr(r: &mut GuestRegs, n: usize, v: u64) {
-    let slot = match n & 15 {
-        0 => &mut r.rax,
-        1 => &mut r.rcx,
-        2 => &mut r.rdx,
-        3 => &mut r.rbx,
-        4 => &mut r.rsp,
-        5 => &mut r.rbp,
-        6 => &mut r.rsi,
-        7 => &mut r.rdi,
-        8 => &mut r.r8,
-        9 => &mut r.r9,
-        10 => &mut r.r10,
-        11 => &mut r.r11,
-        12 => &mut r.r12,
-        13 => &mut r.r13,
-        14 => &mut r.r14,
-        _ => &mut r.r15,
-    };
-    *slot = v;
 }
 
 impl Drop for VmxVcpu<'_> {
@@ -1938,13 +1906,13 @@ mod tests {
     #[test]
     fn registers_by_exit_qualification_number() {
         let mut r = GuestRegs::default();
-        set_gpr(&mut r, 0, 1);
-        set_gpr(&mut r, 3, 2);
-        set_gpr(&mut r, 4, 3);
-        set_gpr(&mut r, 15, 4);
+        *r.gpr_mut(0) = 1;
+        *r.gpr_mut(3) = 2;
+        *r.gpr_mut(4) = 3;
+        *r.gpr_mut(15) = 4;
         assert_eq!((r.rax, r.rbx, r.rsp, r.r15), (1, 2, 3, 4));
-        assert_eq!(gpr(&r, 3), 2);
-        assert_eq!(gpr(&r, 15), 4);
+        assert_eq!(r.gpr(3), 2);
+        assert_eq!(r.gpr(15), 4);
         assert!(has_error_code(13) && has_error_code(8) && !has_error_code(6));
     }
 

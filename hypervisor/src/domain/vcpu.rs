@@ -93,7 +93,9 @@ pub struct Vcpu {
     pub regs: TrapFrame,
     /// PV state.
     pub pv: PvVcpu,
-    /// The physical CPU this vCPU runs on (vCPUs are pinned one per pCPU in this version).
+    /// The physical CPU whose run queue holds this vCPU: set when it is placed, changed only
+    /// when a PV vCPU migrates within its affinity (under both run queues' locks); an HVM
+    /// vCPU never moves. Once placed, accessed atomically (`sched::processor`).
     pub processor: u32,
     /// Not `_VPF_down`: the vCPU may run (`VCPUOP_up`; vCPU 0 starts up).
     pub up: AtomicBool,

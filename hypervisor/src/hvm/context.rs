@@ -3,14 +3,12 @@
 //! (pure, host-tested).
 
 use xen_abi::errno::Errno;
+use xen_abi::hvm::{VCPU_HVM_MODE_32B, VCPU_HVM_MODE_64B, VcpuHvmContext};
 use xenolith_arch::hvm::{GuestRegs, StartContext};
+use zerocopy::FromBytes;
 
 /// Size of `vcpu_hvm_context_t` (mode, pad, and the larger union member, `vcpu_hvm_x86_32`).
-pub const CONTEXT_SIZE: usize = 128;
-/// `VCPU_HVM_MODE_32B`.
-const VCPU_HVM_MODE_32B: u32 = 0;
-/// `VCPU_HVM_MODE_64B`.
-const VCPU_HVM_MODE_64B: u32 = 1;
+pub const CONTEXT_SIZE: usize = core::mem::size_of::<VcpuHvmContext>();
 
 const CR0_PE: u64 = 1;
 const CR0_PG: u64 = 1 << 31;
@@ -21,18 +19,6 @@ const EFER_LMA: u64 = 1 << 10;
 const CR4_VALID: u64 = 0xfff | (1 << 16) | (1 << 17) | (1 << 18) | (1 << 20) | (1 << 21);
 /// EFER bits a guest may have: SCE, LME, LMA, NXE.
 const EFER_VALID: u64 = 1 | EFER_LME | EFER_LMA | (1 << 11);
-
-fn u16_at(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    u64::from(u32_at(b, at)) | (u64::from(u32_at(b, at + 4)) << 32)
-}
 
 /// The ten registers in Xen's order: ax, cx, dx, bx, sp, bp, si, di, ip, flags.
 fn regs_from(r: [u64; 10]) -> GuestRegs {
@@ -54,21 +40,23 @@ fn regs_from(r: [u64; 10]) -> GuestRegs {
 /// Checks a `vcpu_hvm_context` and returns the state to start the vCPU in; `-EINVAL` for
 /// anything Xen refuses.
 pub fn parse(b: &[u8; CONTEXT_SIZE]) -> Result<StartContext, Errno> {
-    let (mode, pad) = (u32_at(b, 0), u32_at(b, 4));
-    if pad != 0 {
+    let c = VcpuHvmContext::read_from_bytes(b).map_err(|_| Errno::EINVAL)?;
+    if c.pad != 0 {
         return Err(Errno::EINVAL);
     }
-    let r = &b[8..];
-    let mut ctx = match mode {
+    let mut ctx = match c.mode {
         VCPU_HVM_MODE_64B => {
-            let g: [u64; 10] = core::array::from_fn(|i| u64_at(r, 8 * i));
+            let r = c.x86_64();
+            let g = [
+                r.rax, r.rcx, r.rdx, r.rbx, r.rsp, r.rbp, r.rsi, r.rdi, r.rip, r.rflags,
+            ];
             let ctx = StartContext {
                 long: true,
                 regs: regs_from(g),
-                cr0: u64_at(r, 80),
-                cr3: u64_at(r, 88),
-                cr4: u64_at(r, 96),
-                efer: u64_at(r, 104),
+                cr0: r.cr0,
+                cr3: r.cr3,
+                cr4: r.cr4,
+                efer: r.efer,
                 segs: [(0, 0, 0); 5],
             };
             if !xenolith_arch::paging::is_canonical(ctx.regs.rip)
@@ -81,22 +69,22 @@ pub fn parse(b: &[u8; CONTEXT_SIZE]) -> Result<StartContext, Errno> {
             ctx
         }
         VCPU_HVM_MODE_32B => {
-            let g: [u64; 10] = core::array::from_fn(|i| u64::from(u32_at(r, 4 * i)));
-            let (pad1, pad2) = (
-                u32_at(r, 52),
-                [u16_at(r, 114), u16_at(r, 116), u16_at(r, 118)],
-            );
-            if pad1 != 0 || pad2 != [0; 3] {
+            let r = c.x86_32();
+            let g = [
+                r.eax, r.ecx, r.edx, r.ebx, r.esp, r.ebp, r.esi, r.edi, r.eip, r.eflags,
+            ]
+            .map(u64::from);
+            if r.pad1 != 0 || r.pad2 != [0; 3] {
                 return Err(Errno::EINVAL);
             }
-            // cs, ds, ss, es, tr: bases at 64, limits at 84, attributes at 104.
-            let mut segs: [(u32, u32, u16); 5] = core::array::from_fn(|i| {
-                (
-                    u32_at(r, 64 + 4 * i),
-                    u32_at(r, 84 + 4 * i),
-                    u16_at(r, 104 + 2 * i),
-                )
-            });
+            // cs, ds, ss, es, tr: (base, limit, attributes).
+            let mut segs = [
+                (r.cs_base, r.cs_limit, r.cs_ar),
+                (r.ds_base, r.ds_limit, r.ds_ar),
+                (r.ss_base, r.ss_limit, r.ss_ar),
+                (r.es_base, r.es_limit, r.es_ar),
+                (r.tr_base, r.tr_limit, r.tr_ar),
+            ];
             // Present segments get their accessed bit (busy for TR), as Xen sets them.
             for (i, s) in segs.iter_mut().enumerate() {
                 if s.2 & (1 << 7) != 0 {
@@ -106,10 +94,10 @@ pub fn parse(b: &[u8; CONTEXT_SIZE]) -> Result<StartContext, Errno> {
             let ctx = StartContext {
                 long: false,
                 regs: regs_from(g),
-                cr0: u64::from(u32_at(r, 40)),
-                cr3: u64::from(u32_at(r, 44)),
-                cr4: u64::from(u32_at(r, 48)),
-                efer: u64_at(r, 56),
+                cr0: u64::from(r.cr0),
+                cr3: u64::from(r.cr3),
+                cr4: u64::from(r.cr4),
+                efer: r.efer,
                 segs,
             };
             let (cs, ds, ss, es) = (segs[0].2, segs[1].2, segs[2].2, segs[3].2);

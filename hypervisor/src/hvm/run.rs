@@ -316,34 +316,12 @@ fn emulate_unbacked(hd: &HvmDomain, arch: &mut dyn ArchVcpu) -> bool {
     };
     let regs = arch.regs_mut();
     if let Access::Load { reg, .. } = insn.access {
-        let r = gpr_mut(regs, reg);
+        let r = regs.gpr_mut(usize::from(reg));
         *r = mmio::all_ones_into(*r, insn.access);
     }
     let next = rip.wrapping_add(u64::from(insn.len));
     regs.rip = if long { next } else { next & 0xffff_ffff };
     true
-}
-
-/// General-purpose register `n` (0 rax, 1 rcx, 2 rdx, 3 rbx, 4 rsp, ..., 15 r15).
-fn gpr_mut(r: &mut GuestRegs, n: u8) -> &mut u64 {
-    match n & 15 {
-        0 => &mut r.rax,
-        1 => &mut r.rcx,
-        2 => &mut r.rdx,
-        3 => &mut r.rbx,
-        4 => &mut r.rsp,
-        5 => &mut r.rbp,
-        6 => &mut r.rsi,
-        7 => &mut r.rdi,
-        8 => &mut r.r8,
-        9 => &mut r.r9,
-        10 => &mut r.r10,
-        11 => &mut r.r11,
-        12 => &mut r.r12,
-        13 => &mut r.r13,
-        14 => &mut r.r14,
-        _ => &mut r.r15,
-    }
 }
 
 /// HLT: with interrupts enabled the vCPU blocks until an event is due (Xen's `hvm_hlt`);

@@ -4,9 +4,10 @@
 //! `console_io`) writes its console ring (`start_info.console.domU`) and signals the console
 //! event channel, as Linux's `hvc_xen` does.
 
-use core::fmt;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use crate::console_line::Sink;
+pub(crate) use crate::console_line::{CStr, println};
 use crate::hypercall::console_write;
 use xen_abi::xen::{SIF_INITDOMAIN, StartInfo};
 
@@ -73,79 +74,17 @@ fn write(bytes: &[u8]) {
 /// Bytes buffered before a partial line is flushed.
 pub const LINE_MAX: usize = 512;
 
-/// A line being built; sent (with a trailing newline) by [`Line::emit`].
-pub struct Line {
-    buf: [u8; LINE_MAX],
-    len: usize,
-}
+/// The console as the shared line buffer's [`Sink`].
+pub struct Console;
 
-impl Line {
-    /// An empty line.
-    pub const fn new() -> Self {
-        Line {
-            buf: [0; LINE_MAX],
-            len: 0,
-        }
-    }
-
-    fn flush(&mut self) {
-        if self.len > 0 {
-            write(&self.buf[..self.len]);
-            self.len = 0;
-        }
-    }
-
-    /// Appends a newline and writes the line out.
-    pub fn emit(mut self) {
-        if self.len == LINE_MAX {
-            self.flush();
-        }
-        self.buf[self.len] = b'\n';
-        self.len += 1;
-        self.flush();
+impl Sink for Console {
+    fn write(bytes: &[u8]) {
+        write(bytes);
     }
 }
 
-impl fmt::Write for Line {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for &b in s.as_bytes() {
-            // Keep one line per line: embedded newlines would break the verdict protocol.
-            let b = if b == b'\n' || b == b'\r' { b' ' } else { b };
-            if self.len == LINE_MAX {
-                self.flush();
-            }
-            self.buf[self.len] = b;
-            self.len += 1;
-        }
-        Ok(())
-    }
-}
-
-/// Prints one line on the Xen console.
-macro_rules! println {
-    ($($arg:tt)*) => {{
-        let mut line = $crate::console::Line::new();
-        let _ = core::fmt::Write::write_fmt(&mut line, format_args!($($arg)*));
-        line.emit();
-    }};
-}
-pub(crate) use println;
-
-/// Formats a byte string as text, stopping at the first NUL and escaping non-printables.
-pub struct CStr<'a>(pub &'a [u8]);
-
-impl fmt::Display for CStr<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for &b in self.0.iter().take_while(|&&b| b != 0) {
-            if b.is_ascii_graphic() || b == b' ' {
-                fmt::Write::write_char(f, char::from(b))?;
-            } else {
-                write!(f, "\\x{b:02x}")?;
-            }
-        }
-        Ok(())
-    }
-}
+/// A line being built for the console.
+pub type Line = crate::console_line::Line<Console, LINE_MAX>;
 
 /// The bytes of a NUL-terminated buffer before the NUL.
 pub fn c_bytes(buf: &[u8]) -> &[u8] {

@@ -3,14 +3,17 @@
 //! Linux 6.1 and Xen's own hypercall page do). `syscall` clobbers `rcx` and `r11`; the argument
 //! registers are treated as clobbered too (Xen debug builds scribble over them).
 
-use core::arch::asm;
+#[path = "hypercall_common.rs"]
+mod common;
+use common::hypercall_asm;
+pub use common::{console_write, hypercall3};
 
 use xen_abi::arch_x86::TrapInfo;
 use xen_abi::hypercall as nr;
 use xen_abi::sched::{
     SCHEDOP_block, SCHEDOP_shutdown, SHUTDOWN_crash, SHUTDOWN_poweroff, SchedShutdown,
 };
-use xen_abi::xen::{CONSOLEIO_write, MmuUpdate, MmuextOp};
+use xen_abi::xen::{MmuUpdate, MmuextOp};
 
 /// Makes hypercall `op` with five arguments and returns Xen's `rax`.
 ///
@@ -24,42 +27,15 @@ pub unsafe fn hypercall5(op: u64, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -
     // enters Xen's hypercall path and returns to the next instruction, clobbering only rcx/r11
     // (declared) besides the argument registers (declared as clobbered too).
     unsafe {
-        asm!(
+        hypercall_asm!(
             "syscall",
+            [a1, a2, a3, a4, a5],
             inlateout("rax") op as i64 => ret,
-            inlateout("rdi") a1 => _,
-            inlateout("rsi") a2 => _,
-            inlateout("rdx") a3 => _,
-            inlateout("r10") a4 => _,
-            inlateout("r8") a5 => _,
             lateout("rcx") _,
             lateout("r11") _,
         );
     }
     ret
-}
-
-/// Hypercall with up to three arguments.
-///
-/// # Safety
-/// As for [`hypercall5`].
-#[inline(always)]
-pub unsafe fn hypercall3(op: u64, a1: u64, a2: u64, a3: u64) -> i64 {
-    // SAFETY: forwarded contract.
-    unsafe { hypercall5(op, a1, a2, a3, 0, 0) }
-}
-
-/// `HYPERVISOR_console_io(CONSOLEIO_write, len, buf)`.
-pub fn console_write(bytes: &[u8]) -> i64 {
-    // SAFETY: Xen only reads `bytes.len()` bytes from the valid slice.
-    unsafe {
-        hypercall3(
-            nr::console_io,
-            u64::from(CONSOLEIO_write),
-            bytes.len() as u64,
-            bytes.as_ptr() as u64,
-        )
-    }
 }
 
 /// `HYPERVISOR_sched_op(SCHEDOP_shutdown, {reason})`: does not return when it succeeds.

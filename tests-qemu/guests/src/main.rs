@@ -17,6 +17,8 @@ mod cmdline;
 #[cfg(target_os = "none")]
 mod console;
 #[cfg(target_os = "none")]
+mod console_line;
+#[cfg(target_os = "none")]
 mod entry;
 #[cfg(target_os = "none")]
 mod events;

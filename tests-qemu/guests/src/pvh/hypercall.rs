@@ -7,11 +7,15 @@
 //! ABI) and the result in `rax`.
 
 use core::arch::{asm, x86_64::__cpuid};
+
+#[path = "../hypercall_common.rs"]
+mod common;
+use common::hypercall_asm;
+pub use common::{console_write, hypercall3};
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use xen_abi::hypercall as nr;
 use xen_abi::sched::{SCHEDOP_shutdown, SHUTDOWN_crash, SHUTDOWN_poweroff, SchedShutdown};
-use xen_abi::xen::CONSOLEIO_write;
 
 /// Bytes per stub in the hypercall page.
 pub const STUB_SIZE: usize = 32;
@@ -101,30 +105,16 @@ pub unsafe fn hypercall5(op: u64, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -
     // hypervisor and returns. The argument registers are treated as clobbered (Xen debug
     // builds scribble over them).
     unsafe {
-        asm!(
+        hypercall_asm!(
             "call r11",
+            [a1, a2, a3, a4, a5],
             in("r11") stub,
             lateout("rax") ret,
-            inlateout("rdi") a1 => _,
-            inlateout("rsi") a2 => _,
-            inlateout("rdx") a3 => _,
-            inlateout("r10") a4 => _,
-            inlateout("r8") a5 => _,
             lateout("rcx") _,
             lateout("r9") _,
         );
     }
     ret
-}
-
-/// Hypercall with up to three arguments.
-///
-/// # Safety
-/// As for [`hypercall5`].
-#[inline(always)]
-pub unsafe fn hypercall3(op: u64, a1: u64, a2: u64, a3: u64) -> i64 {
-    // SAFETY: forwarded contract.
-    unsafe { hypercall5(op, a1, a2, a3, 0, 0) }
 }
 
 /// `HYPERVISOR_<op>(cmd, arg)` for the ops that take a command and one structure.
@@ -134,19 +124,6 @@ pub unsafe fn hypercall3(op: u64, a1: u64, a2: u64, a3: u64) -> i64 {
 pub unsafe fn op<T>(op: u64, cmd: u32, arg: *mut T) -> i64 {
     // SAFETY: forwarded contract.
     unsafe { hypercall3(op, u64::from(cmd), arg as u64, 0) }
-}
-
-/// `HYPERVISOR_console_io(CONSOLEIO_write, len, buf)`.
-pub fn console_write(bytes: &[u8]) -> i64 {
-    // SAFETY: the hypervisor only reads `bytes.len()` bytes from the valid slice.
-    unsafe {
-        hypercall3(
-            nr::console_io,
-            u64::from(CONSOLEIO_write),
-            bytes.len() as u64,
-            bytes.as_ptr() as u64,
-        )
-    }
 }
 
 /// `SCHEDOP_shutdown(reason)`, then spins (halting) if it returns.

@@ -19,6 +19,9 @@ mod cmdline;
 #[cfg(target_os = "none")]
 mod console;
 #[cfg(target_os = "none")]
+#[path = "../console_line.rs"]
+mod console_line;
+#[cfg(target_os = "none")]
 mod events;
 #[cfg(target_os = "none")]
 mod hypercall;
@@ -36,8 +39,6 @@ mod run;
 mod start_info;
 #[cfg(target_os = "none")]
 mod suites;
-#[cfg(target_os = "none")]
-mod vcpu_hvm;
 #[cfg(target_os = "none")]
 #[path = "../verdict.rs"]
 mod verdict;

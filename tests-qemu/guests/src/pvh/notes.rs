@@ -8,31 +8,15 @@
 
 use core::arch::global_asm;
 
+#[path = "../elfnote_asm.rs"]
+mod elfnote_asm;
+use elfnote_asm::xen_note;
+
 use xen_abi::elfnote::{
     XEN_ELFNOTE_GUEST_OS, XEN_ELFNOTE_GUEST_VERSION, XEN_ELFNOTE_LOADER, XEN_ELFNOTE_PHYS32_ENTRY,
     XEN_ELFNOTE_SUPPORTED_FEATURES, XEN_ELFNOTE_XEN_VERSION,
 };
 use xen_abi::features::XENFEAT_dom0;
-
-/// One note with a descriptor given as assembler directives.
-macro_rules! xen_note {
-    ($ty:literal, $desc:literal) => {
-        concat!(
-            ".balign 4\n",
-            ".long 4\n",
-            ".long 3f - 2f\n",
-            ".long {",
-            $ty,
-            "}\n",
-            ".asciz \"Xen\"\n",
-            ".balign 4\n",
-            "2: ",
-            $desc,
-            "\n",
-            "3: .balign 4\n",
-        )
-    };
-}
 
 global_asm!(
     ".pushsection .note.Xen, \"a\", @note",

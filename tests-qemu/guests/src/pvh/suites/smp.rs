@@ -1,8 +1,8 @@
 //! `smp` (only when named; needs `dom0_max_vcpus=2`): bringing up a secondary vCPU of a PVH
 //! domain the way FreeBSD PVH does, with `VCPUOP_initialise` on a `vcpu_hvm_context`
-//! ([`crate::vcpu_hvm`]) and `VCPUOP_up`; what vCPU 1 finds when it starts; and taking it down
-//! again, first with `VCPUOP_down` on itself, then (after `VCPUOP_up` resumed it) with `cli;
-//! hlt`, which Xen's HVM code treats as the vCPU going offline.
+//! (`xen_abi::hvm::VcpuHvmContext`) and `VCPUOP_up`; what vCPU 1 finds when it starts; and
+//! taking it down again, first with `VCPUOP_down` on itself, then (after `VCPUOP_up` resumed
+//! it) with `cli; hlt`, which Xen's HVM code treats as the vCPU going offline.
 //!
 //! vCPU 0 alone prints: vCPU 1 reports through atomics and moves on only when vCPU 0 says so,
 //! so the transcript's order does not depend on how the two interleave. Every wait on vCPU 0 is
@@ -15,6 +15,7 @@ use core::arch::{asm, global_asm};
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use xen_abi::errno::Errno;
+use xen_abi::hvm::{VcpuHvmContext, VcpuHvmX86_32, VcpuHvmX86_64};
 use xen_abi::hypercall as nr;
 use xen_abi::sched::SCHEDOP_yield;
 use xen_abi::vcpu::{VCPUOP_down, VCPUOP_initialise, VCPUOP_is_up, VCPUOP_up};
@@ -26,7 +27,6 @@ use crate::events::{ensure_shared_info, vcpu0};
 use crate::hypercall::{cpuid, hypercall3};
 use crate::pvclock::now;
 use crate::suites::Env;
-use crate::vcpu_hvm::{VcpuHvmContext, VcpuHvmX86_32, VcpuHvmX86_64};
 use crate::verdict::{Hex, Rc, Suite};
 
 const EINVAL: i64 = Rc::err(Errno::EINVAL);
@@ -366,14 +366,14 @@ pub fn run(s: &mut Suite, env: &Env) {
     s.expect_rc("up_uninitialised", vcpu_op0(VCPUOP_up, 1), EINVAL);
     refused_contexts(s);
 
-    let mut ctx = VcpuHvmContext::x86_64(good_regs());
+    let mut ctx = VcpuHvmContext::from_x86_64(&good_regs());
     let rc = initialise(1, &mut ctx);
     s.expect_rc("initialise_64b", rc, 0);
     if rc != 0 {
         return;
     }
     s.expect_rc("is_up_1_initialised", is_up(1), 0);
-    let mut again = VcpuHvmContext::x86_64(good_regs());
+    let mut again = VcpuHvmContext::from_x86_64(&good_regs());
     s.expect_rc("initialise_again", initialise(1, &mut again), EEXIST);
     let rc = vcpu_op0(VCPUOP_up, 1);
     s.expect_rc("up", rc, 0);
@@ -417,7 +417,7 @@ pub fn run(s: &mut Suite, env: &Env) {
         halted && !ran_on,
         format_args!("is_up_1={} ran_on={ran_on}", Rc(is_up(1))),
     );
-    let mut late = VcpuHvmContext::x86_64(good_regs());
+    let mut late = VcpuHvmContext::from_x86_64(&good_regs());
     s.expect_rc("initialise_after_down", initialise(1, &mut late), EEXIST);
 }
 
@@ -427,20 +427,20 @@ fn refused_contexts(s: &mut Suite) {
     no_paging.cr0 &= !X86_CR0_PG;
     let mut non_canonical = good_regs();
     non_canonical.rip = 0x0000_8000_0000_0000;
-    let mut bad_mode = VcpuHvmContext::x86_64(good_regs());
+    let mut bad_mode = VcpuHvmContext::from_x86_64(&good_regs());
     bad_mode.mode = 2;
-    let mut bad_pad = VcpuHvmContext::x86_64(good_regs());
+    let mut bad_pad = VcpuHvmContext::from_x86_64(&good_regs());
     bad_pad.pad = 1;
     // All-zero 32-bit registers: CS has null attributes.
-    let null_cs = VcpuHvmContext::x86_32(VcpuHvmX86_32::default());
+    let null_cs = VcpuHvmContext::from_x86_32(&VcpuHvmX86_32::default());
     for (name, mut ctx) in [
         (
             "initialise_64b_no_paging",
-            VcpuHvmContext::x86_64(no_paging),
+            VcpuHvmContext::from_x86_64(&no_paging),
         ),
         (
             "initialise_64b_non_canonical_rip",
-            VcpuHvmContext::x86_64(non_canonical),
+            VcpuHvmContext::from_x86_64(&non_canonical),
         ),
         ("initialise_bad_mode", bad_mode),
         ("initialise_bad_pad", bad_pad),
