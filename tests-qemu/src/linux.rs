@@ -175,6 +175,55 @@ pub fn init_qemu(hv_elf: &Path, vmlinuz: &Path, initramfs: &Path) -> Qemu {
     q
 }
 
+/// The busybox shell's prompt.
+pub const SHELL_PROMPT: &str = "/ # ";
+
+/// Debian's cloud kernel as a boot-time domU (`type=pvh` if `pvh`) with the busybox shell
+/// initramfs, beside a pvtest dom0 that waits for it: the serial input moves to the domU
+/// (`CTRL-a` x3), the shell is asked for `/sys/hypervisor/type`, and `poweroff -f` ends the
+/// domU, after which dom0 powers the machine off. The run, for the caller's checks.
+pub fn cloud_domu_shell_run(name: &str, pvh: bool) -> Result<crate::RunResult> {
+    const CTRL_A3: &[u8] = &[1, 1, 1];
+    let kernel = cloud_kernel()?;
+    let initrd = crate::initramfs::busybox_shell_initramfs()?;
+    let pvtest = crate::guests::pvtest_elf()?;
+    let hv = paths::hypervisor_elf()?;
+    Qemu::new()
+        .name(name)
+        .kernel(hv)
+        .append("console=com1 com1=115200,8n1 dom0_mem=256M dom0_max_vcpus=1 noreboot")
+        .mem_mib(2048)
+        .smp(2)
+        .module(&pvtest, "suites=watch domus=1")
+        .module(
+            &kernel,
+            &format!(
+                "domU {}name=linux memory=256 initrd=2 -- {DOMU_CMDLINE}",
+                if pvh { "type=pvh " } else { "" }
+            ),
+        )
+        .module(&initrd, "")
+        .timeout(Duration::from_secs(240))
+        .type_after(crate::initramfs::SHELL_MARKER, CTRL_A3)
+        // A fresh prompt once the input is the domU's: the first one may have come before.
+        .type_after("*** Serial input to DOM1", b"\r")
+        .type_after(SHELL_PROMPT, b"cat /sys/hypervisor/type\r")
+        .type_after("(d1) xen", b"")
+        .type_after(SHELL_PROMPT, b"poweroff -f\r")
+        .success_marker(xen_ref::DOM0_HALTED)
+        .failure_marker(xen_ref::DOM0_CRASHED)
+        .failure_marker("domain_crash called from d1")
+        .run()
+}
+
+/// The lines a [`cloud_domu_shell_run`] must have shown.
+pub const CLOUD_DOMU_SHELL_LINES: &[&str] = &[
+    "(d1) XENOLITH-SHELL: ready on xen",
+    "(d1) xen",
+    "d1: shutdown, reason 0 (poweroff)",
+    "VERDICT watch.domus_stopped PASS",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,48 +63,10 @@ fn debian_cloud_linux_boots_as_a_pvh_domu_on_svm() {
 /// moves to it (`CTRL-a` x3), the test types into the shell, and `poweroff -f` ends the domU.
 #[test]
 fn debian_cloud_linux_pvh_domu_has_an_interactive_shell() {
-    const CTRL_A3: &[u8] = &[1, 1, 1];
-    let kernel = linux::cloud_kernel().unwrap_or_else(|e| panic!("fetching the cloud kernel: {e}"));
-    let initrd = initramfs::busybox_shell_initramfs()
-        .unwrap_or_else(|e| panic!("building the busybox initramfs: {e}"));
-    let pvtest = guests::pvtest_elf().unwrap_or_else(|e| panic!("building pvtest: {e}"));
-    let hv = paths::hypervisor_elf().unwrap_or_else(|e| panic!("building Xenolith: {e}"));
-    let prompt = "/ # ";
-    let run = Qemu::new()
-        .name("linux-pvh-shell")
-        .kernel(hv)
-        .cpu("max")
-        .append("console=com1 com1=115200,8n1 dom0_mem=256M dom0_max_vcpus=1 noreboot")
-        .mem_mib(2048)
-        .smp(2)
-        .module(&pvtest, "suites=watch domus=1")
-        .module(
-            &kernel,
-            &format!(
-                "domU type=pvh name=linux memory=256 initrd=2 -- {}",
-                linux::DOMU_CMDLINE
-            ),
-        )
-        .module(&initrd, "")
-        .timeout(Duration::from_secs(180))
-        .type_after(initramfs::SHELL_MARKER, CTRL_A3)
-        // A fresh prompt once the input is the domU's: the first one may have come before.
-        .type_after("*** Serial input to DOM1", b"\r")
-        .type_after(prompt, b"cat /sys/hypervisor/type\r")
-        .type_after("(d1) xen", b"")
-        .type_after(prompt, b"poweroff -f\r")
-        .success_marker(xen_ref::DOM0_HALTED)
-        .failure_marker(xen_ref::DOM0_CRASHED)
-        .failure_marker("domain_crash called from d1")
-        .run()
-        .unwrap_or_else(|e| panic!("running QEMU: {e}"));
+    let run = linux::cloud_domu_shell_run("linux-pvh-shell", true)
+        .unwrap_or_else(|e| panic!("running the cloud kernel as a PVH domU: {e}"));
     assert!(matches!(run.end, EndReason::Success(_)), "{}", run.report());
-    for line in [
-        "(d1) XENOLITH-SHELL: ready on xen",
-        "(d1) xen",
-        "d1: shutdown, reason 0 (poweroff)",
-        "VERDICT watch.domus_stopped PASS",
-    ] {
+    for line in linux::CLOUD_DOMU_SHELL_LINES {
         assert!(
             run.lines().any(|l| l.contains(line)),
             "no {line:?}\n{}",
