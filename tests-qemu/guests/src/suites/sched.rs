@@ -130,9 +130,11 @@ fn spin(s: &mut Suite, args: &Args) {
     let running =
         r1.time[RUNSTATE_running as usize].saturating_sub(r0.time[RUNSTATE_running as usize]);
     let window = t1 - t0;
+    // The guest's clock and the runstate accounting may disagree a little over a long window
+    // (seen once: 1.06 ms over 6 s, under load in CI-like runs): 1 % slack.
     s.check(
         "spin",
-        rc0 == 0 && rc1 == 0 && chunks > 0 && running > 0 && running <= window + MS,
+        rc0 == 0 && rc1 == 0 && chunks > 0 && running > 0 && running <= window + window / 100 + MS,
         format_args!(
             "chunks={chunks} running_ns={running} window_ns={window} rc={}",
             Rc(rc0 | rc1)
