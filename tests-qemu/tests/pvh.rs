@@ -203,3 +203,32 @@ fn pvhtest_smp_xenolith_matches_xen() {
         xenolith.report()
     );
 }
+
+/// The `smp` suite with both vCPUs of the PVH dom0 on one CPU (SVM): vCPU 1 starts from a
+/// `vcpu_hvm_context`, and the two share the CPU through the scheduler.
+#[test]
+fn pvhtest_smp_two_vcpus_on_one_cpu() {
+    let hv = tests_qemu::paths::hypervisor_elf().unwrap_or_else(|e| panic!("building: {e}"));
+    let guest = tests_qemu::guests::pvhtest_elf().unwrap_or_else(|e| panic!("building: {e}"));
+    let r = tests_qemu::guests::pvhtest_qemu_with(
+        Hypervisor::Xenolith,
+        &hv,
+        &guest,
+        "suites=smp",
+        PVH_SMP_CMDLINE,
+    )
+    .smp(1)
+    .name("pvhtest-smp-xenolith-2vcpus-1cpu")
+    .run()
+    .unwrap_or_else(|e| panic!("QEMU run failed to start: {e}"));
+    r.assert_success();
+    let t = tests_qemu::guests::pvh_transcript(r.serial.text());
+    if let Err(e) = t.expect_all_pass(&["smp"]) {
+        panic!("{e}\n{}", r.report());
+    }
+    assert!(
+        t.get("smp.ap.started").is_some(),
+        "vCPU 1 never ran\n{}",
+        r.report()
+    );
+}
